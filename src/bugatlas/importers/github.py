@@ -1,0 +1,103 @@
+"""GitHub issues as the REST API returns them, and the flattened variant of the shared
+corpus (labels as plain names, a ``repo`` field). Both may come as a JSON array, JSON
+Lines, or either gzipped."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from bugatlas.importers.base import BadRecord, Parsed, Progress, dataset_facts, first_json_record, one_line, read_json_records
+from bugatlas.store import Issue, Repository
+
+_REPO_FROM_URL = re.compile(r"(?:api\.github\.com/repos/|github\.com/)([^/\s]+/[^/\s]+?)(?:/|$)")
+PROGRESS_EVERY = 2_000
+
+
+def sniff(path: Path) -> bool:
+    rec = first_json_record(path)
+    return bool(rec) and "number" in rec and ("title" in rec or "html_url" in rec) and "SYMPTOM" not in rec
+
+
+def _repo_of(obj: dict[str, Any]) -> str:
+    if isinstance(obj.get("repo"), str):
+        return obj["repo"]
+    for key in ("repository_url", "html_url", "url"):
+        m = _REPO_FROM_URL.search(obj.get(key) or "")
+        if m:
+            return m.group(1)
+    if isinstance(obj.get("repository"), dict) and obj["repository"].get("full_name"):
+        return obj["repository"]["full_name"]
+    raise ValueError("no repository: needs 'repo', 'repository_url' or 'html_url'")
+
+
+def _label_names(labels: Any) -> list[str]:
+    if labels is None:
+        return []
+    if not isinstance(labels, list):
+        raise ValueError("field 'labels': expected a list")
+    names = []
+    for label in labels:
+        name = label.get("name") if isinstance(label, dict) else label
+        if not isinstance(name, str):
+            raise ValueError("field 'labels': each label must be a name or an object with 'name'")
+        names.append(name)
+    return names
+
+
+def parse_github_issue(obj: dict[str, Any], *, source: str = "import:github") -> Issue:
+    """One GitHub issue object (REST shape or the flattened corpus shape) as a store Issue."""
+    user = obj.get("user")
+    author = user.get("login") if isinstance(user, dict) else obj.get("author")
+    comments = obj.get("comments")
+    return Issue(
+        repo=_repo_of(obj),
+        number=obj["number"] if "number" in obj else _missing("number"),
+        title=obj.get("title"),
+        body=obj.get("body"),
+        state=obj.get("state"),
+        labels=_label_names(obj.get("labels")),
+        author=author,
+        author_association=obj.get("author_association"),
+        created_at=obj.get("created_at"),
+        updated_at=obj.get("updated_at"),
+        closed_at=obj.get("closed_at"),
+        comments_count=comments if isinstance(comments, int) else None,
+        reactions=obj.get("reactions"),
+        is_pull_request=bool(obj.get("pull_request")),
+        html_url=obj.get("html_url"),
+        source=source,
+        raw=obj,
+    )
+
+
+def _missing(name: str):
+    raise ValueError(f"missing field {name!r}")
+
+
+def parse_file(path: Path, progress: Progress | None = None) -> Parsed:
+    out = Parsed()
+    displays = dataset_facts()["serving-issues"]["repositories"]
+    records = list(read_json_records(path))
+    total = len(records)
+    for i, (loc, rec) in enumerate(records, 1):
+        if progress and (i % PROGRESS_EVERY == 0 or i == total):
+            progress(i, total)
+        if isinstance(rec, BadRecord):
+            out.bad.append(rec)
+            continue
+        out.records += 1
+        try:
+            out.issues.append(parse_github_issue(rec))
+        except (ValueError, TypeError, ValidationError) as exc:
+            out.bad.append(BadRecord(str(path), loc, one_line(exc)))
+    repos = {issue.repo for issue in out.issues}
+    kind = dataset_facts()["serving-issues"]["kind"]
+    out.repositories = [
+        Repository(full_name=r, display=displays.get(r), kind=kind if r in displays else None)
+        for r in sorted(repos)
+    ]
+    return out

@@ -1,0 +1,66 @@
+"""The Liu et al. 2025 dataset: 929 engine bugs known by URL, with human labels.
+
+Each row becomes a reference issue (no text until collection hydrates it) and human labels
+in the ``liu2025`` taxonomy; the row's URL is the label record."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from bugatlas.importers.base import BadRecord, Parsed, Progress, dataset_facts, read_csv_rows
+from bugatlas.store import Issue, Label, Repository
+
+ISSUE_URL = re.compile(r"^https?://github\.com/([^/\s]+/[^/\s]+)/(?:issues|pull)/(\d+)/?$")
+
+
+def sniff(path: Path) -> bool:
+    if not path.name.endswith((".csv", ".csv.gz")):
+        return False
+    try:
+        header, _ = read_csv_rows(path)
+    except Exception:
+        return False
+    return set(dataset_facts()["liu2025"]["required_columns"]) <= set(header)
+
+
+def parse_file(path: Path, progress: Progress | None = None) -> Parsed:
+    facts = dataset_facts()["liu2025"]
+    header, rows = read_csv_rows(path)
+    missing = [c for c in facts["required_columns"] if c not in header]
+    out = Parsed()
+    if missing:
+        out.bad.append(BadRecord(str(path), "line 1", f"missing column(s) {', '.join(missing)}"))
+        return out
+    sep = facts["multi_value_separator"]
+    displays = {k.lower(): v for k, v in facts["repositories"].items()}
+    seen_repos: dict[str, str] = {}
+    for i, (loc, row) in enumerate(rows, 1):
+        if progress:
+            progress(i, len(rows))
+        out.records += 1
+        url = (row.get("URL") or "").strip()
+        m = ISSUE_URL.match(url)
+        if not m:
+            out.bad.append(BadRecord(str(path), loc, f"column URL: not a GitHub issue link: {url!r}"))
+            continue
+        repo, number = m.group(1).lower(), int(m.group(2))
+        empty = [c for c in ("Symptom(s)", "Root Cause(s)") if not (row.get(c) or "").strip()]
+        if empty:
+            out.bad.append(BadRecord(str(path), loc, f"column {empty[0]!r} is empty"))
+            continue
+        out.issues.append(Issue(repo=repo, number=number, html_url=url, is_reference=True,
+                                source="import:liu2025"))  # fmt: skip
+        seen_repos[repo] = displays.get(repo) or row["repo"].strip()
+        for column, dimension in facts["columns"].items():
+            values = []
+            for v in (row.get(column) or "").split(sep):
+                if v.strip() and v.strip() not in values:  # "Operators@@Operators" is one component
+                    values.append(v.strip())
+            out.labels.extend(
+                Label(repo=repo, issue_number=number, taxonomy=facts["taxonomy"], dimension=dimension,
+                      value=v, source_kind="human", source=facts["source"], record=url)
+                for v in values
+            )  # fmt: skip
+    out.repositories = [Repository(full_name=r, display=d, kind=facts["kind"]) for r, d in seen_repos.items()]
+    return out
