@@ -21,6 +21,7 @@ STAGE_COMMANDS = [
     "bugatlas.store.commands",
     "bugatlas.collect.commands",
     "bugatlas.taxonomy.commands",
+    "bugatlas.filter.commands",
     "bugatlas.classify.commands",
     "bugatlas.annotate.commands",
     "bugatlas.analyze.commands",
@@ -28,6 +29,7 @@ STAGE_COMMANDS = [
     "bugatlas.diagnose.commands",
     "bugatlas.preflight.commands",
     "bugatlas.probe.commands",
+    "bugatlas.study.commands",
 ]
 
 app = typer.Typer(
