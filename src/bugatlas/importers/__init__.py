@@ -5,7 +5,13 @@ file, then writes it in one transaction: a file with a bad record changes nothin
 ``skip_bad`` is set, in which case its good records are kept and the bad ones returned.
 """
 
-from bugatlas.importers.base import BadRecord, ImportResult, detect_format, import_paths, iter_input_files
+from bugatlas.importers.base import (
+           BadRecord,
+           ImportResult,
+           detect_format,
+           import_paths,
+           iter_input_files,
+)
 from bugatlas.importers.github import parse_github_issue
 
 __all__ = ["BadRecord", "ImportResult", "detect_format", "import_paths", "iter_input_files",

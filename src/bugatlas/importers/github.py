@@ -10,7 +10,15 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from bugatlas.importers.base import BadRecord, Parsed, Progress, dataset_facts, first_json_record, one_line, read_json_records
+from bugatlas.importers.base import (
+    BadRecord,
+    Parsed,
+    Progress,
+    dataset_facts,
+    first_json_record,
+    one_line,
+    read_json_records,
+)
 from bugatlas.store import Issue, Repository
 
 _REPO_FROM_URL = re.compile(r"(?:api\.github\.com/repos/|github\.com/)([^/\s]+/[^/\s]+?)(?:/|$)")

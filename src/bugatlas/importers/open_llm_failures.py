@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bugatlas.importers.base import BadRecord, Parsed, Progress, dataset_facts, first_json_record, read_json_records
+from bugatlas.importers.base import (
+    BadRecord,
+    Parsed,
+    Progress,
+    dataset_facts,
+    first_json_record,
+    read_json_records,
+)
 from bugatlas.importers.liu2025 import ISSUE_URL
 from bugatlas.store import Issue, Label, Repository
 

@@ -25,11 +25,15 @@ def register(app: typer.Typer) -> None:
             return
         console.print(f"[bold]{stats['issues']}[/] issues with text, {stats['references']} references only, "
                       f"{stats['labels']} labels, store {stats['db_path']}")  # fmt: skip
-        for key, title in (("by_repository", "repository"), ("by_state", "state"), ("by_year", "year"),
-                           ("by_maintainer_label", "maintainers' label")):  # fmt: skip
-            table = Table(title=f"issues by {title}", title_justify="left")
-            table.add_column(title)
-            table.add_column("issues", justify="right")
+        for key, title in (("by_repository", "issues by repository"),
+                           ("references_by_repository", "references (no text yet) by repository"),
+                           ("by_state", "issues by state"), ("by_year", "issues by year"),
+                           ("by_maintainer_label", "issues by maintainers' label")):  # fmt: skip
+            if not stats[key]:
+                continue
+            table = Table(title=title, title_justify="left")
+            table.add_column(title.split(" by ")[-1])
+            table.add_column("count", justify="right")
             for name, n in stats[key].items():
                 table.add_row(str(name), str(n))
             console.print(table)

@@ -23,7 +23,10 @@ def store_stats(store: Store, *, top_labels: int = 15) -> dict[str, Any]:
         "comments": int(q("SELECT COUNT(*) FROM comments").fetchone()[0]),
         "pull_requests": int(q("SELECT COUNT(*) FROM pull_requests").fetchone()[0]),
         "by_repository": counts(
-            "SELECT repo, COUNT(*) FROM issues GROUP BY repo ORDER BY COUNT(*) DESC, repo"
+            f"SELECT repo, COUNT(*) FROM issues {text_only} GROUP BY repo ORDER BY COUNT(*) DESC, repo"
+        ),
+        "references_by_repository": counts(
+            "SELECT repo, COUNT(*) FROM issues WHERE is_reference = 1 GROUP BY repo ORDER BY COUNT(*) DESC, repo"
         ),
         "by_state": counts(
             f"SELECT COALESCE(state, 'unknown'), COUNT(*) FROM issues {text_only} GROUP BY 1 ORDER BY 2 DESC"

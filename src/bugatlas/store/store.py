@@ -289,7 +289,7 @@ class Store:
             sql += " WHERE is_reference = 0"
         df = pd.read_sql_query(sql + " ORDER BY repo, number", self.conn)
         for col in ({"labels", "reactions"} & set(cols)):
-            df[col] = df[col].map(_loads)
+            df[col] = df[col].map(lambda v: _loads(v) if isinstance(v, str) else None)
         return df
 
     # -- comments, pull requests, fixes ----------------------------------------------------

@@ -1,0 +1,130 @@
+"""Every importer on the real shared files: counts, idempotency, references, labels."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import sqlite3
+from pathlib import Path
+
+import pytest
+from tests.conftest import CORPUS, LIU_CSV, OLF_DIR
+
+from bugatlas import BadInputError, Store, import_paths
+from bugatlas.importers import detect_format
+
+
+def _count(store: Store, sql: str) -> int:
+    return store.conn.execute(sql).fetchone()[0]
+
+
+def test_formats_are_detected(shared_data: Path) -> None:
+    assert detect_format(CORPUS) == "github"
+    assert detect_format(LIU_CSV) == "liu2025"
+    assert detect_format(next(OLF_DIR.rglob("*.json"))) == "open-llm-failures"
+
+
+def test_corpus_imports_2997_issues_and_reimport_does_not_duplicate(shared_data: Path, tmp_path: Path) -> None:
+    with Store(tmp_path / "s.db") as store:
+        import_paths(store, [CORPUS], progress=False)
+        assert store.count_issues() == 2997
+        by_repo = dict(store.conn.execute("SELECT repo, COUNT(*) FROM issues GROUP BY repo"))
+        assert set(by_repo) == {"vllm-project/vllm", "ggml-org/llama.cpp", "sgl-project/sglang"}
+        import_paths(store, [CORPUS], progress=False)
+        assert store.count_issues() == 2997
+        issue = store.get_issue("ggml-org/llama.cpp", 1)
+        assert issue.title == "Merging tensors of larger models"
+        assert issue.labels == ["enhancement"] and issue.state == "closed"
+        assert issue.comments_count == 4 and issue.reactions["total_count"] == 2
+        raw = store.conn.execute("SELECT raw FROM issues WHERE repo='ggml-org/llama.cpp' AND number=1").fetchone()[0]
+        assert '"html_url":"https://github.com/ggml-org/llama.cpp/issues/1"' in raw
+
+
+def test_liu_dataset_yields_929_labeled_references_across_5_engines(shared_data: Path, tmp_path: Path) -> None:
+    with Store(tmp_path / "s.db") as store:
+        import_paths(store, [LIU_CSV], progress=False)
+        import_paths(store, [LIU_CSV], progress=False)  # idempotent
+        assert _count(store, "SELECT COUNT(*) FROM issues WHERE is_reference = 1") == 929
+        records = _count(store, "SELECT COUNT(DISTINCT record) FROM labels WHERE taxonomy='liu2025'")
+        assert records == 929
+        engines = {r["display"] for r in store.repositories()}
+        assert engines == {"vLLM", "Llama.cpp", "DeepSpeed", "MLC-LLM", "TensorRT-LLM"}
+        symptoms = dict(store.conn.execute(
+            "SELECT value, COUNT(*) FROM labels WHERE taxonomy='liu2025' AND dimension='symptom' GROUP BY value"))
+        assert symptoms == {"Crash": 603, "Unexpected Output": 122, "Feature Failure": 107,
+                            "Abnormal Performance": 53, "System Hang": 35, "Silent Error": 12}
+        # "Operators@@Operators" is one component, not two
+        with open(LIU_CSV, encoding="utf-8-sig") as fh:
+            expected = sum(len(set(row["Component"].split("@@"))) for row in csv.DictReader(fh))
+        assert _count(store, "SELECT COUNT(*) FROM labels WHERE dimension='component'") == expected < 929 + 20
+        assert all(l.source_kind == "human" and l.source == "dataset:liu2025" for l in store.iter_labels("liu2025"))
+
+
+def test_open_llm_failures_yields_706_labeled_records(shared_data: Path, tmp_path: Path) -> None:
+    with Store(tmp_path / "s.db") as store:
+        import_paths(store, [OLF_DIR], progress=False)
+        import_paths(store, [OLF_DIR], progress=False)
+        assert _count(store, "SELECT COUNT(DISTINCT record) FROM labels WHERE taxonomy='yu2026-artifact'") == 706
+        assert _count(store, "SELECT COUNT(*) FROM issues WHERE is_reference = 1") == 703
+        stages = dict(store.conn.execute(
+            "SELECT value, COUNT(*) FROM labels WHERE dimension='stage' GROUP BY value"))
+        assert stages == {"Inference": 557, "Fine-tuning": 149}
+        series = dict(store.conn.execute(
+            """SELECT r.display, COUNT(DISTINCT l.record) FROM labels l JOIN repositories r
+               ON r.full_name = l.repo WHERE l.taxonomy='yu2026-artifact' GROUP BY r.display"""))
+        assert series == {"DeepSeek": 86, "Llama": 171, "Qwen": 449}
+
+
+def test_full_issue_replaces_reference_but_reference_never_overwrites_text(shared_data: Path, tmp_path: Path) -> None:
+    ref = tmp_path / "ref.csv"
+    ref.write_text(
+        "URL,repo,Phase,Symptom(s),Unexpected Tokens,Component,Root Cause(s)\n"
+        "https://github.com/ggml-org/llama.cpp/issues/1,Llama.cpp,Inference/Serving,Crash,,Operators,Misconfiguration\n",
+        encoding="utf-8",
+    )
+    with Store(tmp_path / "s.db") as store:
+        import_paths(store, [ref], progress=False)
+        assert store.get_issue("ggml-org/llama.cpp", 1) is None  # references are hidden by default
+        import_paths(store, [CORPUS], progress=False)
+        import_paths(store, [ref], progress=False)
+        issue = store.get_issue("ggml-org/llama.cpp", 1)
+        assert issue.title == "Merging tensors of larger models" and not issue.is_reference
+        assert [l.value for l in store.iter_labels("liu2025", dimension="symptom")] == ["Crash"]
+
+
+def test_corrupted_corpus_fails_with_line_number_and_leaves_store_as_it_was(shared_data: Path, tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    with Store(db) as store:
+        import_paths(store, [LIU_CSV], progress=False)
+    before = _dump(db)
+    broken = tmp_path / "broken.jsonl.gz"
+    with gzip.open(CORPUS, "rt", encoding="utf-8") as src, gzip.open(broken, "wt", encoding="utf-8") as dst:
+        for n, line in enumerate(src, 1):
+            dst.write(line[: len(line) // 2] + "\n" if n == 1500 else line)
+    with Store(db) as store, pytest.raises(BadInputError, match=r"broken\.jsonl\.gz: line 1500: invalid JSON"):
+        import_paths(store, [broken], progress=False)
+    assert _dump(db) == before
+
+
+def test_skip_bad_imports_the_good_records_and_reports_the_bad(shared_data: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "broken.jsonl"
+    with gzip.open(CORPUS, "rt", encoding="utf-8") as src:
+        lines = src.readlines()[:100]
+    lines[9] = '{"repo": "vllm-project/vllm", "title": "no number"}\n'
+    lines[19] = "not json\n"
+    broken.write_text("".join(lines), encoding="utf-8")
+    with Store(tmp_path / "s.db") as store:
+        (result,) = import_paths(store, [broken], skip_bad=True, progress=False)
+        assert store.count_issues() == 98
+    assert [str(b) for b in result.bad] == [
+        f"{broken}: line 10: missing field 'number'",
+        f"{broken}: line 20: invalid JSON (invalid literal, expected 'null')",
+    ]
+
+
+def _dump(db: Path) -> list[str]:
+    conn = sqlite3.connect(db)
+    try:
+        return [line for line in conn.iterdump() if "schema_migrations" not in line and "INTO \"runs\"" not in line]
+    finally:
+        conn.close()

@@ -1,0 +1,98 @@
+"""The store's interface: migrations, transactions, upserts, labels, provenance."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bugatlas import BugAtlasError, Issue, Label, Store
+
+
+def _issue(n: int, **kw) -> Issue:
+    return Issue(repo="Owner/Repo", number=n, title=f"issue {n}", body="body", **kw)
+
+
+def test_new_store_is_migrated_and_reopening_applies_nothing(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    with Store(db) as store:
+        assert store.schema_version[0] == "0001_core"
+    with Store(db) as store:
+        assert store.migrate() == []
+
+
+def test_store_written_by_newer_version_is_refused(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    with Store(db) as store:
+        store.conn.execute("INSERT INTO schema_migrations VALUES ('9999_future', 'x')")
+    with pytest.raises(BugAtlasError, match="newer BugAtlas.*9999_future"):
+        Store(db)
+
+
+def test_missing_store_is_a_clear_error_when_not_creating(tmp_path: Path) -> None:
+    with pytest.raises(BugAtlasError, match="no study store here"):
+        Store(tmp_path / "nope.db", create=False)
+
+
+def test_not_a_database_is_a_clear_error(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.db"
+    bad.write_text("this is not sqlite" * 100)
+    with pytest.raises(BugAtlasError, match="not a BugAtlas store"):
+        Store(bad)
+
+
+def test_repo_names_are_normalized_and_upsert_updates(tmp_path: Path) -> None:
+    with Store(tmp_path / "s.db") as store:
+        store.upsert_issues([_issue(1), _issue(2)])
+        store.upsert_issues([_issue(1, state="closed")])
+        assert store.count_issues() == 2
+        assert store.get_issue("owner/repo", 1).state == "closed"
+        assert [r["full_name"] for r in store.repositories()] == ["owner/repo"]
+
+
+def test_bad_repository_name_is_rejected() -> None:
+    with pytest.raises(ValueError, match="OWNER/NAME"):
+        Issue(repo="no-slash", number=1)
+
+
+def test_transaction_rolls_back_everything_on_error(tmp_path: Path) -> None:
+    with Store(tmp_path / "s.db") as store:
+        store.upsert_issues([_issue(1)])
+        with pytest.raises(RuntimeError), store.transaction():
+            store.upsert_issues([_issue(2)])  # nested: joins the outer transaction
+            raise RuntimeError("boom")
+        assert store.count_issues() == 1
+
+
+def test_labels_upsert_and_replace_by_source(tmp_path: Path) -> None:
+    def lab(value: str, conf: float, source: str = "rules") -> Label:
+        return Label(repo="owner/repo", issue_number=1, taxonomy="t", dimension="symptom", value=value,
+                     source_kind="rule", source=source, confidence=conf, evidence=["Traceback"])
+
+    with Store(tmp_path / "s.db") as store:
+        store.upsert_issues([_issue(1)])
+        store.add_labels([lab("Crash", 0.5), lab("Crash", 0.9), lab("Crash", 0.7, source="other")])
+        assert sorted(l.confidence for l in store.iter_labels("t")) == [0.7, 0.9]
+        store.replace_labels("t", "rule", "rules", [lab("System Hang", 0.6)])
+        assert sorted((l.source, l.value) for l in store.iter_labels("t")) == [
+            ("other", "Crash"), ("rules", "System Hang")]
+        assert store.iter_labels("t").__next__().evidence == ["Traceback"]
+        df = store.labels_frame("t")
+        assert list(df["value"]) == ["Crash", "System Hang"]
+
+
+def test_unknown_label_source_kind_is_rejected() -> None:
+    with pytest.raises(ValueError, match="source_kind"):
+        Label(repo="o/r", issue_number=1, taxonomy="t", dimension="d", value="v", source_kind="guess", source="x")
+
+
+def test_runs_record_provenance_and_failures(tmp_path: Path) -> None:
+    with Store(tmp_path / "s.db") as store:
+        with store.run("demo", {"k": 1}) as run:
+            run.summary["n"] = 3
+        with pytest.raises(ValueError), store.run("demo2"):
+            raise ValueError("bad thing")
+        runs = store.runs()
+        assert [(r["command"], r["status"]) for r in runs] == [("demo", "ok"), ("demo2", "failed")]
+        assert runs[0]["params"] == {"k": 1} and runs[0]["summary"] == {"n": 3}
+        assert runs[1]["summary"]["error"] == "bad thing"
