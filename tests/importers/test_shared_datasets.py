@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import json
 import sqlite3
 from pathlib import Path
 
@@ -36,8 +37,9 @@ def test_corpus_imports_2997_issues_and_reimport_does_not_duplicate(shared_data:
         assert issue.title == "Merging tensors of larger models"
         assert issue.labels == ["enhancement"] and issue.state == "closed"
         assert issue.comments_count == 4 and issue.reactions["total_count"] == 2
-        raw = store.conn.execute("SELECT raw FROM issues WHERE repo='ggml-org/llama.cpp' AND number=1").fetchone()[0]
-        assert '"html_url":"https://github.com/ggml-org/llama.cpp/issues/1"' in raw
+        (with_raw,) = store.iter_issues(where="number = 1 AND repo = 'ggml-org/llama.cpp'", include_raw=True)
+        with gzip.open(CORPUS, "rt", encoding="utf-8") as fh:
+            assert with_raw.raw == json.loads(fh.readline())  # every field as received
 
 
 def test_liu_dataset_yields_929_labeled_references_across_5_engines(shared_data: Path, tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ import csv
 import gzip
 import io
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
@@ -19,7 +20,9 @@ from pydantic import ValidationError
 from bugatlas.errors import BadInputError
 from bugatlas.store import Issue, Label, Repository, Store
 
-PROGRESS_THRESHOLD = 5_000  # records; smaller imports finish before a bar is worth drawing
+PROGRESS_MIN_BYTES = 1_000_000  # smaller files import before a progress bar is worth drawing
+CHUNK = 2_000  # records parsed and written at a time
+Progress = Callable[[int, int], None]  # (units done, units in file): bytes or records
 _DATA_SUFFIXES = (".json", ".jsonl", ".ndjson", ".json.gz", ".jsonl.gz", ".ndjson.gz", ".csv", ".csv.gz")
 
 
@@ -80,52 +83,84 @@ def open_text(path: Path) -> io.TextIOBase:
     return open(path, encoding="utf-8-sig", newline="")
 
 
-def read_json_records(path: Path) -> Iterator[tuple[str, dict[str, Any] | BadRecord]]:
+class _ByteCounter:
+    """Reports how far through the file (on disk, compressed or not) reading has got."""
+
+    def __init__(self, raw: io.BufferedReader, total: int, progress: Progress | None):
+        self.raw, self.total, self.progress = raw, total, progress
+
+    def tick(self) -> None:
+        if self.progress:
+            self.progress(self.raw.tell(), self.total)
+
+
+def read_json_records(
+    path: Path, progress: Progress | None = None
+) -> Iterator[tuple[str, dict[str, Any] | BadRecord]]:
     """Records of a JSON array, a single JSON object, or JSON Lines (optionally gzipped).
 
-    Yields (location, record-or-BadRecord); a broken line is reported, never skipped silently.
+    JSON Lines are streamed. Yields (location, record-or-BadRecord); a broken line is
+    reported, never skipped silently. ``progress`` gets (bytes read, file size).
     """
     try:
-        with open_text(path) as fh:
-            text = fh.read()
-    except (OSError, UnicodeDecodeError, EOFError) as exc:
+        raw = open(path, "rb")
+    except OSError as exc:
         raise BadInputError(f"{path}: cannot read ({one_line(exc)})") from exc
-    stripped = text.lstrip()
-    if stripped.startswith("["):
+    with raw:
+        counter = _ByteCounter(raw, path.stat().st_size, progress)
+        stream = gzip.open(raw, "rb") if path.name.endswith(".gz") else raw
         try:
-            doc = orjson.loads(text)
-        except orjson.JSONDecodeError as exc:
-            line = text.count("\n", 0, exc.pos) + 1
-            raise BadInputError(f"{path}: line {line}: invalid JSON ({exc.msg})") from exc
-        for i, rec in enumerate(doc, 1):
-            yield f"record {i}", rec if isinstance(rec, dict) else BadRecord(
-                str(path), f"record {i}", f"expected a JSON object, got {type(rec).__name__}"
-            )
-        return
-    lines = text.splitlines()
-    if stripped.startswith("{") and len(lines) > 1:
-        # One pretty-printed object spans lines; JSON Lines has one object per line.
-        try:
-            first = orjson.loads(lines[0])
-        except orjson.JSONDecodeError:
-            first = None
-        if first is None:
-            try:
-                yield "record 1", orjson.loads(text)
+            head = stream.peek(64)[:64] if hasattr(stream, "peek") else b""
+            head = head.lstrip(b"\xef\xbb\xbf").lstrip()
+            if head.startswith(b"["):
+                yield from _json_document(path, stream.read())
+                counter.tick()
                 return
+            first = stream.readline()
+            try:
+                orjson.loads(first)
+                one_per_line = True
             except orjson.JSONDecodeError:
-                pass
-    for lineno, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            rec = orjson.loads(line)
-        except orjson.JSONDecodeError as exc:
-            yield f"line {lineno}", BadRecord(str(path), f"line {lineno}", f"invalid JSON ({exc.msg})")
-            continue
-        if not isinstance(rec, dict):
-            rec = BadRecord(str(path), f"line {lineno}", f"expected a JSON object, got {type(rec).__name__}")
-        yield f"line {lineno}", rec
+                one_per_line = not first.lstrip(b"\xef\xbb\xbf").strip().startswith(b"{")
+            if not one_per_line:  # a single pretty-printed object
+                yield from _json_document(path, first + stream.read())
+                return
+            for lineno, line in enumerate(_chain_first(first, stream), 1):
+                if lineno % 1000 == 0:
+                    counter.tick()
+                if not line.strip():
+                    continue
+                try:
+                    rec = orjson.loads(line)
+                except orjson.JSONDecodeError as exc:
+                    yield f"line {lineno}", BadRecord(str(path), f"line {lineno}", f"invalid JSON ({exc.msg})")
+                    continue
+                if not isinstance(rec, dict):
+                    rec = BadRecord(str(path), f"line {lineno}", f"expected a JSON object, got {type(rec).__name__}")
+                yield f"line {lineno}", rec
+            counter.tick()
+        except (OSError, EOFError, gzip.BadGzipFile) as exc:
+            raise BadInputError(f"{path}: cannot read ({one_line(exc)})") from exc
+
+
+def _chain_first(first: bytes, stream: Any) -> Iterator[bytes]:
+    yield first.lstrip(b"\xef\xbb\xbf")
+    yield from stream
+
+
+def _json_document(path: Path, data: bytes) -> Iterator[tuple[str, dict[str, Any] | BadRecord]]:
+    try:
+        doc = orjson.loads(data.lstrip(b"\xef\xbb\xbf"))
+    except orjson.JSONDecodeError as exc:
+        raise BadInputError(f"{path}: line {exc.lineno}: invalid JSON ({exc.msg})") from exc
+    if isinstance(doc, dict):
+        doc = [doc]
+    if not isinstance(doc, list):
+        raise BadInputError(f"{path}: expected a JSON array of objects, got {type(doc).__name__}")
+    for i, rec in enumerate(doc, 1):
+        yield f"record {i}", rec if isinstance(rec, dict) else BadRecord(
+            str(path), f"record {i}", f"expected a JSON object, got {type(rec).__name__}"
+        )
 
 
 def read_csv_rows(path: Path) -> tuple[list[str], list[tuple[str, dict[str, str]]]]:
@@ -141,8 +176,8 @@ def read_csv_rows(path: Path) -> tuple[list[str], list[tuple[str, dict[str, str]
 
 
 # -- formats ---------------------------------------------------------------------------------
-Progress = Callable[[int, int], None]  # (records done, records in file)
-Parser = Callable[[Path, Progress | None], Parsed]
+# A format's parser yields Parsed chunks, so big files stream into one transaction.
+Parser = Callable[[Path, "Progress | None"], Iterator[Parsed]]
 
 
 def _formats() -> dict[str, tuple[Parser, Callable[[Path], bool]]]:
@@ -209,50 +244,42 @@ def import_paths(
     """
     if fmt is not None and fmt not in FORMATS:
         raise BadInputError(f"--format: unknown format {fmt!r} (choose from {', '.join(FORMATS)})")
-    results = []
     files = iter_input_files(paths)
     if not files:
         raise BadInputError(f"{', '.join(map(str, paths))}: no data files found")
+    results = []
     with store.run("import", {"paths": [str(p) for p in paths], "format": fmt, "skip_bad": skip_bad}) as run:
         for path in files:
             name = fmt or detect_format(path)
             parse, _ = _formats()[name]
-            parsed = _parse_with_progress(parse, path, progress)
-            if parsed.bad and not skip_bad:
-                raise BadInputError(f"{parsed.bad[0]} (nothing from this file was stored; "
-                                    f"--skip-bad imports the good records)")  # fmt: skip
-            with store.transaction():
-                for repo in parsed.repositories:
-                    store.upsert_repository(repo)
-                n_issues = store.upsert_issues(parsed.issues)
-                for label in parsed.labels:
-                    label.run_id = run.id
-                n_labels = store.add_labels(parsed.labels)
-            results.append(ImportResult(str(path), name, parsed.records, n_issues, n_labels, parsed.bad))
+            with _progress_bar(path, enabled=progress) as tick, store.transaction():
+                result = ImportResult(str(path), name, 0, 0, 0, [])
+                for chunk in parse(path, tick):
+                    if chunk.bad and not skip_bad:  # raising rolls the whole file back
+                        raise BadInputError(f"{chunk.bad[0]} (nothing from this file was stored; "
+                                            f"--skip-bad imports the good records)")  # fmt: skip
+                    for repo in chunk.repositories:
+                        store.upsert_repository(repo)
+                    for label in chunk.labels:
+                        label.run_id = run.id
+                    result.records += chunk.records
+                    result.issues += store.upsert_issues(chunk.issues)
+                    result.labels += store.add_labels(chunk.labels)
+                    result.bad += chunk.bad
+            results.append(result)
         run.summary = {"files": [r.as_dict() | {"bad": len(r.bad)} for r in results]}
     return results
 
 
-def _parse_with_progress(parse: Parser, path: Path, progress: bool) -> Parsed:
-    if not progress:
-        return parse(path, None)
+@contextmanager
+def _progress_bar(path: Path, *, enabled: bool) -> Iterator[Progress | None]:
+    if not enabled or path.stat().st_size < PROGRESS_MIN_BYTES:
+        yield None
+        return
     from rich import progress as rp
 
-    bar = rp.Progress(rp.TextColumn("importing {task.description}"), rp.BarColumn(),
-                      rp.MofNCompleteColumn(), rp.TimeRemainingColumn(), transient=True)  # fmt: skip
-    task = None
-
-    def tick(done: int, total: int) -> None:
-        nonlocal task
-        if total < PROGRESS_THRESHOLD:
-            return
-        if task is None:
-            bar.start()
-            task = bar.add_task(path.name, total=total)
-        bar.update(task, completed=done)
-
-    try:
-        return parse(path, tick)
-    finally:
-        if task is not None:
-            bar.stop()
+    columns = (rp.TextColumn(f"importing {path.name}"), rp.BarColumn(), rp.TaskProgressColumn(),
+               rp.TimeRemainingColumn())  # fmt: skip
+    with rp.Progress(*columns, transient=True) as bar:
+        task = bar.add_task(path.name, total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)

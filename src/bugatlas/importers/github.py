@@ -5,12 +5,14 @@ Lines, or either gzipped."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
 from bugatlas.importers.base import (
+    CHUNK,
     BadRecord,
     Parsed,
     Progress,
@@ -22,7 +24,6 @@ from bugatlas.importers.base import (
 from bugatlas.store import Issue, Repository
 
 _REPO_FROM_URL = re.compile(r"(?:api\.github\.com/repos/|github\.com/)([^/\s]+/[^/\s]+?)(?:/|$)")
-PROGRESS_EVERY = 2_000
 
 
 def sniff(path: Path) -> bool:
@@ -86,26 +87,27 @@ def _missing(name: str):
     raise ValueError(f"missing field {name!r}")
 
 
-def parse_file(path: Path, progress: Progress | None = None) -> Parsed:
-    out = Parsed()
-    displays = dataset_facts()["serving-issues"]["repositories"]
-    records = list(read_json_records(path))
-    total = len(records)
-    for i, (loc, rec) in enumerate(records, 1):
-        if progress and (i % PROGRESS_EVERY == 0 or i == total):
-            progress(i, total)
+def parse_file(path: Path, progress: Progress | None = None) -> Iterator[Parsed]:
+    facts = dataset_facts()["serving-issues"]
+    chunk = Parsed()
+    seen_repos: set[str] = set()
+    for loc, rec in read_json_records(path, progress):
         if isinstance(rec, BadRecord):
-            out.bad.append(rec)
-            continue
-        out.records += 1
-        try:
-            out.issues.append(parse_github_issue(rec))
-        except (ValueError, TypeError, ValidationError) as exc:
-            out.bad.append(BadRecord(str(path), loc, one_line(exc)))
-    repos = {issue.repo for issue in out.issues}
-    kind = dataset_facts()["serving-issues"]["kind"]
-    out.repositories = [
-        Repository(full_name=r, display=displays.get(r), kind=kind if r in displays else None)
-        for r in sorted(repos)
-    ]
-    return out
+            chunk.bad.append(rec)
+        else:
+            chunk.records += 1
+            try:
+                issue = parse_github_issue(rec)
+            except (ValueError, TypeError, ValidationError) as exc:
+                chunk.bad.append(BadRecord(str(path), loc, one_line(exc)))
+            else:
+                chunk.issues.append(issue)
+                if issue.repo not in seen_repos:
+                    seen_repos.add(issue.repo)
+                    display = facts["repositories"].get(issue.repo)
+                    chunk.repositories.append(Repository(
+                        full_name=issue.repo, display=display, kind=facts["kind"] if display else None))
+        if len(chunk.issues) + len(chunk.bad) >= CHUNK:
+            yield chunk
+            chunk = Parsed()
+    yield chunk

@@ -6,6 +6,7 @@ in the ``liu2025`` taxonomy; the row's URL is the label record."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 from bugatlas.importers.base import BadRecord, Parsed, Progress, dataset_facts, read_csv_rows
@@ -24,14 +25,15 @@ def sniff(path: Path) -> bool:
     return set(dataset_facts()["liu2025"]["required_columns"]) <= set(header)
 
 
-def parse_file(path: Path, progress: Progress | None = None) -> Parsed:
+def parse_file(path: Path, progress: Progress | None = None) -> Iterator[Parsed]:
     facts = dataset_facts()["liu2025"]
     header, rows = read_csv_rows(path)
     missing = [c for c in facts["required_columns"] if c not in header]
     out = Parsed()
     if missing:
         out.bad.append(BadRecord(str(path), "line 1", f"missing column(s) {', '.join(missing)}"))
-        return out
+        yield out
+        return
     sep = facts["multi_value_separator"]
     displays = {k.lower(): v for k, v in facts["repositories"].items()}
     seen_repos: dict[str, str] = {}
@@ -63,4 +65,4 @@ def parse_file(path: Path, progress: Progress | None = None) -> Parsed:
                 for v in values
             )  # fmt: skip
     out.repositories = [Repository(full_name=r, display=d, kind=facts["kind"]) for r, d in seen_repos.items()]
-    return out
+    yield out

@@ -6,6 +6,7 @@ Labels go into the ``yu2026-artifact`` taxonomy (the files' own vocabulary); the
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 from bugatlas.importers.base import (
@@ -25,7 +26,7 @@ def sniff(path: Path) -> bool:
     return bool(rec) and "SYMPTOM" in rec and "link" in rec
 
 
-def parse_file(path: Path, progress: Progress | None = None) -> Parsed:
+def parse_file(path: Path, progress: Progress | None = None) -> Iterator[Parsed]:
     facts = dataset_facts()["open-llm-failures"]
     series = facts["series_by_owner"]
     out = Parsed()
@@ -62,4 +63,4 @@ def parse_file(path: Path, progress: Progress | None = None) -> Parsed:
     out.repositories = [
         Repository(full_name=r, display=series.get(r.split("/")[0]), kind=facts["kind"]) for r in sorted(seen_repos)
     ]
-    return out
+    yield out

@@ -30,6 +30,7 @@ ISSUE_COLUMNS = (
     "html_url", "is_reference", "source", "raw",
 )  # fmt: skip
 _JSON_ISSUE_COLUMNS = {"labels", "reactions", "raw"}
+_TEXT_IN_COLUMNS = ("title", "body")  # held verbatim in columns, not again in raw
 
 
 def now_iso() -> str:
@@ -71,14 +72,18 @@ class Store:
         try:
             # check_same_thread=False: the annotation server shares one store across request
             # threads; every write goes through transaction(), which serialises on a lock.
+            is_new = not self.path.exists() or self.path.stat().st_size == 0
             self.conn = sqlite3.connect(
                 self.path, isolation_level=None, check_same_thread=False, timeout=30
             )
+            if is_new:  # issue bodies are kilobytes: big pages mean fewer overflow pages (bench/)
+                self.conn.execute("PRAGMA page_size=16384")
             self.conn.execute("PRAGMA journal_mode=WAL")
         except sqlite3.DatabaseError as exc:
             raise BugAtlasError(f"{self.path}: not a BugAtlas store ({exc})") from exc
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.execute("PRAGMA foreign_keys=ON")
+        self.conn.execute("PRAGMA cache_size=-65536")  # 64 MiB: bulk imports touch many pages
         self._lock = threading.RLock()
         self._depth = 0
         self.migrate()
@@ -230,16 +235,16 @@ class Store:
         return {r[0] for r in self.conn.execute("SELECT full_name FROM repositories")}
 
     @staticmethod
-    def _issue_row(issue: Issue) -> tuple:
-        values = []
-        for col in ISSUE_COLUMNS:
-            v = getattr(issue, col)
-            if col in _JSON_ISSUE_COLUMNS:
-                v = _dumps(v)
-            elif isinstance(v, bool):
-                v = int(v)
-            values.append(v)
-        return tuple(values)
+    def _issue_row(i: Issue) -> tuple:
+        raw = i.raw
+        if raw is not None and ("title" in raw or "body" in raw):
+            raw = {k: v for k, v in raw.items() if k not in _TEXT_IN_COLUMNS}
+        return (
+            i.repo, i.number, i.title, i.body, i.state, orjson.dumps(i.labels).decode(), i.author,
+            i.author_association, i.created_at, i.updated_at, i.closed_at, i.comments_count,
+            _dumps(i.reactions), int(i.is_pull_request), i.html_url, int(i.is_reference), i.source,
+            _dumps(raw),
+        )  # fmt: skip
 
     def get_issue(self, repo: str, number: int) -> Issue | None:
         rows = list(self.iter_issues(where="repo = ? AND number = ?", params=(repo.lower(), number)))
@@ -273,6 +278,8 @@ class Store:
             for col in _JSON_ISSUE_COLUMNS & data.keys():
                 data[col] = _loads(data[col])
             data["labels"] = data["labels"] or []
+            if data.get("raw") is not None:
+                data["raw"] = {**data["raw"], "title": data["title"], "body": data["body"]}
             yield Issue.model_construct(**data)
 
     def count_issues(self, *, include_references: bool = True) -> int:

@@ -26,9 +26,11 @@ CREATE TABLE issues (
     html_url            TEXT,
     is_reference        INTEGER NOT NULL DEFAULT 0,    -- 1: known only by link (labels, no text yet)
     source              TEXT,                          -- importer or collector that wrote the row
-    raw                 TEXT,                          -- the record exactly as received (JSON)
-    PRIMARY KEY (repo, number)
-) WITHOUT ROWID;
+    -- The record as received, as JSON, less the title and body that the columns above hold
+    -- verbatim (Store merges them back): keeping every field without storing the text twice.
+    raw                 TEXT,
+    UNIQUE (repo, number)
+);
 CREATE INDEX issues_created ON issues (created_at);
 
 CREATE TABLE comments (
