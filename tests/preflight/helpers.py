@@ -84,7 +84,7 @@ def write_weights(directory: Path, config: dict[str, Any], *, shards: int = 1, d
         paths.append(directory / fname)
         weight_map.update({n: fname for n in part})
     if shards > 1:
-        total = sum(p.stat().st_size for p in paths)
+        total = sum(t.nbytes for t in tensors.values())  # HF: bytes of tensor data
         (directory / "model.safetensors.index.json").write_text(
             json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}), encoding="utf-8")
     return paths
@@ -95,14 +95,13 @@ def _relabel(path: Path, old: str, new: str) -> None:
 
     data = path.read_bytes()
     (n,) = struct.unpack("<Q", data[:8])
-    header = json.loads(data[8:8 + n])
+    header = json.loads(data[8 : 8 + n])
     for name, t in header.items():
         if name != "__metadata__" and t["dtype"] == old:
             t["dtype"] = new
-    raw = json.dumps(header).encode()
-    raw += b" " * (n - len(raw))  # keep the header length so data offsets stay valid
-    assert len(raw) == n
-    path.write_bytes(data[:8] + raw + data[8 + n:])
+    raw = json.dumps(header, separators=(",", ":")).encode()
+    raw += b" " * (-len(raw) % 8)  # data offsets are relative to the data start; pad to 8
+    path.write_bytes(struct.pack("<Q", len(raw)) + raw + data[8 + n :])
 
 
 def build_model_dir(directory: Path, *, config: dict[str, Any] | None = None, template: str | None = LLAMA3_TEMPLATE,
