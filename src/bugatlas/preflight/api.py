@@ -49,7 +49,10 @@ def resolve_model(launch: Launch, model_config: str | None = None) -> tuple[Mode
     elif model_dir is not None and (model_dir / "config.json").exists():
         spec = spec_from_config_file(model_dir / "config.json")
     elif gguf is not None:
-        spec = assets.spec_from_gguf(gguf)
+        try:
+            spec = assets.spec_from_gguf(gguf)
+        except BadInputError:
+            spec = None  # a broken GGUF file is a blocking finding of assets.gguf, not bad input
     elif model and (key := find_known(model)):
         spec = spec_from_known(key)
     if spec is not None and model_dir is not None:
