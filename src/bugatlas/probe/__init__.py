@@ -12,7 +12,12 @@ liu2025 symptom::
 
 from bugatlas.probe.oracles import ORACLES, Context, Fail, Outcome, Skip, oracle
 from bugatlas.probe.runner import CheckResult, ProbeReport, parse_overrides, run_probe
-from bugatlas.probe.storage import probe_findings_frame, probe_run_results, probe_runs_frame, save_probe_report
+from bugatlas.probe.storage import (
+    probe_findings_frame,
+    probe_run_results,
+    probe_runs_frame,
+    save_probe_report,
+)
 from bugatlas.probe.suite import Check, Suite, builtin_suites, load_suite
 
 __all__ = [

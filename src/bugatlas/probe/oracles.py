@@ -24,7 +24,13 @@ from typing import Any
 
 import yaml
 
-from bugatlas.probe.client import ProbeClient, ServerTimeout, ServerUnreachable, StreamReply, choice_text
+from bugatlas.probe.client import (
+    ProbeClient,
+    ServerTimeout,
+    ServerUnreachable,
+    StreamReply,
+    choice_text,
+)
 
 
 @dataclass
@@ -161,7 +167,7 @@ class Context:
         except ServerTimeout as exc:
             return False, f"a normal request then hung: {exc}"
         except ServerUnreachable as exc:
-            return False, f"the server then stopped answering: {exc}"
+            return False, f"then the server stopped answering ({exc})"
         if r.ok:
             return True, f"a normal request then succeeded in {r.elapsed:.2f}s"
         return False, f"a normal request then got HTTP {r.status}: {short(r.error_message())}"
@@ -650,11 +656,11 @@ def bad_request(ctx: Context, p: dict[str, Any]) -> Outcome:
         alive, how = ctx.alive()
         raise Fail(f"connection dropped ({exc}); {how}", kind="unreachable" if alive else "not_alive", **ev) from exc
     msg = r.error_message() if r.status >= 400 else ""
-    ev.update(status=r.status, message=short(msg, 200))
+    ev.update(status=r.status, error_message=short(msg, 200))
     alive, how = ctx.alive()
     ev["afterwards"] = how
     if not alive:
-        raise Fail(f"HTTP {r.status}, and then {how}", kind="not_alive", **ev)
+        raise Fail(f"HTTP {r.status}; {how}", kind="not_alive", **ev)
     klass = f"{r.status // 100}xx"
     if r.status >= 500:
         raise Fail(f"HTTP {r.status} (a server error, not a client error): {short(msg, 120)}",
@@ -696,7 +702,9 @@ def load(ctx: Context, p: dict[str, Any]) -> Outcome:
     wall = time.perf_counter() - t0
     errors = [e for _, e in results if e is not None]
     streams: list[StreamReply] = [s for s, e in results if e is None]
-    bad = [s for s in streams if s.status != 200 or not s.done]
+    # complete = answered 200 and ended with a finish_reason or [DONE]; framing itself is
+    # judged by the sse_format oracle, not here
+    bad = [s for s in streams if s.status != 200 or not (s.done or s.finish_reason())]
     tokens = 0
     for s in streams:
         usage = next((ev.get("usage") for ev in reversed(s.events) if ev.get("usage")), None)

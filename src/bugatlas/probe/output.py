@@ -21,7 +21,7 @@ def evidence_line(r: CheckResult, width: int = 110) -> str:
         keys = ("latency_p50_s", "latency_p95_s", "ttft_p50_s", "ttft_p95_s", "tokens_per_s")
         return r.message + " | " + ", ".join(f"{k}={m.get(k)}" for k in keys if k in m)
     extra = ""
-    for key in ("text", "found", "problems", "expected", "got", "first", "other", "status", "message",
+    for key in ("text", "found", "problems", "expected", "got", "first", "other", "status", "error_message",
                 "afterwards", "failures"):  # fmt: skip
         if key in r.evidence and r.evidence[key] not in (None, "", []):
             val = r.evidence[key]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -93,9 +94,11 @@ def run_probe(
     """Run ``suite`` against the OpenAI-compatible server at ``base_url`` (e.g.
     ``http://127.0.0.1:8000/v1``) and return the report. Failures carry their liu2025
     symptom; checks the server cannot support are skipped with the reason."""
-    s = suite if isinstance(suite, Suite) else load_suite(suite)
+    s = copy.deepcopy(suite) if isinstance(suite, Suite) else load_suite(suite)
     for cid in list(overrides or {}) + list(only or []):
         s.check(cid)  # unknown ids fail here, naming the check
+    for cid, params in (overrides or {}).items():
+        s.check(cid).params.update(params)
     checks = [c for c in s.checks if not only or c.id in only]
     client = ProbeClient(base_url, model=model, timeout=timeout, max_connections=64)
     started, t0 = now_iso(), time.perf_counter()

@@ -2,7 +2,8 @@
 classification of their failures.
 
 A built-in suite is named (``default``, ``quick``); a user's suite is a path. A user suite may
-``extends: default`` and then add checks, keep ``only`` some, or ``overrides`` parameters::
+``extends: default`` and then keep ``only`` some inherited checks, ``overrides`` their
+parameters, and add its own ``checks`` (run after the inherited ones, in file order)::
 
     name: my-gate
     extends: quick
@@ -112,15 +113,15 @@ def load_suite(name_or_path: str | Path = "default", *, _seen: tuple[str, ...] =
             parent = str(cand) if cand.exists() else parent
         base = load_suite(parent, _seen=(*_seen, source))
     checks: list[Check] = list(base.checks) if base else []
-    for i, raw in enumerate(data.get("checks") or []):
-        check = _parse_check(raw, f"{source}: checks[{i}]")
-        checks = [c for c in checks if c.id != check.id] + [check]  # same id replaces
-    only = data.get("only")
+    only = data.get("only")  # keeps these inherited checks; the file's own checks always run
     if only:
         unknown = set(only) - {c.id for c in checks}
         if unknown:
             raise BadInputError(f"{source}: `only` names unknown checks: {', '.join(sorted(unknown))}")
         checks = [c for c in checks if c.id in set(only)]
+    for i, raw in enumerate(data.get("checks") or []):
+        check = _parse_check(raw, f"{source}: checks[{i}]")
+        checks = [c for c in checks if c.id != check.id] + [check]  # same id replaces
     for cid, params in (data.get("overrides") or {}).items():
         matches = [c for c in checks if c.id == cid]
         if not matches or not isinstance(params, dict):
@@ -157,16 +158,13 @@ def _parse_check(raw: Any, where: str) -> Check:
 
 
 def _symptom_names(taxonomy: str) -> tuple[set[str], set[str]]:
+    """Top-level symptom names and Unexpected Output sub-type names of the taxonomy."""
     from bugatlas.taxonomy import load_codebook
 
-    cb = load_codebook(taxonomy)
-
-    def names(dim: str) -> set[str]:
-        if dim not in cb.dimensions:
-            return set()
-        return {c.name for c in cb.leaves(dim)}
-
-    return names("symptom"), names("unexpected_output")
+    dim = load_codebook(taxonomy).dimension("symptom")
+    top = {c.name for c in dim.at_level(0)}
+    sub = {c.name for c in dim.at_level(1)} if dim.depth() > 1 else set()
+    return top, sub
 
 
 def validate_suite(suite: Suite) -> None:
