@@ -94,6 +94,29 @@ def register(app: typer.Typer) -> None:
         for pair, n in summary["pairs"].items():
             console.print(f"  pair {pair}: {n} shared issues")
 
+    @app.command("annotate")
+    def annotate_cmd(
+        port: Annotated[int, typer.Option("--port", help="TCP port.")] = 8000,
+        host: Annotated[str, typer.Option("--host", help="Interface to bind; 127.0.0.1 keeps the app on this machine. Binding to another interface exposes sign-in-by-name to that network.")] = "127.0.0.1",
+        suggestions: Annotated[bool | None, typer.Option("--suggestions/--no-suggestions", help="Show machine suggestions to annotators (off by default; the owner can switch it in the app).")] = None,
+        sample: SampleOption = None,
+        db: DbOption = None,
+    ) -> None:
+        """Serve the annotation web app: blind queues, arbitration, live agreement."""
+        from bugatlas.annotate.app import serve
+        from bugatlas.annotate.assign import roles
+        from bugatlas.annotate.sampling import get_sample, update_settings
+
+        with open_store(db, create=False) as store:
+            s = get_sample(store, sample)
+            if suggestions is not None:
+                update_settings(store, s, show_suggestions=suggestions)
+            r = roles(store, s)
+            console.print(f"sample {s.name} ({s.taxonomy}): annotators {', '.join(sorted(r['annotator'])) or '(none: run bugatlas assign)'}; "
+                          f"arbitrators {', '.join(sorted(r['arbitrator'])) or '(none)'}; owners {', '.join(sorted(r['owner'])) or '(none)'}")
+            console.print(f"open http://{host}:{port}/ and sign in by name (Ctrl+C stops; work is saved as it is made)")
+            serve(store, s.name, host=host, port=port)
+
     @app.command("agreement")
     def agreement_cmd(
         taxonomy: Annotated[str | None, typer.Option("--taxonomy", help="Check the sample is of this taxonomy.")] = None,
