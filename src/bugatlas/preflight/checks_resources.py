@@ -129,6 +129,10 @@ def check_context(ctx: Context) -> list[Finding]:
     )]  # fmt: skip
 
 
+def _per_token(n: float) -> str:
+    return f"{n / 1024:.0f} KiB" if n >= 1024 else f"{n:.0f} B"
+
+
 def overhead_bytes(ctx: Context, tp: int) -> dict[str, int]:
     """Per-GPU memory besides weights and KV cache (estimates, see engines.yaml)."""
     o = load("engines")["overhead"]
@@ -208,7 +212,7 @@ def check_gpu_memory(ctx: Context) -> list[Finding]:
     if shards < requested_shards:
         at += f" (the GPUs visible; {requested_shards} requested)"
     summary = (f"{at} each GPU needs weights {gib(weights)} + KV cache {gib(kv_one)} "
-               f"({tokens:,} tokens × {m.kv_bytes_per_token(ctx.kv_dtype_bytes, tp) / pp / 1024:.0f} KiB) "
+               f"({tokens:,} tokens × {_per_token(m.kv_bytes_per_token(ctx.kv_dtype_bytes, tp) / pp)}) "
                f"+ overhead ≈{gib(overhead)} = {gib(need)}; budget {gib(budget)} "
                f"({gpu.name} {gib(gpu.memory_bytes)} × {util})")  # fmt: skip
     fix_options = []
