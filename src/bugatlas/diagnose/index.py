@@ -483,11 +483,15 @@ class SearchIndex:
         fusion = self.settings["fusion"]
         depth = int(fusion["depth"])
         excluded = set(exclude)
-        channels = {
-            "signature": self.signature_channel(parsed, depth, excluded),
-            "lexical": self.lexical_channel(parsed, text, depth, excluded),
-            "semantic": self.semantic_channel(parsed, text, depth, excluded),
-        }
+        lexical = self.lexical_channel(parsed, text, depth, excluded)
+        semantic = self.semantic_channel(parsed, text, depth, excluded)
+        # Among issues with the same signature, the ones also close in text come first.
+        other = {}
+        for ranked in (lexical, semantic):
+            for rank, doc_id in enumerate(ranked, 1):
+                other[doc_id] = min(other.get(doc_id, depth + 1), rank)
+        signature = self.signature_channel(parsed, depth, excluded, order=other)
+        channels = {"signature": signature, "lexical": lexical, "semantic": semantic}
         scores: dict[int, float] = {}
         ranks: dict[int, dict[str, int]] = {}
         for name, ranked in channels.items():
@@ -505,22 +509,27 @@ class SearchIndex:
                             bool(parsed.signature_key) and skey == parsed.signature_key))
         return hits
 
-    def signature_channel(self, parsed: ParsedLog, depth: int, excluded: set[int]) -> list[int]:
+    def signature_channel(self, parsed: ParsedLog, depth: int, excluded: set[int],
+                          order: dict[int, int] | None = None) -> list[int]:
+        """Issues sharing the log's signature: those whose main failure it is first, then those
+        that also show it; within each, by ``order`` (best rank elsewhere), then newest."""
         if not parsed.signature_key:
             return []
         from bugatlas.diagnose.parse import signature_key
 
+        order = order or {}
         keys = [parsed.signature_key] + [signature_key(s) for s in parsed.secondary_signatures]
         out: list[int] = []
-        # Issues whose main failure is this one first, then issues that also show it, newest first.
+        seen: set[int] = set()
         for i, key in enumerate(keys):
             rows = self.store.conn.execute(
-                "SELECT doc_id FROM diagnose_signatures WHERE signature_key = ? "
-                "ORDER BY is_primary DESC, doc_id DESC LIMIT ?", (key, depth),
+                "SELECT doc_id, is_primary FROM diagnose_signatures WHERE signature_key = ?", (key,)
             ).fetchall()
-            for (doc_id,) in rows:
-                if doc_id not in excluded and doc_id not in out:
+            rows.sort(key=lambda r: (-r[1], order.get(r[0], 1 << 30), -r[0]))
+            for doc_id, _ in rows:
+                if doc_id not in excluded and doc_id not in seen:
                     out.append(doc_id)
+                    seen.add(doc_id)
             if i == 0 and len(out) >= depth:
                 break
         return out[:depth]

@@ -138,6 +138,8 @@ def normalize_message(message: str, patterns: Patterns | None = None) -> str:
     out = message.strip().strip("`").strip()
     for rx, repl in p.normalize_rules:
         out = rx.sub(repl, out)
+    if out.count("'") % 2 and out.endswith("'"):  # a quote the log's markdown left unbalanced
+        out = out[:-1].rstrip(" .,;:")
     return out.strip()
 
 
@@ -311,10 +313,15 @@ def _parse_tracebacks(lines: list[str], p: Patterns) -> tuple[list[PyException],
             if misses > 3:
                 break
             i += 1
+        if "most recent call first" in lines[header]:
+            frames.reverse()
+            if exc is not None:
+                exc.frames = frames
         if exc is not None:
             chain.append(exc)
         elif frames:
-            chain.append(PyException("(truncated traceback)", "", header, relation, frames))
+            kind = "(thread dump)" if "most recent call first" in lines[header] else "(truncated traceback)"
+            chain.append(PyException(kind, "", header, relation, frames))
     return chain, code_lines, tb_lines
 
 
@@ -399,7 +406,7 @@ def _choose_primary(
             primary = m
         if sig not in sigs:
             sigs.append(sig)
-    py_excs = [e for e in chain if e.type != "(truncated traceback)"] + inline
+    py_excs = [e for e in chain if not e.type.startswith("(")] + inline
     py_sigs = []
     for e in py_excs:
         if _is_generic(e.message, p):
@@ -444,13 +451,16 @@ def _frames_and_component(out: ParsedLog, chain: list[PyException], clean: str, 
                 frames.append(f)
         frames.sort(key=lambda f: tb.frames.index(f))
     out.frames = frames
+    fam = next((f for f in p.families if f["id"] == out.family), None)
+    if fam and fam.get("component") and fam.get("component_from") == "family":
+        out.component = fam["component"]
+        return
     for f in reversed([f for f in frames if f.project]):
         probe = f"{f.file} {f.func}"
         for name, rx in p.components:
             if rx.search(probe):
                 out.component = name
                 return
-    fam = next((f for f in p.families if f["id"] == out.family), None)
     if fam and fam.get("component"):
         out.component = fam["component"]
         return
@@ -470,15 +480,19 @@ _DETAILS = re.compile(r"<details>(.*?)</details>", re.S | re.I)
 
 def extract_log(body: str | None, patterns: Patterns | None = None) -> str:
     """The error-log part of an issue body: fenced blocks and <details> that carry a log marker,
-    else the marker lines with a little context. Empty when the body has no log."""
+    plus marker lines (with a little context) pasted into the prose outside them. Empty when
+    the body has no log."""
     if not body:
         return ""
     p = patterns or load_patterns()
     blocks = [m.group(1) for m in _FENCE.finditer(body)]
     blocks += [m.group(1) for m in _DETAILS.finditer(body) if "```" not in m.group(1)]
     logs = [b for b in blocks if p.log_markers.search(b)]
-    if logs:
-        return "\n".join(logs)
+    prose = _extract_marker_lines(_FENCE.sub("\n", body), p)
+    return "\n".join([*logs, prose] if prose else logs)
+
+
+def _extract_marker_lines(body: str, p: Patterns) -> str:
     lines = body.split("\n")
     starts = [0]
     for line in lines[:-1]:
