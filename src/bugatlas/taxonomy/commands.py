@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 from rich.tree import Tree
 
-from bugatlas.cli_common import JsonOption, console, err_console, print_json
+from bugatlas.cli_common import DbOption, JsonOption, console, err_console, open_store, print_json
 from bugatlas.errors import BadInputError
 from bugatlas.taxonomy import codebook_files, load_codebook, validate_codebook
 
@@ -98,6 +100,71 @@ def validate_cmd(
                 console.print(f"ok  {t}", highlight=False)
     if any(report.values()):
         raise typer.Exit(2)
+
+
+def _print_map_report(report, target, json: bool) -> None:  # noqa: ANN001
+    from bugatlas.taxonomy import load_codebook
+
+    tgt = load_codebook(target)
+    if json:
+        print_json(report.to_dict(tgt))
+        return
+    console.print(f"{report.records} labeled records; labels mapped per dimension: "
+                  f"{dict(report.mapped)}; unmapped: {sum(report.unmapped.values())}", highlight=False)  # fmt: skip
+    for (dim, value), n in sorted(report.unmapped.items()):
+        err_console.print(f"unmapped {dim}: {value!r} ({n} labels)", highlight=False, markup=False)
+    t = Table("dimension", "top-level category", f"mapped ({report.source})", f"published ({tgt.name})", "difference")
+    for r in report.comparison(tgt):
+        pub = "-" if r["published"] is None else str(r["published"])
+        diff = "-" if r["difference"] is None else f"{r['difference']:+d}"
+        t.add_row(r["dimension"], r["category"], str(r["mapped"]), pub, diff)
+    console.print(t)
+
+
+@taxonomy_app.command("map")
+def map_cmd(
+    source: Annotated[str, typer.Option("--from", help="Source codebook (name or YAML path); it declares the mapping.")],
+    target: Annotated[str, typer.Option("--to", help="Target codebook.")],
+    input: Annotated[Path | None, typer.Option("--input", help="Map a JSONL label file (classify batch format) instead of the store.")] = None,
+    output: Annotated[Path | None, typer.Option("--output", help="Where --input's mapped records go (JSONL; default stdout).")] = None,
+    source_kind: Annotated[str | None, typer.Option("--source-kind", help="Only map labels of this kind (human, rule, model, llm).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Count, write nothing.")] = False,
+    db: DbOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Convert labels between codebooks (store labels, with provenance, or a JSONL file)."""
+    from bugatlas.taxonomy.mapping import MapReport, map_records, map_store_labels
+
+    if input is not None:
+        import orjson
+
+        if not input.is_file():
+            raise BadInputError(f"--input: file not found: {input}")
+        report = MapReport(source, target)
+
+        def records():
+            with input.open("rb") as f:
+                for n, line in enumerate(f, 1):
+                    if line.strip():
+                        try:
+                            yield orjson.loads(line)
+                        except orjson.JSONDecodeError as e:
+                            raise BadInputError(f"{input}:{n}: not valid JSON: {e}") from None
+
+        out = output.open("wb") if output else sys.stdout.buffer
+        try:
+            for rec in map_records(records(), source, target, report):
+                out.write(orjson.dumps(rec) + b"\n")
+        finally:
+            if output:
+                out.close()
+        report.source, report.target = load_codebook(source).name, load_codebook(target).name
+        if output or json:
+            _print_map_report(report, target, json)
+        return
+    with open_store(db, create=False) as store:
+        report = map_store_labels(store, source, target, source_kind=source_kind, dry_run=dry_run)
+    _print_map_report(report, target, json)
 
 
 def register(app: typer.Typer) -> None:

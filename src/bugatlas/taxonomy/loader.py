@@ -208,7 +208,8 @@ def _read(path: Path) -> tuple[Codebook, list[str]]:
         dim = Dimension(name=dname, categories=cats, multi_label=bool(spec.get("multi_label", False)),
                         levels=levels, title=str(spec.get("title") or dname),
                         description=str(spec.get("description") or "").strip(),
-                        required=bool(spec.get("required", False)))  # fmt: skip
+                        required=bool(spec.get("required", False)),
+                        leaf_dimension=spec.get("leaf_dimension") or None)  # fmt: skip
         if levels and len(levels) < dim.depth():
             problems.append(f"{where_d}: 'levels' names {len(levels)} level(s) but categories nest {dim.depth()} deep")
         dimensions[dname] = dim

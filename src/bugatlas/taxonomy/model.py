@@ -86,6 +86,9 @@ class Dimension:
     title: str = ""
     description: str = ""
     required: bool = False
+    # When set, a label for a category is always stored in this dimension (the leaf), and each
+    # ancestor in ``levels[depth]``; otherwise a category at depth d is stored in ``levels[d]``.
+    leaf_dimension: str | None = None
 
     def __post_init__(self) -> None:
         self._by_name: dict[str, Category] = {}
@@ -145,6 +148,18 @@ class Dimension:
     def level_name(self, key: str) -> str:
         """The store dimension where a label of this category's depth is kept."""
         return self.levels[min(self.depth_of(key), len(self.levels) - 1)]
+
+    def store_labels(self, key: str) -> list[tuple[str, str]]:
+        """(store dimension, value) pairs that record a label of this category in the store.
+
+        Every level of the path gets its own dimension (e.g. yu2026: symptom_category,
+        symptom_subcategory, symptom), so counts per level are plain queries."""
+        path = self.path(key)
+        out = [(self.levels[min(i, len(self.levels) - 1)], c.name) for i, c in enumerate(path)]
+        if self.leaf_dimension:
+            out = [(d, v) for d, v in out if d != self.leaf_dimension]
+            out.append((self.leaf_dimension, path[-1].name))
+        return list(dict.fromkeys(out))
 
     def ancestor_at(self, key: str, level: int | str) -> Category | None:
         """The category's ancestor (or itself) at a depth; None when it sits higher."""
@@ -216,6 +231,7 @@ class Codebook:
             "description": self.description, "version": self.version, "source": self.source,
             "dimensions": {
                 n: {"title": d.title, "multi_label": d.multi_label, "levels": d.levels,
+                    "leaf_dimension": d.leaf_dimension,
                     "description": d.description,
                     "categories": [c.to_dict() for c in d.categories.values()]}
                 for n, d in self.dimensions.items()
