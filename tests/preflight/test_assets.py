@@ -107,3 +107,16 @@ def test_llama_server_on_a_hf_directory_is_blocking(tmp_path):
     machine = load_machine(gpu_machine(tmp_path))
     report = run_preflight(parse_command(f"llama-server -m {model}"), machine)
     assert _one(report, "assets.files").severity == "block"
+
+
+def test_hub_model_names_use_the_local_hub_cache(tmp_path, monkeypatch):
+    repo = tmp_path / "hub" / "models--acme--tiny-chat"
+    snap = build_model_dir(repo / "snapshots" / "abc123")
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("abc123")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    machine = load_machine(gpu_machine(tmp_path))
+    report = run_preflight(parse_command("vllm serve acme/tiny-chat --max-model-len 2048"), machine)
+    f = _one(report, "assets.files")
+    assert f.severity == "pass" and f.numbers["directory"] == str(snap)
+    assert _one(report, "tok.stop").severity == "pass"

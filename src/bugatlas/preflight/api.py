@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,27 @@ from bugatlas.preflight.model import (
 )
 
 
+def hub_cache_snapshot(model: str) -> Path | None:
+    """The local snapshot of a Hugging Face hub model already downloaded to this machine's cache
+    ($HF_HUB_CACHE, $HF_HOME/hub or ~/.cache/huggingface/hub), so its files can be checked."""
+    if model.count("/") != 1 or model.startswith((".", "/", "~")):
+        return None
+    roots = [os.environ.get("HF_HUB_CACHE"),
+             os.path.join(os.environ["HF_HOME"], "hub") if os.environ.get("HF_HOME") else None,
+             os.path.expanduser("~/.cache/huggingface/hub")]  # fmt: skip
+    for root in filter(None, roots):
+        repo = Path(root) / ("models--" + model.replace("/", "--"))
+        ref = repo / "refs" / "main"
+        if ref.exists():
+            snap = repo / "snapshots" / ref.read_text().strip()
+            if snap.is_dir():
+                return snap
+        snaps = sorted((repo / "snapshots").glob("*"), key=lambda p: p.stat().st_mtime) if (repo / "snapshots").is_dir() else []
+        if snaps:
+            return snaps[-1]
+    return None
+
+
 def resolve_model(launch: Launch, model_config: str | None = None) -> tuple[ModelSpec | None, Path | None, Path | None]:
     """(spec, local model directory, local GGUF file) for the launch.
 
@@ -31,6 +53,8 @@ def resolve_model(launch: Launch, model_config: str | None = None) -> tuple[Mode
     model = launch.model
     local = Path(model).expanduser() if model else None
     model_dir = local if local is not None and local.is_dir() else None
+    if model_dir is None and model and not (local is not None and local.exists()):
+        model_dir = hub_cache_snapshot(model)
     gguf = local if local is not None and local.is_file() and local.suffix.lower() == ".gguf" else None
     if model is not None and local is not None and not local.exists() and (model.startswith(("/", "./", "~")) or model.endswith(".gguf")):
         raise BadInputError(f"model path {model} does not exist")
@@ -49,7 +73,10 @@ def resolve_model(launch: Launch, model_config: str | None = None) -> tuple[Mode
     elif model_dir is not None and (model_dir / "config.json").exists():
         spec = spec_from_config_file(model_dir / "config.json")
     elif gguf is not None:
-        spec = assets.spec_from_gguf(gguf)
+        try:
+            spec = assets.spec_from_gguf(gguf)
+        except BadInputError:
+            spec = None  # a broken GGUF file is a blocking finding of assets.gguf, not bad input
     elif model and (key := find_known(model)):
         spec = spec_from_known(key)
     if spec is not None and model_dir is not None:

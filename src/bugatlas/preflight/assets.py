@@ -394,7 +394,8 @@ def read_gguf(path: Path) -> GGUFInfo:
     try:
         reader = GGUFReader(str(path))
     except Exception as exc:  # noqa: BLE001 - any parse failure is a broken file
-        info.error = f"cannot parse GGUF ({type(exc).__name__}: {exc})"
+        hint = " — tensor data is cut short: the file is truncated" if "reshape" in str(exc) else ""
+        info.error = f"cannot parse GGUF ({type(exc).__name__}: {exc}){hint}"
         return info
     for key, fld in reader.fields.items():
         try:

@@ -24,6 +24,7 @@ def register(app: typer.Typer) -> None:
         env: Annotated[Path | None, typer.Option("--env", help="Describe the machine (YAML/JSON: gpus, driver, cuda_runtime, cpu_ram_gib, python, packages) instead of detecting this one.")] = None,
         config: Annotated[Path | None, typer.Option("--config", help="A YAML deployment description (command or engine+args, optional model_config and machine).")] = None,
         model_config: Annotated[str | None, typer.Option("--model-config", help="Model shape: a known name (llama-3-8b, qwen3-8b, deepseek-v3, …), a config.json or a model directory.")] = None,
+        python: Annotated[str | None, typer.Option("--python", help="The engine's Python interpreter (its venv) to read installed packages from. Default: the one the launch command names or the shebang of its console script.")] = None,
         only: Annotated[list[str] | None, typer.Option("--only", help="Run only checks whose id starts with this (env, res, assets, tok, res.gpu_memory …); repeatable.")] = None,
         list_models: Annotated[bool, typer.Option("--list-models", help="List the known model shapes and exit.")] = False,
         no_examples: Annotated[bool, typer.Option("--no-examples", help="Do not look up example issues in the study store.")] = False,
@@ -69,7 +70,7 @@ def register(app: typer.Typer) -> None:
         elif doc.get("machine"):
             machine = machine_from_mapping(doc["machine"], where=f"{config}: machine")
         else:
-            machine = detect_machine()
+            machine = detect_machine(python=python or launch.engine_interpreter())
         store = None
         if not no_examples:
             path = db or Path(os.environ.get("BUGATLAS_DB") or "bugatlas.db")

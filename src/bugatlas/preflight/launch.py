@@ -36,6 +36,7 @@ class Launch:
     unknown_flags: list[str] = field(default_factory=list)
     argv: list[str] = field(default_factory=list)
     source: str = "command line"
+    interpreter: str | None = None                # python the command starts, if it names one
 
     @property
     def spec(self) -> dict[str, Any]:
@@ -53,6 +54,25 @@ class Launch:
 
     def is_set(self, key: str) -> bool:
         return key in self.settings
+
+    def engine_interpreter(self) -> str | None:
+        """The Python that will run the engine: the one the command names, else the one in the
+        shebang of the engine's console script (``vllm``) found on PATH."""
+        import shutil
+
+        if self.interpreter:
+            return shutil.which(self.interpreter) or self.interpreter
+        script = shutil.which(self.argv[0]) if self.argv else None
+        if not script or self.engine == "llama.cpp":
+            return None
+        try:
+            with open(script, "rb") as fh:
+                first = fh.readline(512).decode("utf-8", "replace").strip()
+        except OSError:
+            return None
+        if first.startswith("#!") and "python" in first:
+            return first[2:].strip().split()[0]
+        return None
 
     def to_dict(self) -> dict[str, Any]:
         defaults = {k: v for k, v in self.spec.get("defaults", {}).items() if k not in self.settings}
@@ -136,12 +156,15 @@ def parse_command(command: str | list[str], *, source: str = "command line") -> 
         if token != "env":
             key, _, value = token.partition("=")
             env[key] = value
+    interpreter = None
     while argv and (_PYTHON.match(argv[0]) or argv[0] in ("uv", "run", "exec")):
-        argv.pop(0)
+        token = argv.pop(0)
+        if _PYTHON.match(token):
+            interpreter = token
     if not argv:
         raise BadInputError("launch command: empty (give it after --, e.g. -- vllm serve MODEL)")
     engine, start = detect_engine(argv)
-    launch = Launch(engine=engine, model=None, env=env, argv=list(argv), source=source)
+    launch = Launch(engine=engine, model=None, env=env, argv=list(argv), source=source, interpreter=interpreter)
     index = _flag_index(engine)
     positional_key = engines()[engine].get("positional")
     rest = argv[start:]

@@ -236,8 +236,53 @@ def installed_packages(
     return versions, requirements, requires_python
 
 
-def detect_machine() -> Machine:
-    """This machine: GPUs (nvidia-smi, else torch), CPU memory, Python, packages."""
+_PROBE = r"""
+import json, platform, re
+from importlib import metadata
+names = json.loads(%r)
+engines = {"vllm", "sglang"}
+out = {"python": platform.python_version(), "packages": {}, "requirements": {}, "requires_python": {}}
+queue = list(names)
+while queue:
+    name = queue.pop(0)
+    key = name.lower().replace("_", "-")
+    if key in out["packages"]:
+        continue
+    try:
+        out["packages"][key] = metadata.version(name)
+    except metadata.PackageNotFoundError:
+        continue
+    if key in engines:
+        reqs = list(metadata.requires(name) or [])
+        out["requirements"][key] = reqs
+        rp = metadata.metadata(name).get("Requires-Python")
+        if rp:
+            out["requires_python"][key] = rp
+        for line in reqs:
+            m = re.match(r"[A-Za-z0-9_.\-]+", line)
+            if m:
+                queue.append(m.group(0))
+print(json.dumps(out))
+"""
+
+
+def probe_interpreter(python: str) -> dict[str, Any]:
+    """Python version and packages of another interpreter (the engine's venv), read through
+    importlib.metadata in a subprocess; nothing is imported from the engine itself."""
+    import json
+
+    script = _PROBE % json.dumps(list(WATCHED_PACKAGES))
+    try:
+        done = subprocess.run([python, "-c", script], capture_output=True, text=True, timeout=60, check=True)
+        return json.loads(done.stdout)
+    except (OSError, subprocess.SubprocessError, ValueError) as exc:
+        raise BadInputError(f"{python}: cannot query this Python interpreter ({exc})") from exc
+
+
+def detect_machine(python: str | None = None) -> Machine:
+    """This machine: GPUs (nvidia-smi, else torch), CPU memory, Python, packages. With
+    ``python``, the Python version and packages are those of that interpreter (the engine's
+    environment) instead of the one running preflight."""
     gpus, driver = _nvidia_smi()
     torch_gpus, cuda = _torch_info()
     if not gpus:
@@ -253,6 +298,16 @@ def detect_machine() -> Machine:
         requirements=requirements, requires_python=requires_python,
         platform=f"{sys.platform}-{platform.machine()}",
     )  # fmt: skip
+    if python and os.path.abspath(python) != os.path.abspath(sys.executable):  # venvs share a binary
+        probed = probe_interpreter(python)
+        machine.python = probed["python"]
+        machine.packages = probed["packages"]
+        machine.requirements = probed["requirements"]
+        machine.requires_python = probed["requires_python"]
+        machine.notes.append(f"packages of {python}")
+        torch_version = machine.packages.get("torch", "")
+        match = re.search(r"\+cu(\d+)(\d)$", torch_version)
+        machine.cuda_runtime = f"{match.group(1)}.{match.group(2)}" if match else None
     if not gpus:
         machine.notes.append("no NVIDIA GPU found (nvidia-smi and torch.cuda see none)")
     return machine
