@@ -21,6 +21,15 @@ def check_parallel_gpus(ctx: Context) -> list[Finding]:
     numbers = {"tensor_parallel_size": ctx.tp, "pipeline_parallel_size": ctx.pp,
                "data_parallel_size": ctx.dp, "gpus_needed": need, "gpus_visible": visible,
                "cuda_visible_devices": ctx.cuda_visible_devices}  # fmt: skip
+    if visible == 0:
+        return [ctx.finding(
+            "res.parallel_gpus", "block", f"{ctx.launch.title} needs {need} GPU(s); none visible"
+            + (f" (CUDA_VISIBLE_DEVICES={ctx.cuda_visible_devices!r})" if ctx.cuda_visible_devices is not None else ""),
+            numbers=numbers,
+            why="Start-up fails at device detection ('RuntimeError: No CUDA GPUs are available' / "
+                "'Failed to infer device type').",
+            fix="Run on a GPU host (check `nvidia-smi` and CUDA_VISIBLE_DEVICES), or use the engine's CPU build / llama.cpp.",
+        )]  # fmt: skip
     if need > visible:
         sizes = f"tensor-parallel {ctx.tp}" + (f" × pipeline-parallel {ctx.pp}" if ctx.pp > 1 else "") + (f" × data-parallel {ctx.dp}" if ctx.dp > 1 else "")
         return [ctx.finding(
