@@ -70,8 +70,11 @@ def test_blocking_findings_link_examples_when_a_store_is_given(corpus_store, tmp
 def test_every_registered_check_is_described_and_tested():
     from pathlib import Path
 
-    from bugatlas.preflight import api  # noqa: F401 - registers the checks
-    from bugatlas.preflight import assets, tokenizer  # noqa: F401
+    from bugatlas.preflight import (  # noqa: F401
+        api,  # noqa: F401 - registers the checks
+        assets,
+        tokenizer,
+    )
     from bugatlas.preflight.context import REGISTRY
 
     registered = {cid for cid, _ in REGISTRY}
