@@ -20,6 +20,14 @@ from bugatlas.preflight.model import (
 )
 
 
+class ModelConfigError(BadInputError):
+    """The model directory's config.json cannot be read (a finding, not a preflight failure)."""
+
+    def __init__(self, message: str, *, corrupt: bool):
+        super().__init__(message)
+        self.corrupt = corrupt
+
+
 def hub_cache_snapshot(model: str) -> Path | None:
     """The local snapshot of a Hugging Face hub model already downloaded to this machine's cache
     ($HF_HUB_CACHE, $HF_HOME/hub or ~/.cache/huggingface/hub), so its files can be checked."""
@@ -69,7 +77,10 @@ def resolve_model(launch: Launch, model_config: str | None = None) -> tuple[Mode
         else:
             spec = spec_from_known(model_config)
     elif model_dir is not None and (model_dir / "config.json").exists():
-        spec = spec_from_config_file(model_dir / "config.json")
+        try:
+            spec = spec_from_config_file(model_dir / "config.json")
+        except BadInputError as exc:
+            raise ModelConfigError(str(exc), corrupt=True) from exc
     elif gguf is not None:
         try:
             spec = assets.spec_from_gguf(gguf)
@@ -97,11 +108,26 @@ def run_preflight(
         tokenizer,  # noqa: F401
     )
 
-    spec, model_dir, gguf = resolve_model(launch, model_config)
+    config_problem: ModelConfigError | None = None
+    try:
+        spec, model_dir, gguf = resolve_model(launch, model_config)
+    except ModelConfigError as exc:
+        config_problem = exc
+        spec, gguf = None, None
+        model_dir = Path(launch.model).expanduser() if launch.model else None
+    if spec is not None:
+        try:  # a config without the fields sizing needs (an unfamiliar architecture)
+            spec.param_count()
+            spec.kv_bytes_per_token()
+        except (BadInputError, KeyError, TypeError, ValueError, ZeroDivisionError) as exc:
+            config_problem = ModelConfigError(f"{spec.source}: cannot size this architecture ({exc})", corrupt=False)
+            spec = None
     ctx = Context(launch=launch, machine=machine, model=spec, model_dir=model_dir, gguf_path=gguf)
     model = launch.model or ""
     if model_dir is None and gguf is None and (model.startswith(("/", "./", "../", "~")) or model.endswith(".gguf")):
         ctx.cache["missing_path"] = model  # a path, not a hub name, and not on this host
+    if config_problem is not None:
+        ctx.cache["config_problem"] = config_problem
     assets.prepare(ctx)
     findings = []
     for check_id, fn in REGISTRY:
