@@ -138,8 +138,9 @@ def test_blind_and_validated_saves(small_store, toy_codebook):
     save_annotation(small_store, s, mine, "ann", {"symptom": "crash", "component": ["kernel", "api"]}, codebook=toy_codebook)
     save_annotation(small_store, s, mine, "ann", {"symptom": "hang"}, client="tab2", codebook=toy_codebook)
     h = history(small_store, mine)
-    assert [x["labels"] for x in h] == [{"symptom": ["Crash"], "component": ["API Server", "Kernel"]},
-                                        {"symptom": ["System Hang"]}]
+    assert [x["labels"] for x in h] == [
+        {"symptom": ["Crash"], "root_cause": [], "component": ["API Server", "Kernel"]},
+        {"symptom": ["System Hang"], "root_cause": [], "component": []}]
 
 
 def test_arbitration_to_gold_with_history(small_store, toy_codebook, tmp_path):

@@ -106,7 +106,7 @@ class StudyData:
                 levels = list(cb.dimension(dimension).levels or [])
             except Exception:
                 levels = []
-            if len(levels) == depth:
+            if len(levels) == depth and len(set(levels)) == depth:
                 return levels
         if depth <= 1:
             return [dimension]
