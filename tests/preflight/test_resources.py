@@ -114,5 +114,6 @@ def test_context_beyond_rope_scaled_limit():
 def test_no_gpu_skips_memory_and_blocks_gpu_engines():
     cpu = machine_from_mapping({"cpu_ram_gib": 64}, where="test")
     report = _run("vllm serve meta-llama/Llama-3.1-8B --max-model-len 4096", cpu)
-    assert _one(report, "res.parallel_gpus").severity == "block"
+    f = _one(report, "res.parallel_gpus")
+    assert f.severity == "block" and "none visible" in f.message and "No CUDA GPUs" in f.why
     assert _one(report, "res.gpu_memory").severity == "skip"

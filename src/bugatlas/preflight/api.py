@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from bugatlas.errors import BadInputError
-from bugatlas.preflight import checks_env, checks_resources  # noqa: F401 - registers checks
+from bugatlas.preflight import checks_config, checks_env, checks_resources  # noqa: F401 - registers checks
 from bugatlas.preflight.context import REGISTRY, Context
 from bugatlas.preflight.findings import Report, find_example
 from bugatlas.preflight.launch import Launch
@@ -56,8 +56,6 @@ def resolve_model(launch: Launch, model_config: str | None = None) -> tuple[Mode
     if model_dir is None and model and not (local is not None and local.exists()):
         model_dir = hub_cache_snapshot(model)
     gguf = local if local is not None and local.is_file() and local.suffix.lower() == ".gguf" else None
-    if model is not None and local is not None and not local.exists() and (model.startswith(("/", "./", "~")) or model.endswith(".gguf")):
-        raise BadInputError(f"model path {model} does not exist")
     spec: ModelSpec | None = None
     if model_config:
         path = Path(model_config).expanduser()
@@ -101,6 +99,9 @@ def run_preflight(
 
     spec, model_dir, gguf = resolve_model(launch, model_config)
     ctx = Context(launch=launch, machine=machine, model=spec, model_dir=model_dir, gguf_path=gguf)
+    model = launch.model or ""
+    if model_dir is None and gguf is None and (model.startswith(("/", "./", "../", "~")) or model.endswith(".gguf")):
+        ctx.cache["missing_path"] = model  # a path, not a hub name, and not on this host
     assets.prepare(ctx)
     findings = []
     for check_id, fn in REGISTRY:

@@ -158,6 +158,17 @@ def check_files(ctx: Context) -> list[Finding]:
     if ctx.gguf_path is not None:
         return [ctx.finding("assets.files", "pass", f"GGUF file {ctx.gguf_path.name} ({gib(ctx.gguf_path.stat().st_size)})")]
     scan: AssetScan | None = ctx.cache.get("scan")
+    missing = ctx.cache.get("missing_path")
+    if missing and ctx.machine.source == "this machine":
+        return [ctx.finding(
+            "assets.files", "block", f"model path {missing} does not exist on this machine",
+            numbers={"path": missing},
+            why="The engine treats it as a hub repository id and fails ('Repo id must be in the form "
+                "repo_name or namespace/repo_name' / 'failed to load model').",
+            fix="Fix the path (relative paths resolve from the directory the engine starts in).",
+        )]  # fmt: skip
+    if missing:
+        return [ctx.finding("assets.files", "skip", f"model path {missing} is not on this host (the described machine's files are not checked)")]
     if scan is None:
         where = "a known shape" if ctx.model is not None else "nothing"
         return [ctx.finding("assets.files", "skip", f"model {ctx.launch.model!r} is not a local directory (sized from {where}; files are fetched at launch)")]

@@ -21,6 +21,15 @@ def check_parallel_gpus(ctx: Context) -> list[Finding]:
     numbers = {"tensor_parallel_size": ctx.tp, "pipeline_parallel_size": ctx.pp,
                "data_parallel_size": ctx.dp, "gpus_needed": need, "gpus_visible": visible,
                "cuda_visible_devices": ctx.cuda_visible_devices}  # fmt: skip
+    if visible == 0:
+        return [ctx.finding(
+            "res.parallel_gpus", "block", f"{ctx.launch.title} needs {need} GPU(s); none visible"
+            + (f" (CUDA_VISIBLE_DEVICES={ctx.cuda_visible_devices!r})" if ctx.cuda_visible_devices is not None else ""),
+            numbers=numbers,
+            why="Start-up fails at device detection ('RuntimeError: No CUDA GPUs are available' / "
+                "'Failed to infer device type').",
+            fix="Run on a GPU host (check `nvidia-smi` and CUDA_VISIBLE_DEVICES), or use the engine's CPU build / llama.cpp.",
+        )]  # fmt: skip
     if need > visible:
         sizes = f"tensor-parallel {ctx.tp}" + (f" × pipeline-parallel {ctx.pp}" if ctx.pp > 1 else "") + (f" × data-parallel {ctx.dp}" if ctx.dp > 1 else "")
         return [ctx.finding(
@@ -129,6 +138,10 @@ def check_context(ctx: Context) -> list[Finding]:
     )]  # fmt: skip
 
 
+def _per_token(n: float) -> str:
+    return f"{n / 1024:.0f} KiB" if n >= 1024 else f"{n:.0f} B"
+
+
 def overhead_bytes(ctx: Context, tp: int) -> dict[str, int]:
     """Per-GPU memory besides weights and KV cache (estimates, see engines.yaml)."""
     o = load("engines")["overhead"]
@@ -208,7 +221,7 @@ def check_gpu_memory(ctx: Context) -> list[Finding]:
     if shards < requested_shards:
         at += f" (the GPUs visible; {requested_shards} requested)"
     summary = (f"{at} each GPU needs weights {gib(weights)} + KV cache {gib(kv_one)} "
-               f"({tokens:,} tokens × {m.kv_bytes_per_token(ctx.kv_dtype_bytes, tp) / pp / 1024:.0f} KiB) "
+               f"({tokens:,} tokens × {_per_token(m.kv_bytes_per_token(ctx.kv_dtype_bytes, tp) / pp)}) "
                f"+ overhead ≈{gib(overhead)} = {gib(need)}; budget {gib(budget)} "
                f"({gpu.name} {gib(gpu.memory_bytes)} × {util})")  # fmt: skip
     fix_options = []
