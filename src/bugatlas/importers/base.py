@@ -5,13 +5,15 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import queue
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 import yaml
@@ -125,7 +127,7 @@ def read_json_records(
             if not one_per_line:  # a single pretty-printed object
                 yield from _json_document(path, first + stream.read())
                 return
-            for lineno, line in enumerate(_chain_first(first, stream), 1):
+            for lineno, line in enumerate(_chain_first(first, _prefetched_lines(stream)), 1):
                 if lineno % 1000 == 0:
                     counter.tick()
                 if not line.strip():
@@ -141,6 +143,60 @@ def read_json_records(
             counter.tick()
         except (OSError, EOFError, gzip.BadGzipFile) as exc:
             raise BadInputError(f"{path}: cannot read ({one_line(exc)})") from exc
+
+
+_PREFETCH_BYTES = 1 << 20  # lines handed over per block
+T = TypeVar("T")
+
+
+def read_ahead(items: Iterator[T], depth: int = 4) -> Iterator[T]:
+    """Run ``items`` in a background thread, ``depth`` items ahead of the consumer.
+
+    Importing is a pipeline: zlib decompression and SQLite writes release the GIL, so reading
+    the next block and parsing the next chunk overlap writing the current one on a second
+    core. Errors raised by ``items`` are re-raised in the consumer's thread; a consumer that
+    stops early (format sniffing reads one record) stops the thread too.
+    """
+    handoff: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def offer(kind: str, value: Any) -> bool:
+        while not stop.is_set():
+            try:
+                handoff.put((kind, value), timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not offer("item", item):
+                    return
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer as is
+            offer("error", exc)
+            return
+        offer("done", None)
+
+    worker = threading.Thread(target=produce, name="bugatlas-read-ahead", daemon=True)
+    worker.start()
+    try:
+        while True:
+            kind, value = handoff.get()
+            if kind == "done":
+                return
+            if kind == "error":
+                raise value
+            yield value
+    finally:
+        stop.set()
+        worker.join()
+
+
+def _prefetched_lines(stream: Any) -> Iterator[bytes]:
+    for block in read_ahead(iter(lambda: stream.readlines(_PREFETCH_BYTES), [])):
+        yield from block
 
 
 def _chain_first(first: bytes, stream: Any) -> Iterator[bytes]:
@@ -254,7 +310,7 @@ def import_paths(
             parse, _ = _formats()[name]
             with _progress_bar(path, enabled=progress) as tick, store.transaction():
                 result = ImportResult(str(path), name, 0, 0, 0, [])
-                for chunk in parse(path, tick):
+                for chunk in read_ahead(parse(path, tick), depth=2):
                     if chunk.bad and not skip_bad:  # raising rolls the whole file back
                         raise BadInputError(f"{chunk.bad[0]} (nothing from this file was stored; "
                                             f"--skip-bad imports the good records)")  # fmt: skip

@@ -1,0 +1,155 @@
+"""Offline replay of a crawl's raw-answer archive, and a canonical dump to compare stores.
+
+``--archive`` keeps every GitHub answer in the store's ``collect_archive`` table (query and
+variables sent, body received; never a header, so never a token). :func:`replay_archive`
+applies those answers again, in order, through the very code the crawl used: a study can be
+rebuilt byte for byte without the network.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from bugatlas.collect.apply import apply_group
+from bugatlas.errors import BadInputError
+from bugatlas.store import Store
+
+_ARCHIVE_COLS = ("run_id", "grp", "repo", "kind", "context", "method", "url", "request", "status",
+                 "response", "received_at")  # fmt: skip
+
+
+@dataclass
+class ReplayResult:
+    groups: int = 0
+    responses: int = 0
+    issues: int = 0
+    comments: int = 0
+    pull_requests: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def _groups(store: Store, repos: Sequence[str] | None) -> Iterator[tuple[str, str, dict, list[dict]]]:
+    sql = ("SELECT id, grp, repo, kind, context, request, response FROM collect_archive "
+           "WHERE kind != 'fault'")  # fmt: skip
+    args: list[Any] = []
+    if repos:
+        sql += f" AND repo IN ({', '.join('?' * len(repos))})"
+        args = [r.lower() for r in repos]
+    current: tuple[str, str, dict, list[dict]] | None = None
+    current_grp = None
+    for _id, grp, repo, kind, context, request, response in store.conn.execute(sql + " ORDER BY grp, id", args):
+        item = {"request": orjson.loads(request) if request else None, "response": orjson.loads(response)}
+        if grp != current_grp:
+            if current is not None:
+                yield current
+            current = (repo, kind, orjson.loads(context) if context else {}, [item])
+            current_grp = grp
+        else:
+            current[3].append(item)
+    if current is not None:
+        yield current
+
+
+def replay_archive(
+    store: Store,
+    source: Store | str | Path | None = None,
+    *,
+    repos: Sequence[str] | None = None,
+) -> ReplayResult:
+    """Rebuild collected data into ``store`` from an archive, with no network.
+
+    ``source``: the store holding the archive (a Store or a path); default ``store`` itself.
+    The archive rows are copied into ``store`` too, so the rebuilt store can be replayed again.
+    All in one transaction: a failed replay leaves ``store`` as it was.
+    """
+    own = False
+    if source is None:
+        src = store
+    elif isinstance(source, Store):
+        src = source
+    else:
+        path = Path(source)
+        if not path.exists():
+            raise BadInputError(f"--replay: {path}: no such store")
+        src, own = Store(path, create=False), True
+    try:
+        n = src.conn.execute("SELECT COUNT(*) FROM collect_archive").fetchone()[0]
+        if n == 0:
+            raise BadInputError(f"--replay: {src.path}: the archive is empty (collect with --archive first)")
+        result = ReplayResult()
+        with store.run("collect --replay", {"source": str(src.path), "repos": list(repos or [])}) as run:
+            with store.transaction():
+                if src is not store and src.path.resolve() != store.path.resolve():
+                    _copy_archive(src, store, repos)
+                for repo, kind, context, items in _groups(store, repos):
+                    counts = apply_group(store, repo, kind, context, items)
+                    result.groups += 1
+                    result.responses += len(items)
+                    result.issues += counts["issues"]
+                    result.comments += counts["comments"]
+                    result.pull_requests += counts["pull_requests"]
+            run.summary = result.as_dict()
+        return result
+    finally:
+        if own:
+            src.close()
+
+
+def _copy_archive(src: Store, dst: Store, repos: Sequence[str] | None) -> None:
+    sql = f"SELECT id, {', '.join(_ARCHIVE_COLS)} FROM collect_archive"
+    args: list[Any] = []
+    if repos:
+        sql += f" WHERE repo IN ({', '.join('?' * len(repos))})"
+        args = [r.lower() for r in repos]
+    grp_map: dict[int, int] = {}
+    insert = (f"INSERT INTO collect_archive ({', '.join(_ARCHIVE_COLS)}) "
+              f"VALUES ({', '.join('?' * len(_ARCHIVE_COLS))})")  # fmt: skip
+    for row in src.conn.execute(sql + " ORDER BY id", args):
+        old_id, values = row[0], list(row[1:])
+        old_grp = values[1]
+        values[0] = None  # run ids belong to the source store
+        values[1] = grp_map.get(old_grp) if old_grp is not None else None
+        cur = dst.conn.execute(insert, values)
+        if old_grp == old_id or (old_grp is not None and old_grp not in grp_map):
+            grp_map[old_grp] = cur.lastrowid
+            dst.conn.execute("UPDATE collect_archive SET grp = ? WHERE id = ?", (cur.lastrowid, cur.lastrowid))
+
+
+# -- canonical dump ---------------------------------------------------------------------------
+def canonical_dump(store: Store, repos: Sequence[str] | None = None) -> bytes:
+    """The collected data (issues with text, labels and counts; comments; pull requests; fixes;
+    maintainers' labels) as sorted JSON Lines: equal bytes mean equal study data."""
+    where, args = "", []
+    if repos:
+        where = f" WHERE repo IN ({', '.join('?' * len(repos))})"
+        args = [r.lower() for r in repos]
+    lines: list[bytes] = []
+    tables = (
+        ("issues", "SELECT repo, number, title, body, state, labels, author, author_association, "
+                   "created_at, updated_at, closed_at, comments_count, reactions, is_pull_request, "
+                   "html_url, is_reference FROM issues{w} ORDER BY repo, number"),
+        ("comments", "SELECT repo, issue_number, comment_id, author, author_association, body, "
+                     "created_at, updated_at FROM comments{w} ORDER BY repo, issue_number, comment_id"),
+        ("fixes", "SELECT repo, issue_number, pr_repo, pr_number, relation FROM issue_fixes{w} "
+                  "ORDER BY repo, issue_number, pr_repo, pr_number"),
+        ("pull_requests", "SELECT repo, number, title, state, merged_at, additions, deletions, "
+                          "changed_files, html_url FROM pull_requests{w} ORDER BY repo, number"),
+    )  # fmt: skip
+    for name, sql in tables:
+        cur = store.conn.execute(sql.format(w=where), args)
+        cols = [d[0] for d in cur.description]
+        for row in cur:
+            lines.append(orjson.dumps([name, dict(zip(cols, row, strict=True))], option=orjson.OPT_SORT_KEYS))
+    return b"\n".join(lines) + b"\n"
+
+
+def dump_digest(store: Store, repos: Sequence[str] | None = None) -> str:
+    return hashlib.sha256(canonical_dump(store, repos)).hexdigest()

@@ -1,0 +1,91 @@
+"""`bugatlas collect`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from bugatlas.cli_common import DbOption, JsonOption, console, open_store, print_json
+from bugatlas.errors import BadInputError
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("collect")
+    def collect_cmd(
+        repos: Annotated[list[str] | None, typer.Argument(
+            help="Repositories as OWNER/NAME (e.g. vllm-project/vllm).", show_default=False)] = None,
+        since: Annotated[str | None, typer.Option(
+            "--since", help="Only issues updated at or after this date (YYYY-MM-DD or ISO time).")] = None,
+        until: Annotated[str | None, typer.Option(
+            "--until", help="Only issues updated at or before this date.")] = None,
+        state: Annotated[str, typer.Option("--state", help="all | open | closed")] = "all",
+        labels: Annotated[str | None, typer.Option(
+            "--labels", help="Comma-separated label names: issues with any of them.")] = None,
+        limit: Annotated[int | None, typer.Option(
+            "--limit", help="At most N issues per repository this run (the next run continues).")] = None,
+        base_url: Annotated[str, typer.Option(
+            "--base-url", envvar="GITHUB_API_URL",
+            help="API root: https://api.github.com, https://HOST/api/v3, or a local stand-in.")] = "https://api.github.com",
+        archive: Annotated[bool, typer.Option(
+            "--archive", help="Keep every raw answer in the store (for --replay).")] = False,
+        replay: Annotated[Path | None, typer.Option(
+            "--replay", help="Rebuild the data offline from the archive in this store file "
+                             "(use the --db file itself to rebuild in place).")] = None,
+        hydrate: Annotated[bool, typer.Option(
+            "--hydrate", help="Fetch the text of issues imported as references (Liu et al., "
+                              "Open-LLM-Failures); REPOS narrows which.")] = False,
+        page_size: Annotated[int, typer.Option("--page-size", help="Issues per GraphQL page (1-100).")] = 100,
+        timeout: Annotated[float, typer.Option("--timeout", help="Seconds before a request is retried.")] = 60.0,
+        max_retries: Annotated[int, typer.Option(
+            "--max-retries", help="Retries of a request after 5xx, timeouts or secondary limits.")] = 6,
+        db: DbOption = None,
+        as_json: JsonOption = False,
+    ) -> None:
+        """Collect issues, comments, labels and fixing pull requests from GitHub (GraphQL, 100
+        issues a request). Incremental and resumable; tokens from GITHUB_TOKEN or GITHUB_TOKENS."""
+        from bugatlas.collect import collect_repos, hydrate_references, replay_archive
+
+        modes = sum([bool(replay), hydrate])
+        if modes > 1:
+            raise BadInputError("--replay and --hydrate: choose one")
+        client_options = {"timeout": timeout, "max_retries": max_retries}
+        with open_store(db) as store:
+            if replay is not None:
+                result = replay_archive(store, replay, repos=repos or None)
+                if as_json:
+                    print_json(result.as_dict())
+                else:
+                    console.print(f"replayed {result.responses} archived answers: {result.issues} issues, "
+                                  f"{result.comments} comments, {result.pull_requests} pull requests "
+                                  f"into {store.path}")  # fmt: skip
+                return
+            if hydrate:
+                result = hydrate_references(store, repos or None, base_url=base_url, archive=archive,
+                                            progress=not as_json, client_options=client_options)  # fmt: skip
+            else:
+                if not repos:
+                    raise BadInputError("no repositories given (e.g. bugatlas collect vllm-project/vllm)")
+                result = collect_repos(
+                    store, repos, since=since, until=until, state=state,
+                    labels=labels.split(",") if labels else None, limit=limit, base_url=base_url,
+                    archive=archive, page_size=page_size, progress=not as_json,
+                    client_options=client_options)  # fmt: skip
+        if as_json:
+            print_json(result.as_dict())
+            return
+        for r in result.repos:
+            if hydrate:
+                console.print(f"{r.repo}: {r.issues} of {r.total} references hydrated"
+                              f"{f', {r.missing} not found' if r.missing else ''}, {r.comments} comments, "
+                              f"{r.requests} requests")  # fmt: skip
+            else:
+                more = "" if r.complete else " (stopped by --limit; run again to continue)"
+                console.print(f"{r.repo}: {r.issues} issues, {r.comments} comments, "
+                              f"{r.pull_requests} pull requests, {r.requests} requests, "
+                              f"up to date to {r.watermark or '-'}{more}")  # fmt: skip
+        s = result.stats
+        console.print(f"{s.get('requests', 0)} requests, {s.get('points', 0)} points, "
+                      f"{s.get('retries', 0)} retries, waited {s.get('waited_seconds', 0)} s, "
+                      f"rate limit remaining {s.get('rate_remaining')}")  # fmt: skip

@@ -1,0 +1,100 @@
+"""yu2026-artifact -> yu2026: every published record maps; counts sit next to the paper's."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bugatlas.store import Label
+from bugatlas.taxonomy import CodebookError, load_codebook
+from bugatlas.taxonomy.mapping import (
+    get_mapping,
+    map_records,
+    map_store_labels,
+    unmapped_categories,
+)
+
+
+def test_mapping_is_complete_and_valid() -> None:
+    m = get_mapping("yu2026-artifact", "yu2026")
+    assert unmapped_categories(m) == {}
+    art = load_codebook("yu2026-artifact")
+    assert len(art.leaves("symptom")) == 37 and len(art.roots("symptom")) == 5
+    assert len(art.leaves("root_cause")) == 27 and len(art.roots("root_cause")) == 9
+    # The published data's double-space spelling is an alias of a kept leaf, not lost.
+    odd = "Environment Compatibility Issues -  Architecture Compatibility"
+    assert art.find("root_cause", odd) is not None
+    assert m.map("root_cause", odd).name == "System Architecture Incompatibility"
+    assert m.map("symptom", "Crash - CUDA Error - Out of Memory").name == "GPU OOM"
+
+
+def test_store_labels_of_all_706_records_map(corpus_store) -> None:
+    report = map_store_labels(corpus_store, "yu2026-artifact", "yu2026")
+    assert report.records == 706
+    assert not report.unmapped
+    assert report.mapped == {"symptom": 706, "root_cause": 706, "stage": 706}
+    sym = report.top_level["symptom"]
+    assert sum(sym.values()) == 706
+    # The symptom mapping reproduces the paper's published top-level counts within 1 each.
+    yu = load_codebook("yu2026")
+    for c in yu.roots("symptom"):
+        assert abs(sym[c.name] - c.published_count) <= 1, c.name
+    rows = corpus_store.query(
+        "SELECT dimension, COUNT(*) AS n FROM labels WHERE taxonomy='yu2026' GROUP BY dimension")
+    n = {r["dimension"]: r["n"] for r in rows}
+    assert n["symptom"] == 706 and n["symptom_category"] == 706 and n["root_cause_category"] == 706
+    lab = next(corpus_store.iter_labels("yu2026", dimension="symptom"))
+    assert lab.source.endswith("|map:yu2026-artifact") and lab.evidence[0].startswith("yu2026-artifact.symptom=")
+    assert lab.record  # provenance: the published record the label came from
+    # A re-run replaces rather than duplicates.
+    map_store_labels(corpus_store, "yu2026-artifact", "yu2026")
+    n2 = corpus_store.query("SELECT COUNT(*) AS n FROM labels WHERE taxonomy='yu2026'")[0]["n"]
+    assert n2 == sum(n.values())
+
+
+def test_map_records_and_cli_file_round_trip(tmp_path: Path) -> None:
+    recs = [{"repo": "qwenlm/qwen", "number": 1, "taxonomy": "yu2026-artifact",
+             "labels": {"symptom": ["Loading Failure - Tokenizer Loading Error"],
+                        "root_cause": "Environment Compatibility Issues -  Architecture Compatibility",
+                        "stage": "Inference"}},
+            {"repo": "qwenlm/qwen", "number": 2, "labels": {"symptom": "No Such Symptom"}}]  # fmt: skip
+    out = list(map_records(recs, "yu2026-artifact", "yu2026"))
+    assert out[0]["labels"]["symptom_category"] == ["Runtime Crash"]
+    assert out[0]["labels"]["symptom_subcategory"] == ["Model Usage Error"]
+    assert out[0]["labels"]["symptom"] == ["Tokenizer Error"]
+    assert out[0]["labels"]["root_cause_category"] == ["Environment and Infrastructure Fault"]
+    assert out[1]["unmapped"] == {"symptom": ["No Such Symptom"]}
+    f = tmp_path / "in.jsonl"
+    f.write_text("\n".join(json.dumps(r) for r in recs))
+    res = subprocess.run([sys.executable, "-m", "bugatlas.cli", "taxonomy", "map", "--from", "yu2026-artifact",
+                          "--to", "yu2026", "--input", str(f), "--output", str(tmp_path / "o.jsonl"), "--json"],
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    rep = json.loads(res.stdout)
+    assert rep["records"] == 2 and rep["unmapped"][0]["value"] == "No Such Symptom"
+    lines = (tmp_path / "o.jsonl").read_text().splitlines()
+    assert json.loads(lines[0])["taxonomy"] == "yu2026"
+
+
+def test_bad_mapping_names_the_file(tmp_path: Path) -> None:
+    f = tmp_path / "src.yaml"
+    f.write_text("name: src\ndimensions:\n  symptom:\n    categories:\n      - {id: a, name: A}\n"
+                 "mappings:\n  yu2026:\n    symptom: {A: Not A Yu Category}\n")  # fmt: skip
+    with pytest.raises(CodebookError, match="src.yaml.*Not A Yu Category"):
+        get_mapping(str(f), "yu2026")
+
+
+def test_human_labels_added_through_api_map(tmp_path: Path) -> None:
+    from bugatlas.store import Store
+
+    with Store(tmp_path / "s.db") as st:
+        st.add_labels([Label(repo="a/b", issue_number=3, taxonomy="yu2026-artifact", dimension="symptom",
+                             value="Hang - Generation Process Stuck", source_kind="human", source="ann:x")])  # fmt: skip
+        rep = map_store_labels(st, "yu2026-artifact", "yu2026")
+        assert rep.top_level["symptom"] == {"Process Hang": 1}
+        vals = {(l.dimension, l.value) for l in st.iter_labels("yu2026")}
+        assert ("symptom", "Generation Process Stuck") in vals and ("symptom_category", "Process Hang") in vals
