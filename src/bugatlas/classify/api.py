@@ -98,11 +98,14 @@ def failure_issues(store: Store, *, all_issues: bool = False) -> list[Issue]:
     issues = [i for i in store.iter_issues() if _has_text(i)]
     if all_issues:
         return issues
-    rows = store.query(
-        "SELECT repo, issue_number, value FROM labels WHERE taxonomy = 'issue-kind' AND dimension = 'kind'")
+    has_table = store.query("SELECT 1 AS x FROM sqlite_master WHERE type = 'table' AND name = 'issue_kinds'")
+    rows = store.query("SELECT repo, number, kind FROM issue_kinds") if has_table else []
+    if not rows:  # no filter table: the issue-kind labels (any source), if any
+        rows = store.query("SELECT repo, issue_number AS number, value AS kind FROM labels "
+                           "WHERE taxonomy = 'issue-kind' AND dimension = 'kind'")
     if not rows:
         return issues
-    failures = {(r["repo"], r["issue_number"]) for r in rows if r["value"] == "failure"}
+    failures = {(r["repo"], r["number"]) for r in rows if r["kind"] == "failure"}
     return [i for i in issues if i.key in failures]
 
 
@@ -358,10 +361,10 @@ def _check_names(spec: TaxonomySpec, labels: dict, what: str) -> None:
     for key, dims in labels.items():
         for dim, values in dims.items():
             try:
-                spec.level_of(dim)
+                spec.base_of(dim)
             except KeyError:
                 continue  # a dimension this codebook does not classify: ignored
-            bad = [v for v in values if spec.parent_of(dim, v) is None]
+            bad = [v for v in values if not spec.valid(dim, v)]
             if bad:
                 raise BadInputError(f"{what} labels of {key[0]}#{key[1]}: {dim}: not in the "
                                     f"{spec.name} codebook: {', '.join(map(repr, bad))}")

@@ -77,22 +77,18 @@ def normalize(scores: Mapping[str, float]) -> dict[str, float]:
     return {k: max(v, 0.0) / total for k, v in scores.items()}
 
 
-def group_probs(spec: TaxonomySpec, dim: str, sc: DimScores) -> dict[str, dict[str, float]]:
-    """Probability of each group at each level: the classifier's own group scores when it
-    has them, else the sum of its leaf probabilities."""
+def level_probs(spec: TaxonomySpec, dim: str, sc: DimScores, out_dim: str) -> dict[str, float]:
+    """Probability of each value of ``out_dim``: the classifier's own scores for that level
+    when it has them, else the sum of the probabilities of the leaves under each value."""
+    if sc.level_probs.get(out_dim):
+        return dict(sc.level_probs[out_dim])
     dspec = spec.dims[dim]
-    out: dict[str, dict[str, float]] = {}
-    for level in dspec.level_dims:
-        if level in sc.level_probs and sc.level_probs[level]:
-            out[level] = dict(sc.level_probs[level])
-            continue
-        agg: dict[str, float] = {g: 0.0 for g in dspec.groups(level)}
-        for leaf, p in sc.probs.items():
-            g = dspec.ancestors.get(leaf, {}).get(level)
-            if g is not None:
-                agg[g] = agg.get(g, 0.0) + p
-        out[level] = agg
-    return out
+    agg: dict[str, float] = {}
+    for leaf, p in sc.probs.items():
+        v = dspec.store.get(leaf, {}).get(out_dim)
+        if v is not None:
+            agg[v] = agg.get(v, 0.0) + p
+    return agg
 
 
 def decide(
@@ -104,50 +100,66 @@ def decide(
     second_ratio: float = 0.75,
     second_min: float = 0.3,
 ) -> tuple[dict[str, list[str]], dict[str, float], dict[str, list[str]]]:
-    """Labels, confidence and evidence for ``dim`` and each of its levels."""
+    """Labels, confidence and evidence for every out dim of ``dim``, top level first: the
+    best value at a level, then only leaves under it compete at the next level. A
+    multi-label dimension gets a second top-level value when it is nearly as likely."""
     dspec = spec.dims[dim]
-    labels: dict[str, list[str]] = {}
-    conf: dict[str, float] = {}
-    evidence: dict[str, list[str]] = {}
-    allowed = set(sc.probs)
-    for level, probs in group_probs(spec, dim, sc).items():  # root level first
-        candidates = {g: p for g, p in probs.items()
-                      if any(dspec.ancestors.get(leaf, {}).get(level) == g for leaf in allowed)}
-        if not candidates:
-            labels[level], conf[level] = [], 0.0
+    labels: dict[str, list[str]] = {d: [] for d in dspec.out_dims}
+    conf: dict[str, float] = {d: 0.0 for d in dspec.out_dims}
+    evidence: dict[str, list[str]] = {d: [] for d in dspec.out_dims}
+    paths: list[set[str]] = []  # leaves still allowed under each chosen top-level value
+    path_conf: list[float] = []
+    path_labeled: list[bool] = []
+    for rank, out_dim in enumerate(dspec.out_dims):
+        probs = level_probs(spec, dim, sc, out_dim)
+        if rank == 0:
+            if not probs:
+                break
+            ranked = sorted(probs, key=probs.__getitem__, reverse=True)
+            best = ranked[0]
+            conf[out_dim] = round(float(probs[best]), 4)
+            chosen = [best] if probs[best] >= threshold else []
+            if chosen and dspec.multi_label:
+                for other in ranked[1 : dspec.max_labels]:
+                    if probs[other] >= second_min and probs[other] >= second_ratio * probs[best]:
+                        chosen.append(other)
+            labels[out_dim] = chosen
+            for v in chosen or [best]:
+                paths.append(set(dspec.leaves_under(out_dim, v)))
+                path_conf.append(float(probs[v]))
+                path_labeled.append(v in chosen)
+                evidence[out_dim] += _evidence_for(dspec, sc, out_dim, v)
             continue
-        best = max(candidates, key=candidates.__getitem__)
-        conf[level] = round(float(candidates[best]), 4)
-        labels[level] = [best] if candidates[best] >= threshold else []
-        ev = [e for leaf in allowed if dspec.ancestors.get(leaf, {}).get(level) == best
-              for e in sc.evidence.get(leaf, [])] + sc.evidence.get(best, [])
-        evidence[level] = list(dict.fromkeys(ev))[:6]
-        # descend: leaves must sit under the chosen group
-        allowed = {leaf for leaf in allowed if dspec.ancestors.get(leaf, {}).get(level) == best}
-    leaf_probs = {leaf: sc.probs[leaf] for leaf in allowed}
-    if not leaf_probs:
-        labels[dim], conf[dim] = [], 0.0
-        return labels, conf, evidence
-    ranked = sorted(leaf_probs, key=leaf_probs.__getitem__, reverse=True)
-    top = ranked[0]
-    conf[dim] = round(float(sc.probs[top]), 4)
-    chosen = [top] if sc.probs[top] >= threshold else []
-    if chosen and dspec.multi_label:
-        # a second label from the whole dimension (two root causes may sit in two groups)
-        rest = sorted((k for k in sc.probs if k != top), key=sc.probs.__getitem__, reverse=True)
-        for other in rest[: dspec.max_labels - 1]:
-            p = sc.probs[other]
-            if p >= second_min and p >= second_ratio * sc.probs[top]:
-                chosen.append(other)
-    labels[dim] = chosen
-    evidence[dim] = list(dict.fromkeys(e for leaf in chosen or [top] for e in sc.evidence.get(leaf, [])))[:6]
-    # groups of a second leaf join the group labels
-    for level in dspec.level_dims:
-        for leaf in chosen[1:]:
-            g = dspec.ancestors.get(leaf, {}).get(level)
-            if g and labels.get(level) and g not in labels[level]:
-                labels[level].append(g)
+        for i, allowed in enumerate(paths):
+            cands = {v: probs.get(v, 0.0) for v in {dspec.store[leaf].get(out_dim) for leaf in allowed} if v}
+            if not cands:
+                continue
+            total = sum(cands.values())
+            best = max(cands, key=cands.__getitem__)
+            # a lower level's confidence is joint: P(top value) * P(this value | top value)
+            path_conf[i] *= cands[best] / total if total > 0 else 1.0 / len(cands)
+            if i == 0:
+                conf[out_dim] = round(path_conf[i], 4)
+            # once a level abstains, the levels below it abstain too
+            path_labeled[i] = path_labeled[i] and path_conf[i] >= threshold
+            if path_labeled[i] and best not in labels[out_dim]:
+                labels[out_dim].append(best)
+            evidence[out_dim] += _evidence_for(dspec, sc, out_dim, best)
+            paths[i] = {leaf for leaf in allowed if dspec.store[leaf].get(out_dim) == best}
+    for d in evidence:
+        evidence[d] = list(dict.fromkeys(evidence[d]))[:6]
+        if labels[d] and not evidence[d]:  # every label says why, even a base-rate guess
+            evidence[d] = [f"no signature or distinctive term: {labels[d][0]} is the most likely "
+                           f"category overall (p={conf[d]:.2f})"]
     return labels, conf, evidence
+
+
+def _evidence_for(dspec, sc: DimScores, out_dim: str, value: str) -> list[str]:
+    ev = list(sc.evidence.get(value, []))
+    for leaf in dspec.leaves_under(out_dim, value):
+        if leaf != value:
+            ev += sc.evidence.get(leaf, [])
+    return ev
 
 
 def predictions_from_scores(
@@ -175,21 +187,23 @@ def predictions_from_scores(
 
 
 def leaf_targets(spec: TaxonomySpec, dim: str, labels: LabelSet | None) -> list[str]:
-    """The leaf names a human gave for ``dim`` (only names the codebook knows)."""
-    if not labels:
-        return []
-    leaves = set(spec.dims[dim].leaves)
-    return [v for v in labels.get(dim, []) or [] if v in leaves]
-
-
-def level_targets(spec: TaxonomySpec, dim: str, level: str, labels: LabelSet | None) -> list[str]:
-    """The groups a human gave at ``level`` (directly, or implied by the leaves)."""
+    """The leaves a human gave for ``dim`` (in any of its out dims)."""
     if not labels:
         return []
     dspec = spec.dims[dim]
-    groups = set(dspec.groups(level))
-    direct = [v for v in labels.get(level, []) or [] if v in groups]
+    leaves = set(dspec.leaves)
+    found = [v for d in dspec.out_dims for v in (labels.get(d) or []) if v in leaves]
+    return list(dict.fromkeys(found))
+
+
+def level_targets(spec: TaxonomySpec, dim: str, out_dim: str, labels: LabelSet | None) -> list[str]:
+    """The values a human gave at ``out_dim`` (directly, or implied by the leaves)."""
+    if not labels:
+        return []
+    dspec = spec.dims[dim]
+    values = set(dspec.values(out_dim))
+    direct = [v for v in labels.get(out_dim) or [] if v in values]
     if direct:
-        return direct
-    implied = [dspec.ancestors.get(leaf, {}).get(level) for leaf in leaf_targets(spec, dim, labels)]
-    return list(dict.fromkeys(g for g in implied if g))
+        return list(dict.fromkeys(direct))
+    implied = [dspec.store[leaf].get(out_dim) for leaf in leaf_targets(spec, dim, labels)]
+    return list(dict.fromkeys(v for v in implied if v))

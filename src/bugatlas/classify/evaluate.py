@@ -68,13 +68,13 @@ class EvalReport:
 def complete_levels(spec: TaxonomySpec, labels: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
     """Fill the group levels a record leaves out from its leaves (gold may give only leaves)."""
     out = {k: list(v) for k, v in labels.items()}
-    for dim in spec.dims:
-        if dim not in out:
+    for dim, dspec in spec.dims.items():
+        leaves = [v for d in dspec.out_dims for v in out.get(d, []) if v in dspec.store]
+        if not leaves:
             continue
-        expanded = spec.expand(dim, [v for v in out[dim] if v in spec.dims[dim].ancestors])
-        for level in spec.dims[dim].level_dims:
-            if not out.get(level):
-                out[level] = expanded.get(level, [])
+        for d, values in spec.expand(dim, list(dict.fromkeys(leaves))).items():
+            if not out.get(d) and values:
+                out[d] = values
     return out
 
 

@@ -18,10 +18,12 @@ a multi-gigabyte install); TF-IDF + linear models reach the throughput target wi
 from __future__ import annotations
 
 import hashlib
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import SGDClassifier
 
@@ -99,11 +101,12 @@ class TextModel:
             for leaf in dspec.leaves:
                 texts.append(dspec.descriptions.get(leaf, leaf))
                 meta.append((dim, leaf, "leaf"))
-            for level in dspec.level_dims:
-                for group in dspec.groups(level):
-                    members = [leaf for leaf in dspec.leaves if dspec.ancestors[leaf].get(level) == group]
-                    texts.append(group + "\n" + "\n".join(dspec.descriptions.get(m, m) for m in members))
-                    meta.append((f"{dim}/{level}", group, "group"))
+            for level in self._level_dims(dim):
+                for value in dspec.values(level):
+                    members = [m for m in dspec.leaves_under(level, value) if m != value]
+                    texts.append("\n".join([dspec.descriptions.get(value, value)]
+                                           + [dspec.descriptions.get(m, m) for m in members]))
+                    meta.append((f"{dim}/{level}", value, "group"))
         return texts, meta
 
     def fit(self, issues: Sequence[Issue], labels: Sequence[LabelSet | None] | None = None) -> TextModel:
@@ -125,8 +128,8 @@ class TextModel:
             weak = [self.rules.score_doc(d) for d in docs]
         self.n_human = sum(1 for lab in labels if lab)
         self.n_weak = 0
-        for dim, dspec in self.spec.dims.items():
-            heads = [(dim, None)] + [(f"{dim}/{level}", level) for level in dspec.level_dims]
+        for dim in self.spec.dims:
+            heads = [(dim, None)] + [(f"{dim}/{level}", level) for level in self._level_dims(dim)]
             for key, level in heads:
                 rows, ys, ws = [], [], []
                 for j, (k, cls, _) in enumerate(proto_meta):
@@ -165,8 +168,15 @@ class TextModel:
         # classes and 50k features (fitting happens on every classify run without a trained model)
         clf = SGDClassifier(loss="log_loss", alpha=self.alpha, max_iter=30, tol=1e-4,
                             random_state=self.seed)
-        clf.fit(mat, ys, sample_weight=np.asarray(ws, dtype=float))
+        with warnings.catch_warnings():  # a few epochs are enough for ranking; no convergence noise
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            clf.fit(mat, ys, sample_weight=np.asarray(ws, dtype=float))
         return _Head(classes=list(clf.classes_), clf=clf)
+
+    def _level_dims(self, dim: str) -> list[str]:
+        """Out dims that need a head of their own (their values are not just the leaves)."""
+        dspec = self.spec.dims[dim]
+        return [d for d in dspec.out_dims if d not in dspec.leaf_dims]
 
     # -- prediction ------------------------------------------------------------------------
     def _head_probs(self, key: str, X) -> np.ndarray:
@@ -199,7 +209,7 @@ class TextModel:
         out: list[dict[str, DimScores]] = [{} for _ in issues]
         for dim, dspec in self.spec.dims.items():
             leaf_p = self._head_probs(dim, X)
-            lv_p = {level: self._head_probs(f"{dim}/{level}", X) for level in dspec.level_dims}
+            lv_p = {level: self._head_probs(f"{dim}/{level}", X) for level in self._level_dims(dim)}
             classes = self.heads[dim].classes
             for i in range(len(issues)):
                 probs = {leaf: 0.0 for leaf in dspec.leaves}
@@ -210,7 +220,7 @@ class TextModel:
                 evidence = {best: self._evidence(dim, X[i], best)}
                 level_probs = {}
                 for level, arr in lv_p.items():
-                    g = {grp: 0.0 for grp in dspec.groups(level)}
+                    g = {grp: 0.0 for grp in dspec.values(level)}
                     for c, p in zip(self.heads[f"{dim}/{level}"].classes, arr[i], strict=False):
                         g[c] = float(p)
                     level_probs[level] = normalize(g)

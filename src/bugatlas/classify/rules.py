@@ -46,8 +46,8 @@ _REGEX_META = re.compile(r"[\\^$.|?*+()\[\]{}]")
 
 @dataclass(frozen=True)
 class Cue:
-    category: str
-    level: str | None  # None: a leaf; else the level dim of a group
+    category: str       # any category of the dimension (a leaf or a group)
+    level: str | None   # unused: kept None (the category's place comes from the codebook)
     zone: str
     weight: float
     pattern: re.Pattern[str]
@@ -110,6 +110,7 @@ class Signatures:
     strong_score: float
     beta: float
     priors: dict[str, dict[str, float]]
+    max_labels: dict[str, int]
     cues: dict[str, list[Cue]]  # base dim -> cues
     digest: str
 
@@ -142,28 +143,25 @@ def load_signatures(taxonomy: str, path: str | None = None) -> Signatures:
     cb_weight = float(data.get("codebook_signal_weight", 1.0))
     cues: dict[str, list[Cue]] = {d: [] for d in spec.dims}
     priors: dict[str, dict[str, float]] = {}
+    max_labels: dict[str, int] = {}
     for dim, dspec in spec.dims.items():
-        for leaf, signals in dspec.signals.items():
-            for s in signals:
-                cues[dim].append(Cue(leaf, None, "any", cb_weight,
-                                     _compile(s, f"codebook {spec.name}: {dim}/{leaf}"), "codebook"))
-        for level, groups in dspec.group_signals.items():
-            for group, signals in groups.items():
-                for s in signals:
-                    cues[dim].append(Cue(group, level, "any", cb_weight,
-                                         _compile(s, f"codebook {spec.name}: {dim}/{group}"), "codebook"))
+        for name, signals in dspec.signals.items():
+            for sig in signals:
+                cues[dim].append(Cue(name, None, "any", cb_weight,
+                                     _compile(sig, f"codebook {spec.name}: {dim}/{name}"), "codebook"))
     for dim, block in (data.get("dimensions") or {}).items():
         where = f"{file}: dimensions.{dim}"
         if dim not in spec.dims:
             raise BadInputError(f"{where}: the codebook {spec.name!r} has no dimension {dim!r}")
         dspec = spec.dims[dim]
-        level_of = {g: lv for lv in dspec.level_dims for g in dspec.groups(lv)}
-        known = set(dspec.leaves) | set(level_of)
+        known = set(dspec.placed)
         prior = {k: float(v) for k, v in (block.get("prior") or {}).items()}
         for name in prior:
             if name not in dspec.leaves:
                 raise BadInputError(f"{where}.prior: {name!r} is not a leaf of {dim!r}")
         priors[dim] = prior
+        if "max_labels" in block:
+            max_labels[dim] = int(block["max_labels"])
         for name, items in (block.get("categories") or {}).items():
             if name not in known:
                 raise BadInputError(f"{where}.categories: unknown category {name!r}")
@@ -171,15 +169,14 @@ def load_signatures(taxonomy: str, path: str | None = None) -> Signatures:
                 zone = item.get("in", "any")
                 if zone not in ZONES:
                     raise BadInputError(f"{where}.categories.{name}[{i}]: zone {zone!r} not in {ZONES}")
-                cues[dim].append(Cue(name, level_of.get(name) if name not in dspec.leaves else None,
-                                     zone, float(item.get("w", 1.0)),
+                cues[dim].append(Cue(name, None, zone, float(item.get("w", 1.0)),
                                      _compile(str(item["re"]), f"{where}.categories.{name}[{i}]"),
                                      "signatures"))
     digest = hashlib.sha256(raw + repr(sorted((d, c.category, c.pattern.pattern) for d, cs in cues.items()
                                               for c in cs)).encode()).hexdigest()[:12]
     return Signatures(taxonomy=spec.name, codebook_weight=cb_weight,
                       strong_score=float(data.get("strong_score", 3.0)),
-                      beta=float(data.get("beta", 1.2)), priors=priors, cues=cues, digest=digest)
+                      beta=float(data.get("beta", 1.2)), priors=priors, max_labels=max_labels, cues=cues, digest=digest)
 
 
 def _snippet(text: str, span: tuple[int, int], zone: str, width: int = 70) -> str:
@@ -204,6 +201,14 @@ class RuleClassifier:
         self.name = f"rules:{self.spec.name}"
         flat = [(dim, cue) for dim, cues in self.sig.cues.items() for cue in cues]
         self._dims = [dim for dim, _ in flat]
+        self._priors = {
+            dim: normalize({leaf: self.sig.priors.get(dim, {}).get(leaf, 1.0) for leaf in dspec.leaves})
+            for dim, dspec in self.spec.dims.items()}
+        # out dims whose values are not the leaves themselves: value -> leaves under it
+        self._levels = {
+            dim: {d: {v: dspec.leaves_under(d, v) for v in dspec.values(d)}
+                  for d in dspec.out_dims if d not in dspec.leaf_dims}
+            for dim, dspec in self.spec.dims.items()}
         self._matchers = {z: _ZoneMatcher([(i, c) for i, (_, c) in enumerate(flat) if c.zone == z])
                           for z in ZONES}
 
@@ -230,25 +235,25 @@ class RuleClassifier:
 
     def score_doc(self, doc: Doc) -> dict[str, DimScores]:
         result = {}
-        for dim, (scores, evidence) in self.raw_scores(doc).items():
+        for dim, (own, evidence) in self.raw_scores(doc).items():
             dspec = self.spec.dims[dim]
-            prior = normalize({leaf: self.sig.priors.get(dim, {}).get(leaf, 1.0) for leaf in dspec.leaves})
-            leaf_scores = {leaf: scores.get(leaf, 0.0) for leaf in dspec.leaves}
+            prior = self._priors[dim]
+            # a leaf's score: its own cues plus its ancestors' (an "Unexpected Output" cue
+            # lifts every sub-type)
+            leaf_scores = {leaf: sum(own.get(v, 0.0) for v in set(dspec.store[leaf].values()))
+                           for leaf in dspec.leaves}
             beta = self.sig.beta
             probs = normalize({leaf: prior[leaf] * math.exp(beta * min(s, 12.0))
                                for leaf, s in leaf_scores.items()})
             level_probs: dict[str, dict[str, float]] = {}
-            for level in dspec.level_dims:
-                groups = dspec.groups(level)
-                gprior = {g: sum(prior[leaf] for leaf in dspec.leaves
-                                 if dspec.ancestors[leaf].get(level) == g) for g in groups}
-                # a group's evidence: its own cues plus its best leaf's (not the sum: many weak
+            for out_dim, members in self._levels[dim].items():
+                # a value's evidence: its own cues plus its best leaf's (not the sum: many weak
                 # leaf cues in one group must not outvote one strong cue elsewhere)
-                gscore = {g: scores.get(g, 0.0) + max((leaf_scores[leaf] for leaf in dspec.leaves
-                                                       if dspec.ancestors[leaf].get(level) == g),
-                                                      default=0.0) for g in groups}
-                level_probs[level] = normalize({g: gprior[g] * math.exp(beta * min(gscore[g], 12.0))
-                                                for g in groups})
+                scores = {v: (0.0 if v in prior else own.get(v, 0.0))
+                          + max(own.get(leaf, 0.0) for leaf in leaves) for v, leaves in members.items()}
+                level_probs[out_dim] = normalize({
+                    v: sum(prior[leaf] for leaf in members[v]) * math.exp(beta * min(sc, 12.0))
+                    for v, sc in scores.items()})
             strength = max(leaf_scores.values(), default=0.0)
             result[dim] = DimScores(probs=probs, evidence=evidence, strength=strength,
                                     level_probs=level_probs)

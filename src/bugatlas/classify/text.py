@@ -26,6 +26,8 @@ _FENCE = re.compile(r"^\s{0,3}(```|~~~)")
 _HTML_COMMENT = re.compile(r"<!--.*?-->", re.S)
 _CHECKBOX = re.compile(r"^\s*[-*]\s*\[[ xX]\]\s")
 _DETAILS = re.compile(r"</?(details|summary)[^>]*>", re.I)
+# images and links carry no words about the failure, only noise for cues and the model
+_MEDIA = re.compile(r"!\[[^\]]*\]\([^)]*\)|<img[^>]*>|https?://\S+", re.I)
 # Sections of issue templates that describe the environment or the reporting process, not
 # the failure.
 _BOILERPLATE = re.compile(
@@ -91,7 +93,7 @@ def strip_prefix(title: str | None) -> str:
 def make_doc(title: str | None, body: str | None, *, max_chars: int = 20000) -> Doc:
     prefix, clean_title = split_title(title)
     body = _HTML_COMMENT.sub("", (body or "")[:max_chars])
-    body = _DETAILS.sub("", body)
+    body = _MEDIA.sub(" ", _DETAILS.sub("", body))
     prose: list[str] = []
     log: list[str] = []
     in_code = False
