@@ -32,7 +32,7 @@ from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import orjson
 
@@ -752,7 +752,8 @@ class FakeGitHub:
         def paged(items):
             chunk = items[(page - 1) * per_page: page * per_page]
             if page * per_page < len(items):
-                headers["Link"] = f'<{path}?per_page={per_page}&page={page + 1}>; rel="next"'
+                nxt = {k: v[0] for k, v in query.items()} | {"page": str(page + 1)}
+                headers["Link"] = f'<{self.url}{path}?{urlencode(nxt)}>; rel="next"'
             return 200, headers, chunk, self.latency
 
         with self.data.lock:
