@@ -114,3 +114,34 @@ def small_store(tmp_path: Path) -> Store:
     store.upsert_issues(make_issues())
     yield store
     store.close()
+
+
+class LiveServer:
+    """The real app under uvicorn on 127.0.0.1, an ephemeral port, in a thread."""
+
+    def __init__(self, db_path: Path, sample: str | None = None, codebook=None):
+        import threading
+        import time
+
+        import uvicorn
+
+        from bugatlas.annotate.app import create_app
+
+        self.store = Store(db_path)
+        app = create_app(self.store, sample, codebook=codebook)
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",
+                                                    lifespan="off"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not (self.server.started and self.server.servers):
+            if time.monotonic() > deadline:
+                raise RuntimeError("annotation server did not start")
+            time.sleep(0.05)
+        port = self.server.servers[0].sockets[0].getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}"
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+        self.store.close()

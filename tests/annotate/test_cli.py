@@ -35,3 +35,29 @@ def test_sample_assign_agreement_gold_cli(corpus_store, tmp_path):
     assert g["incomplete"] == 50 and g["gold_labels"] == 0
     r = CliRunner().invoke(app, ["sample", "--taxonomy", "liu2025", "--size", "5", "--db", str(db)])
     assert isinstance(r.exception, BadInputError) and "exists" in str(r.exception)
+
+
+def test_labelstudio_cli_round_trip(corpus_store, tmp_path):
+    import xml.etree.ElementTree as ET
+
+    from bugatlas.annotate import assign, draw_sample, queue_for, save_annotation
+
+    s = draw_sample(corpus_store, "liu2025", size=4, seed=3)
+    assign(corpus_store, s, ["alice", "bob"], k=2)
+    for a in ("alice", "bob"):
+        for q in queue_for(corpus_store, s, a):
+            save_annotation(corpus_store, s, q["assignment_id"], a,
+                            {"symptom": ["Repetition", "Crash"], "root_cause": ["Misused API"], "phase": "Engine Setup"},
+                            status="done")
+    db = corpus_store.path
+    corpus_store.close()
+    out = json.loads(_run(["labelstudio", "export", str(tmp_path / "ls"), "--with-annotations", "--json"], db))
+    assert out["tasks"] == 4 and out["annotations"] == 8
+    cfg = ET.parse(tmp_path / "ls" / "config.xml").getroot()
+    assert [t.get("name") for t in cfg.iter("Taxonomy")] == ["symptom", "root_cause", "component", "phase"]
+    got = json.loads(_run(["labelstudio", "import", str(tmp_path / "ls" / "tasks.json"), "--sample", "copy",
+                           "--taxonomy", "liu2025", "--json"], db))
+    assert got["annotations"] == 8 and got["annotators"] == ["alice", "bob"]
+    rep = json.loads(_run(["agreement", "--sample", "copy", "--json"], db))
+    pair = rep["dimensions"]["phase"]["levels"]["phase"]["pairs"][0]
+    assert pair["items"] == 4 and pair["observed_agreement"] == 1.0

@@ -79,28 +79,41 @@ def _parent(data: StudyData, dimension: str, depth: int, category: str) -> str:
         return ""
     for v in data.labels.loc[data.labels["dimension"] == dimension, "value"].unique():
         p = data.path(dimension, v)
-        if len(p) > depth and p[depth] == category:
-            return p[depth - 1]
+        i = min(depth, len(p) - 1)
+        if p[i] == category:
+            return p[i - 1] if i > 0 else ""
     return ""
 
 
 def hierarchy(data: StudyData, dimension: str) -> pd.DataFrame:
-    """Every node of a hierarchical dimension with unit counts: id (path), label, parent id
-    (for a sunburst/treemap whose leaves may share names across branches)."""
+    """Every node of a hierarchical dimension: id (path), label, parent id (for a sunburst or
+    treemap whose leaves may share names across branches), units (distinct records) and
+    instances (leaf labels below it; a parent's instances are the sum of its children's)."""
     rows = data.labels.loc[data.labels["dimension"] == dimension, ["unit", "value"]]
     recs: dict[tuple[str, ...], set] = {}
+    inst: dict[tuple[str, ...], int] = {}
     for value, units in rows.groupby("value")["unit"]:
         path = data.path(dimension, value)
         for i in range(len(path)):
-            recs.setdefault(tuple(path[: i + 1]), set()).update(units.tolist())
+            key = tuple(path[: i + 1])
+            recs.setdefault(key, set()).update(units.tolist())
+            inst[key] = inst.get(key, 0) + len(units)
     out = [
-        {"id": " / ".join(k), "label": k[-1], "parent": " / ".join(k[:-1]), "depth": len(k) - 1,
-         "units": len(v)}
+        {"id": " / ".join(k), "label": _short_name(k), "parent": " / ".join(k[:-1]), "depth": len(k) - 1,
+         "units": len(v), "instances": inst[k]}
         for k, v in recs.items()
     ]  # fmt: skip
-    return pd.DataFrame(out, columns=["id", "label", "parent", "depth", "units"]).sort_values(
+    return pd.DataFrame(out, columns=["id", "label", "parent", "depth", "units", "instances"]).sort_values(
         ["depth", "units"], ascending=[True, False], ignore_index=True
     )
+
+
+def _short_name(path: tuple[str, ...]) -> str:
+    """A node's own name: codebooks may spell names as full paths ("Crash - CUDA Error")."""
+    name = path[-1]
+    if len(path) > 1 and name.startswith(path[-2] + " - "):
+        return name[len(path[-2]) + 3 :]
+    return name
 
 
 # -- cross-tabulation and diagnostic heuristics -----------------------------------------------

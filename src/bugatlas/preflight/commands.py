@@ -1,0 +1,91 @@
+"""`bugatlas preflight`: check a deployment before launching it (thin CLI over run_preflight)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from bugatlas.cli_common import DbOption, JsonOption, console, print_json
+from bugatlas.errors import BadInputError
+
+
+def register(app: typer.Typer) -> None:
+    @app.command(
+        "preflight",
+        context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    )
+    def preflight(
+        command: Annotated[list[str] | None, typer.Argument(
+            help="The launch command after --: vllm serve MODEL …, python -m sglang.launch_server …, llama-server -m FILE …",
+            show_default=False)] = None,
+        env: Annotated[Path | None, typer.Option("--env", help="Describe the machine (YAML/JSON: gpus, driver, cuda_runtime, cpu_ram_gib, python, packages) instead of detecting this one.")] = None,
+        config: Annotated[Path | None, typer.Option("--config", help="A YAML deployment description (command or engine+args, optional model_config and machine).")] = None,
+        model_config: Annotated[str | None, typer.Option("--model-config", help="Model shape: a known name (llama-3-8b, qwen3-8b, deepseek-v3, …), a config.json or a model directory.")] = None,
+        python: Annotated[str | None, typer.Option("--python", help="The engine's Python interpreter (its venv) to read installed packages from. Default: the one the launch command names or the shebang of its console script.")] = None,
+        only: Annotated[list[str] | None, typer.Option("--only", help="Run only checks whose id starts with this (env, res, assets, tok, res.gpu_memory …); repeatable.")] = None,
+        list_models: Annotated[bool, typer.Option("--list-models", help="List the known model shapes and exit.")] = False,
+        no_examples: Annotated[bool, typer.Option("--no-examples", help="Do not look up example issues in the study store.")] = False,
+        db: DbOption = None,
+        as_json: JsonOption = False,
+    ) -> None:
+        """Check an engine launch against a machine before running it.
+
+        Exit code: 0 all checks pass, 10 warnings, 20 blocking findings
+        (1 = preflight itself failed, 2 = bad input).
+        """
+        from bugatlas.preflight import (
+            detect_machine,
+            known_models,
+            load_deployment,
+            load_machine,
+            machine_from_mapping,
+            parse_command,
+            run_preflight,
+        )  # fmt: skip
+        from bugatlas.preflight.render import render_report
+
+        if list_models:
+            rows = {k: {"aliases": v.get("aliases", []), "params": float(v["params"]), "source": v["source"]}
+                    for k, v in known_models().items()}  # fmt: skip
+            if as_json:
+                print_json(rows)
+            else:
+                for k, v in rows.items():
+                    console.print(f"{k:16} {v['params'] / 1e9:7.2f} B  {', '.join(v['aliases'][:3])}")
+            return
+        doc: dict = {}
+        if config is not None:
+            if command:
+                raise BadInputError("give either --config FILE or a launch command after --, not both")
+            launch, doc = load_deployment(config)
+        elif command:
+            launch = parse_command(command)
+        else:
+            raise BadInputError("no launch command: bugatlas preflight [OPTIONS] -- vllm serve MODEL … (or --config deploy.yaml)")
+        if env is not None:
+            machine = load_machine(env)
+        elif doc.get("machine"):
+            machine = machine_from_mapping(doc["machine"], where=f"{config}: machine")
+        else:
+            machine = detect_machine(python=python or launch.engine_interpreter())
+        store = None
+        if not no_examples:
+            path = db or Path(os.environ.get("BUGATLAS_DB") or "bugatlas.db")
+            if path.exists():
+                from bugatlas.store import Store
+
+                store = Store(path, create=False)
+        try:
+            report = run_preflight(launch, machine, model_config=model_config or doc.get("model_config"),
+                                   store=store, only=only)  # fmt: skip
+        finally:
+            if store is not None:
+                store.close()
+        if as_json:
+            print_json(report.to_dict())
+        else:
+            render_report(report, console)
+        raise typer.Exit(report.exit_code)

@@ -1,0 +1,72 @@
+"""The issue's done-when scenarios, end to end through run_preflight and the CLI."""
+
+from __future__ import annotations
+
+import json
+
+from tests.preflight.helpers import gpu_machine
+from typer.testing import CliRunner
+
+from bugatlas.cli import app
+from bugatlas.preflight import EXIT_BLOCK, EXIT_PASS, load_machine, parse_command, run_preflight
+
+GIB = 1024**3
+
+
+def _blocking(report):
+    return [f for f in report.findings if f.severity == "block"]
+
+
+def test_llama3_8b_shape_on_one_24gib_gpu_with_tp2_and_128k_gives_exactly_two_blocks(tmp_path):
+    machine = load_machine(gpu_machine(tmp_path))
+    # Llama-3.1-8B has Llama-3-8B's shape (same layers, heads, sizes) and a 131,072 context.
+    launch = parse_command("vllm serve meta-llama/Llama-3.1-8B-Instruct --tensor-parallel-size 2 --max-model-len 131072")
+    report = run_preflight(launch, machine)
+    blocks = _blocking(report)
+    assert sorted(f.check for f in blocks) == ["res.gpu_memory", "res.parallel_gpus"]
+    assert report.exit_code == EXIT_BLOCK
+    gpus = next(f for f in blocks if f.check == "res.parallel_gpus")
+    assert gpus.numbers["gpus_needed"] == 2 and gpus.numbers["gpus_visible"] == 1
+    mem = next(f for f in blocks if f.check == "res.gpu_memory")
+    assert mem.numbers["weights_per_gpu_bytes"] == 8_030_261_248 * 2  # 14.96 GiB
+    assert mem.numbers["kv_one_sequence_bytes"] == 131072 * 128 * 1024  # 16 GiB
+    assert "weights 14.96 GiB" in mem.message and "KV cache 16.00 GiB" in mem.message
+    assert mem.numbers["budget_bytes"] == int(24 * GIB * 0.9)
+    # every blocking finding names its failure class and a fix
+    for f in blocks:
+        assert f.classes and f.fix and f.why
+
+
+def test_a_configuration_that_fits_passes(tmp_path):
+    machine = load_machine(gpu_machine(tmp_path))
+    launch = parse_command("vllm serve meta-llama/Llama-3.1-8B-Instruct --max-model-len 8192")
+    report = run_preflight(launch, machine)
+    assert not [f for f in report.findings if f.severity in ("block", "warn")]
+    assert report.exit_code == EXIT_PASS
+    mem = next(f for f in report.findings if f.check == "res.gpu_memory")
+    assert mem.numbers["full_length_sequences_that_fit"] > 1
+
+
+def test_llama3_8b_itself_also_blocks_on_its_8k_trained_context(tmp_path):
+    machine = load_machine(gpu_machine(tmp_path))
+    launch = parse_command("vllm serve meta-llama/Meta-Llama-3-8B --tensor-parallel-size 2 --max-model-len 131072")
+    report = run_preflight(launch, machine)
+    assert sorted(f.check for f in _blocking(report)) == ["res.context", "res.gpu_memory", "res.parallel_gpus"]
+    ok = parse_command("VLLM_ALLOW_LONG_MAX_MODEL_LEN=1 vllm serve meta-llama/Meta-Llama-3-8B --max-model-len 16384")
+    ctx = next(f for f in run_preflight(ok, machine).findings if f.check == "res.context")
+    assert ctx.severity == "warn"
+
+
+def test_cli_exit_codes_and_json(tmp_path):
+    env = gpu_machine(tmp_path)
+    runner = CliRunner()
+    bad = runner.invoke(app, ["preflight", "--env", str(env), "--json", "--no-examples", "--",
+                              "vllm", "serve", "meta-llama/Llama-3.1-8B-Instruct", "--tensor-parallel-size", "2",
+                              "--max-model-len", "131072"])
+    assert bad.exit_code == 20, bad.output
+    data = json.loads(bad.output)
+    assert data["verdict"] == "block" and data["counts"]["block"] == 2
+    good = runner.invoke(app, ["preflight", "--env", str(env), "--no-examples", "--",
+                               "vllm", "serve", "meta-llama/Llama-3.1-8B-Instruct", "--max-model-len", "8192"])
+    assert good.exit_code == 0, good.output
+    assert "verdict: PASS" in good.output

@@ -1,0 +1,106 @@
+"""Each injected fault of the faulty server is caught by its oracle, and by no other."""
+
+from __future__ import annotations
+
+import pytest
+from tests.probe.faulty_server import FAULTS, FaultyServer
+
+from bugatlas.probe import load_suite, run_probe
+
+# fault -> (oracle that must fail, the liu2025 symptom its failure must carry)
+EXPECTED = {
+    "nondeterministic": ("determinism", "Unexpected Output"),
+    "batch_variance": ("batch_invariance", "Unexpected Output"),
+    "stream_mismatch": ("stream_consistency", "Unexpected Output"),
+    "broken_sse": ("sse_format", "Feature Failure"),
+    "ignore_max_tokens": ("max_tokens", "Unexpected Output"),
+    "ignore_stop": ("stop", "Feature Failure"),
+    "ignore_n": ("n_choices", "Feature Failure"),
+    "bad_usage": ("usage", "Silent Error"),
+    "leak_special": ("special_tokens", "Unexpected Output"),
+    "runaway_turn": ("end_of_turn", "Unexpected Output"),
+    "lossy_roundtrip": ("roundtrip", "Unexpected Output"),
+    "bad_logprobs": ("logprobs", "Silent Error"),
+    "error_on_empty_prompt": ("bad_request", "Crash"),
+    "hang_on_long_prompt": ("bad_request", "System Hang"),
+    "accept_negative_max_tokens": ("bad_request", "Silent Error"),
+    "accept_unknown_model": ("bad_request", "Silent Error"),
+    "crash_on_malformed_json": ("bad_request", "Crash"),
+    "slow_under_load": ("load", "Abnormal Performance"),
+}
+# the robustness faults are told apart by the check (same oracle, different case)
+EXPECTED_CHECK = {
+    "error_on_empty_prompt": "robust_empty_prompt",
+    "hang_on_long_prompt": "robust_long_prompt",
+    "accept_negative_max_tokens": "robust_negative_max_tokens",
+    "accept_unknown_model": "robust_unknown_model",
+    "crash_on_malformed_json": "robust_malformed_json",
+}
+OVERRIDES = {"load": {"bound_s": 1.5}}
+
+
+def test_every_fault_has_an_expectation():
+    assert set(EXPECTED) == set(FAULTS)
+
+
+def test_healthy_server_passes_every_check():
+    with FaultyServer() as srv:
+        report = run_probe(srv.base_url, timeout=5, overrides=OVERRIDES)
+    bad = [(r.id, r.status, r.message) for r in report.results if r.status != "pass"]
+    assert bad == []
+    assert report.ok and report.counts()["pass"] == len(load_suite("default").checks)
+    load = next(r for r in report.results if r.id == "load")
+    assert load.metrics["completed"] == 8 and load.metrics["ttft_p95_s"] is not None
+
+
+@pytest.mark.parametrize("fault", sorted(FAULTS))
+def test_fault_is_caught_by_its_oracle_only(fault: str):
+    oracle, symptom = EXPECTED[fault]
+    with FaultyServer([fault]) as srv:
+        report = run_probe(srv.base_url, timeout=3, overrides=OVERRIDES)
+    failed = [r for r in report.results if r.status in ("fail", "error")]
+    assert failed, f"{fault}: nothing failed"
+    assert {r.oracle for r in failed} == {oracle}, [(r.id, r.message) for r in failed]
+    assert all(r.symptom == symptom for r in failed), [(r.id, r.symptom, r.kind) for r in failed]
+    if fault in EXPECTED_CHECK:
+        assert [r.id for r in failed] == [EXPECTED_CHECK[fault]]
+    assert all(r.message for r in failed)
+    assert not report.ok
+
+
+def test_nondeterminism_skips_the_checks_that_need_a_deterministic_baseline():
+    with FaultyServer(["nondeterministic"]) as srv:
+        report = run_probe(srv.base_url, timeout=3, only=["determinism", "batch_invariance", "stop"])
+    status = {r.id: (r.status, r.message) for r in report.results}
+    assert status["determinism"][0] == "fail"
+    assert status["batch_invariance"][0] == "skip" and "deterministic" in status["batch_invariance"][1]
+    assert status["stop"][0] == "skip"
+
+
+def test_crashed_server_skips_the_remaining_checks(tmp_path):
+    suite = tmp_path / "crash-first.yaml"
+    suite.write_text(
+        "name: crash-first\n"
+        "classification: {not_alive: Crash, timeout: System Hang}\n"
+        "checks:\n"
+        "  - {id: malformed, oracle: bad_request, params: {case: malformed_json}, symptom: Crash}\n"
+        "  - {id: again, oracle: determinism, symptom: Unexpected Output, unexpected_output: Inconsistent Output}\n",
+        encoding="utf-8",
+    )
+    with FaultyServer(["crash_on_malformed_json"]) as srv:
+        report = run_probe(srv.base_url, suite=str(suite), timeout=3)
+    first, second = report.results
+    assert (first.status, first.kind, first.symptom) == ("fail", "not_alive", "Crash")
+    assert "stopped answering" in first.message
+    # a dead server: the checks after it are skipped with the reason, not reported as failures
+    assert second.status == "skip" and "after check malformed" in second.message
+
+
+def test_faults_can_be_switched_over_http():
+    import httpx
+
+    with FaultyServer() as srv:
+        r = httpx.post(srv.base_url.removesuffix("/v1") + "/control", json={"faults": ["ignore_n"]}, timeout=5)
+        assert r.json() == {"faults": ["ignore_n"]}
+        report = run_probe(srv.base_url, timeout=3, only=["n"])
+    assert report.results[0].status == "fail"

@@ -1,0 +1,164 @@
+"""Suites as data, user checks, JSON/JUnit output, findings in the store, the CLI."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+
+import pytest
+from tests.probe.faulty_server import FaultyServer
+from typer.testing import CliRunner
+
+from bugatlas import Store
+from bugatlas.cli import app
+from bugatlas.errors import BadInputError, BugAtlasError
+from bugatlas.probe import (
+    builtin_suites,
+    load_suite,
+    parse_overrides,
+    probe_findings_frame,
+    run_probe,
+    save_probe_report,
+)
+from bugatlas.probe.output import write_junit
+from bugatlas.probe.storage import probe_run_results, probe_runs_frame
+
+
+def test_builtin_suites_load_and_validate_against_liu2025():
+    assert {"default", "quick"} <= set(builtin_suites())
+    default = load_suite("default")
+    assert default.taxonomy == "liu2025"
+    quick = load_suite("quick")
+    assert [c.id for c in quick.checks][0] == "smoke" and len(quick.checks) < len(default.checks)
+    assert quick.check("load").params["concurrency"] == 3  # overrides applied
+
+
+def test_user_suite_extends_overrides_and_adds_request_checks(tmp_path):
+    path = tmp_path / "mine.yaml"
+    path.write_text(
+        """
+name: mine
+extends: quick
+only: [smoke, determinism]
+overrides:
+  determinism: {repeats: 4}
+checks:
+  - id: chat_stops
+    oracle: request
+    params:
+      path: /chat/completions
+      body: {messages: [{role: user, content: hi}], max_tokens: 64, temperature: 0}
+      expect:
+        status: 200
+        assert:
+          - {path: choices.0.finish_reason, op: equals, value: stop}
+          - {path: choices.0.message.content, op: not_contains, value: "<end_of_turn>"}
+    symptom: Unexpected Output
+    unexpected_output: Length
+  - id: streamed_done
+    oracle: request
+    params:
+      path: /completions
+      stream: true
+      body: {prompt: hi, max_tokens: 4}
+      expect: {status: 2xx, assert: [{path: done, op: equals, value: true}]}
+    symptom: Feature Failure
+""",
+        encoding="utf-8",
+    )
+    suite = load_suite(path)
+    assert [c.id for c in suite.checks] == ["smoke", "determinism", "chat_stops", "streamed_done"]
+    assert suite.check("determinism").params["repeats"] == 4
+    with FaultyServer() as srv:
+        ok = run_probe(srv.base_url, suite=suite, timeout=5)
+        srv.set_faults(["leak_special", "broken_sse"])
+        bad = run_probe(srv.base_url, suite=suite, timeout=5)
+    assert ok.ok, [(r.id, r.message) for r in ok.results]
+    failed = {r.id: r for r in bad.failures()}
+    assert set(failed) == {"chat_stops", "streamed_done"}
+    assert "not_contains" in failed["chat_stops"].message
+    assert failed["chat_stops"].symptom == "Unexpected Output" and failed["chat_stops"].unexpected_output == "Length"
+
+
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ("checks: [{id: a, oracle: nope}]", "unknown oracle 'nope'"),
+        ("checks: [{id: a, oracle: smoke, symptom: Explosion}]", "'Explosion' is not a liu2025 symptom"),
+        ("checks: [{id: a, oracle: smoke, unexpected_output: Loud}]", "unexpected_output 'Loud'"),
+        ("checks: [{id: a, oracle: smoke, colour: red}]", "unknown keys colour"),
+        ("classification: {meltdown: Crash}\nchecks: []", "unknown failure kind"),
+        ("checks: [{oracle: smoke}]", "needs at least `id` and `oracle`"),
+        ("[1, 2", "not valid YAML"),
+    ],
+)
+def test_bad_suites_fail_with_one_clear_line(tmp_path, text, fragment):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(BadInputError, match=None) as exc:
+        load_suite(path)
+    assert fragment in str(exc.value) and str(path) in str(exc.value)
+
+
+def test_overrides_parse_yaml_values():
+    assert parse_overrides(["load.concurrency=16", "stop.max_tokens=40", "max_tokens.limits=[1, 2]"]) == {
+        "load": {"concurrency": 16}, "stop": {"max_tokens": 40}, "max_tokens": {"limits": [1, 2]}}
+    with pytest.raises(BadInputError, match="CHECK.PARAM=VALUE"):
+        parse_overrides(["concurrency=3"])
+
+
+def test_findings_are_stored_and_framed(tmp_path):
+    with FaultyServer(["ignore_n", "leak_special"]) as srv:
+        report = run_probe(srv.base_url, suite="quick", timeout=5)
+        report_n = run_probe(srv.base_url, timeout=5, only=["n", "special_tokens"])
+    with Store(tmp_path / "s.db") as store:
+        pid = save_probe_report(store, report)
+        pid2 = save_probe_report(store, report_n)
+        df = probe_findings_frame(store)
+        latest = probe_findings_frame(store, latest_only=True)
+        runs = probe_runs_frame(store)
+        results = probe_run_results(store, pid)
+    assert list(df.check_id) == ["special_tokens", "n", "special_tokens"]
+    assert set(df.symptom) == {"Unexpected Output", "Feature Failure"}
+    row = df.iloc[0]
+    assert row.unexpected_output == "Character" and row.model == "faulty-7b" and row.taxonomy == "liu2025"
+    assert "<|eot_id|>" in json.dumps(row.evidence)
+    assert set(latest.probe_run_id) == {pid2}
+    assert list(runs.failed) == [1, 2] and len(results) == len(report.results)
+
+
+def test_junit_xml(tmp_path):
+    with FaultyServer(["ignore_stop"]) as srv:
+        report = run_probe(srv.base_url, timeout=5, only=["smoke", "stop", "roundtrip"])
+    path = write_junit(report, tmp_path / "probe.xml")
+    suite = ET.parse(path).getroot().find("testsuite")
+    assert suite.get("tests") == "3" and suite.get("failures") == "1"
+    stop = next(c for c in suite.iter("testcase") if c.get("name") == "stop")
+    assert stop.find("failure").get("type") == "Feature Failure"
+    assert "stop string" in stop.find("failure").get("message")
+
+
+def test_cli_probe_json_junit_store_and_exit_codes(tmp_path):
+    runner = CliRunner()
+    db = tmp_path / "study.db"
+    with FaultyServer() as srv:
+        ok = runner.invoke(app, ["probe", "--base-url", srv.base_url, "--suite", "quick", "--timeout", "5",
+                                 "--json", "--set", "load.concurrency=2"])
+        assert ok.exit_code == 0, ok.output
+        data = json.loads(ok.output)
+        assert data["ok"] and data["counts"]["fail"] == 0 and data["model"] == "faulty-7b"
+        srv.set_faults(["ignore_max_tokens"])
+        junit = tmp_path / "j.xml"
+        bad = runner.invoke(app, ["probe", "--base-url", srv.base_url, "--only", "max_tokens", "--only", "smoke",
+                                  "--junit", str(junit), "--db", str(db)])
+        assert bad.exit_code == 1, bad.output
+        assert "FAIL" in bad.output and "Unexpected Output" in bad.output and "stored as probe run" in bad.output
+        assert junit.exists()
+    listed = runner.invoke(app, ["probe-findings", "--db", str(db), "--json"])
+    assert listed.exit_code == 0
+    assert [f["check_id"] for f in json.loads(listed.output)] == ["max_tokens"]
+    # an unknown check id and a dead server each fail with one clear line
+    unknown = runner.invoke(app, ["probe", "--base-url", "http://127.0.0.1:9/v1", "--only", "nope"])
+    assert isinstance(unknown.exception, BadInputError) and "no check 'nope'" in str(unknown.exception)
+    down = runner.invoke(app, ["probe", "--base-url", "http://127.0.0.1:9/v1", "--timeout", "2"])
+    assert isinstance(down.exception, BugAtlasError) and "cannot reach the server" in str(down.exception)

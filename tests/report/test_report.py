@@ -1,0 +1,167 @@
+"""The report on the real datasets: files, escaping, and rendering in headless Chromium."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from bugatlas import Issue, Label, Store
+from bugatlas.report import build_report, md_escape
+
+from ..conftest import LIU_CSV, REPO_ROOT
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
+# Screenshots go to the test's temp folder; BUGATLAS_UPDATE_SCREENSHOTS=1 refreshes the copies
+# kept in docs/report/ (so a plain test run leaves the work tree clean).
+DOCS_SHOTS = REPO_ROOT / "docs" / "report"
+EVIL = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">| **bold** [x](javascript:alert(1))'
+
+# Marks plotly draws for each kind of trace: a figure with none of them rendered nothing.
+MARKS_JS = """
+() => Array.from(document.querySelectorAll('div[data-figure]')).map(el => ({
+  id: el.dataset.figure,
+  svg: el.querySelectorAll('svg.main-svg').length,
+  marks: el.querySelectorAll('.point, .slice, .hm image, .sankey-node, .sankey-link, path.js-line, .bars path').length,
+  width: el.getBoundingClientRect().width, height: el.getBoundingClientRect().height,
+}))
+"""
+
+
+@pytest.fixture(scope="module")
+def liu_report(_imported_store_file, tmp_path_factory):
+    out = tmp_path_factory.mktemp("liu-report")
+    with Store(_imported_store_file) as store:
+        result = build_report(store, out, taxonomy="liu2025", audit_files=[LIU_CSV])
+    return result
+
+
+def test_files_and_numbers(liu_report):
+    out = liu_report.out
+    assert (out / "index.html").stat().st_size > 1_000_000  # plotly inlined
+    html = (out / "index.html").read_text()
+    assert "<script src=" not in html  # everything inline; the browser test checks no request leaves
+    sym = (out / "tables" / "dist_symptom_symptom.csv").read_text()
+    for line in ("Crash,603", "Unexpected Output,122", "Feature Failure,107", "Abnormal Performance,53",
+                 "System Hang,35", "Silent Error,12"):  # fmt: skip
+        assert line in sym
+    groups = (out / "tables" / "overview_groups.csv").read_text()
+    for line in ("vLLM,290", "MLC-LLM,214", "TensorRT-LLM,180", "Llama.cpp,124", "DeepSpeed,121", "Total,929"):
+        assert line in groups
+    tex = (out / "tables" / "dist_symptom_symptom.tex").read_text()
+    assert "\\begin{tabular}" in tex and "Crash" in tex
+    assert (out / "tables" / "audit_differences.csv").exists()
+    assert "liu.root_cause_instances" in (out / "tables" / "audit_differences.csv").read_text()
+    md = (out / "report.md").read_text()
+    assert "| Crash | 603 |" in md
+    assert liu_report.figures >= 10
+
+
+def test_markdown_escape():
+    s = md_escape(EVIL + "\nsecond line")
+    assert "<" not in s and "\n" not in s and "\\|" in s and "\\[" in s
+
+
+@pytest.fixture(scope="module")
+def evil_store(tmp_path_factory):
+    """Issues with hostile titles, labelled by a classifier, so the report quotes them."""
+    path = tmp_path_factory.mktemp("evil") / "evil.db"
+    store = Store(path)
+    store.upsert_issues([Issue(repo="evil/engine", number=i, title=EVIL if i % 2 else f"ok {i}", body=EVIL,
+                               state="closed" if i % 3 else "open", created_at=f"2024-0{1 + i % 6}-01T00:00:00Z",
+                               closed_at=f"2024-0{2 + i % 6}-15T00:00:00Z" if i % 3 else None,
+                               html_url="javascript:alert(1)" if i == 1 else f"https://github.com/evil/engine/issues/{i}",
+                               labels=[EVIL, "bug"], comments_count=i, author_association="NONE")
+                         for i in range(1, 25)])  # fmt: skip
+    labels = []
+    for i in range(1, 25):
+        labels.append(Label(repo="evil/engine", issue_number=i, taxonomy="t", dimension="symptom",
+                            value=EVIL if i % 4 == 0 else "Crash", source_kind="rule", source="r"))  # fmt: skip
+        labels.append(Label(repo="evil/engine", issue_number=i, taxonomy="t", dimension="root_cause",
+                            value="A - " + ("<b>x</b>" if i % 2 else "y"), source_kind="rule", source="r"))  # fmt: skip
+    store.add_labels(labels)
+    yield store
+    store.close()
+
+
+def test_hostile_titles_are_escaped(evil_store, tmp_path):
+    r = build_report(evil_store, tmp_path / "rep", taxonomy="t")
+    html = r.html.read_text()
+    body = html.split("</head>", 1)[1]
+    assert "<script>window.__pwned" not in body
+    assert "<img src=x" not in body
+    assert "&lt;script&gt;window.__pwned=1&lt;/script&gt;" in body
+    assert 'href="javascript:' not in body
+    md = r.markdown.read_text()
+    assert "<script>" not in md and "<img" not in md
+
+
+def _browser():
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} missing: apt-get install -y chromium (.ci/run installs it)", pytrace=False)
+    from playwright.sync_api import sync_playwright
+
+    return sync_playwright()
+
+
+def _render(html: Path, shot: Path | None) -> tuple[list[dict], object]:
+    with _browser() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            requests = []
+            page.on("request", lambda req: requests.append(req.url))
+            page.goto(html.as_uri())
+            page.wait_for_function("document.body.dataset.rendered === '1'", timeout=60_000)
+            page.wait_for_timeout(500)
+            marks = page.evaluate(MARKS_JS)
+            pwned = page.evaluate("window.__pwned || 0")
+            if shot is not None:
+                shot.parent.mkdir(parents=True, exist_ok=True)
+                page.screenshot(path=str(shot), full_page=False)
+                page.locator("#crosstab, #lifecycle").first.screenshot(path=str(shot.with_name(shot.stem + "-section.png")))
+        finally:
+            browser.close()
+    remote = [u for u in requests if not u.startswith(("file:", "data:", "blob:", "about:"))]
+    return marks, (pwned, remote)
+
+
+def test_report_renders_in_chromium(liu_report, tmp_path):
+    shot = tmp_path / "liu2025-report.png"
+    marks, (pwned, remote) = _render(liu_report.html, shot)
+    assert len(marks) == liu_report.figures
+    empty = [m["id"] for m in marks if m["svg"] == 0 or m["marks"] == 0 or m["height"] < 100]
+    assert not empty, f"figures that rendered nothing: {empty}"
+    assert {m["id"].split("-")[0] for m in marks} >= {"bar", "sunburst", "heatmap", "sankey", "groups", "residuals"}
+    assert not remote and pwned == 0
+    assert shot.stat().st_size > 10_000
+    if os.environ.get("BUGATLAS_UPDATE_SCREENSHOTS"):
+        DOCS_SHOTS.mkdir(parents=True, exist_ok=True)
+        for png in tmp_path.glob("*.png"):
+            shutil.copy(png, DOCS_SHOTS / png.name)
+
+
+def test_hostile_report_runs_no_script(evil_store, tmp_path):
+    r = build_report(evil_store, tmp_path / "rep", taxonomy="t")
+    marks, (pwned, remote) = _render(r.html, None)
+    assert pwned == 0 and not remote
+    assert marks and all(m["marks"] > 0 for m in marks), marks
+    kinds = {m["id"].split("-")[0] for m in marks}
+    assert {"monthly", "km"} <= kinds  # lines for evolution, survival curves
+
+
+def test_cli_report(_imported_store_file, tmp_path):
+    import subprocess
+    import sys
+
+    db = tmp_path / "c.db"
+    shutil.copy(_imported_store_file, db)
+    r = subprocess.run([sys.executable, "-m", "bugatlas.cli", "report", "--out", str(tmp_path / "o"), "-t",
+                        "yu2026-artifact", "--db", str(db), "--json"], capture_output=True, text=True)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "o" / "tables" / "audit_differences.csv").exists()
+    assert "Qwen,449" in (tmp_path / "o" / "tables" / "overview_groups.csv").read_text()
