@@ -8,6 +8,7 @@ from typing import Any
 
 from bugatlas.errors import BadInputError
 from bugatlas.preflight import checks_config, checks_env, checks_resources  # noqa: F401 - registers checks
+from bugatlas.preflight._data import load
 from bugatlas.preflight.context import REGISTRY, Context
 from bugatlas.preflight.findings import Report, find_example
 from bugatlas.preflight.launch import Launch
@@ -130,7 +131,8 @@ def run_preflight(
         ctx.cache["config_problem"] = config_problem
     assets.prepare(ctx)
     findings = []
-    for check_id, fn in REGISTRY:
+    order = {cid: n for n, cid in enumerate(load("checks"))}  # the order of checks.yaml
+    for check_id, fn in sorted(REGISTRY, key=lambda item: order[item[0]]):
         if only and not any(check_id.startswith(o) for o in only):
             continue
         findings.extend(fn(ctx))
