@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from bugatlas.cli_common import DbOption, JsonOption, console, open_store, print_json
+from bugatlas.cli_common import DbOption, JsonOption, console, err_console, open_store, print_json
 
 SampleOption = Annotated[
     str | None, typer.Option("--sample", help="Sample name (default: the most recent sample).")
@@ -40,6 +40,7 @@ def register(app: typer.Typer) -> None:
         label: Annotated[str | None, typer.Option("--label", help="Only issues carrying this label: TAXONOMY:DIMENSION=VALUE.")] = None,
         dimensions: Annotated[str | None, typer.Option("--dimensions", help="Dimensions to annotate (comma-separated; default all).")] = None,
         replace: Annotated[bool, typer.Option("--replace", help="Replace an existing sample of that name.")] = False,
+        failure_reports: Annotated[bool, typer.Option("--failure-reports", help="Only issues the filter stage judged failure reports (run `bugatlas filter` first).")] = False,
         db: DbOption = None,
         as_json: JsonOption = False,
     ) -> None:
@@ -50,7 +51,8 @@ def register(app: typer.Typer) -> None:
         with open_store(db, create=False) as store:
             s = draw_sample(store, taxonomy, name=name, per=per, confidence=confidence,
                             margin=margin, size=size, seed=seed, repos=_csv(repos) or None,
-                            label=label, dimensions=_csv(dimensions) or None, replace=replace)
+                            label=label, dimensions=_csv(dimensions) or None, replace=replace,
+                            failure_reports=failure_reports)
         if as_json:
             print_json({"sample": s.name, "taxonomy": s.taxonomy, "size": s.size,
                         "dimensions": s.dimensions, "strata": s.strata, "seed": s.seed})
@@ -116,6 +118,9 @@ def register(app: typer.Typer) -> None:
             r = roles(store, s)
             console.print(f"sample {s.name} ({s.taxonomy}): annotators {', '.join(sorted(r['annotator'])) or '(none: run bugatlas assign)'}; "
                           f"arbitrators {', '.join(sorted(r['arbitrator'])) or '(none)'}; owners {', '.join(sorted(r['owner'])) or '(none)'}")
+            if host not in ("127.0.0.1", "localhost", "::1"):
+                err_console.print(f"warning: listening on {host}: anyone who can reach it can sign in "
+                                  "by a study name; use it only on a trusted network")
             console.print(f"open http://{host}:{port}/ and sign in by name (Ctrl+C stops; work is saved as it is made)")
             serve(store, s.name, host=host, port=port)
 
