@@ -87,7 +87,7 @@ def _overview(data: StudyData, title: str) -> Section:
                           percent=("share",)))  # fmt: skip
     if data.labels.size:
         dims = pd.DataFrame([{"dimension": d, "labelled records": n, "levels": " > ".join(data.level_names(d)),
-                              "categories": data.labels.loc[data.labels["dimension"] == d, "value"].nunique()}
+                              "categories": len(data.distinct_values(d))}
                              for d, n in info["dimensions"].items()])  # fmt: skip
         s.tables.append(Table("overview_dimensions", "Labelled dimensions", dims))
     return s
