@@ -154,7 +154,7 @@ def agreement(store: Store, sample: Sample | str | None = None, *, round: str = 
     }
     for dim in s.dimensions:
         multi = cbm.is_multi(cb, dim)
-        level_names = cbm.levels(cb, dim)
+        level_names = cbm.level_keys(cb, dim)
         by_item = _ratings(rows, dim)
         dim_report: dict[str, Any] = {"multi_label": multi, "levels": {}}
         for li, level in enumerate(level_names):

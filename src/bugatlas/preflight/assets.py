@@ -178,6 +178,14 @@ def check_files(ctx: Context) -> list[Finding]:
             why="'failed to load model': llama.cpp does not read safetensors directories.",
             fix="Convert it: `python convert_hf_to_gguf.py DIR --outtype q8_0`, then pass -m FILE.gguf.",
         )]  # fmt: skip
+    problem = ctx.cache.get("config_problem")
+    if problem is not None and problem.corrupt:
+        return [ctx.finding(
+            "assets.files", "block", f"config.json is unreadable: {problem}",
+            numbers={"directory": str(scan.directory)},
+            why="The engine cannot build the model: loading stops on the config before any weight is read.",
+            fix="Re-download config.json (a truncated or hand-edited file is the usual cause).",
+        )]  # fmt: skip
     missing = []
     if not scan.config:
         missing.append("config.json")
@@ -195,6 +203,14 @@ def check_files(ctx: Context) -> list[Finding]:
                 "tokenizer' / 'Cannot find any model weights'.",
             fix="Re-download the full repository (`huggingface-cli download REPO --local-dir DIR`), "
                 "or point --tokenizer at the base model's tokenizer.",
+        )]  # fmt: skip
+    if problem is not None:
+        return [ctx.finding(
+            "assets.files", "warn", f"files present, but {problem}; memory and parallelism checks are skipped",
+            numbers=numbers,
+            why="Without layers, hidden size and heads preflight cannot size the model; the engine "
+                "may still load it if it knows the architecture.",
+            fix="Pass --model-config with a known shape or a config.json that has the standard fields.",
         )]  # fmt: skip
     return [ctx.finding("assets.files", "pass",
                         f"config.json, {', '.join(scan.tokenizer_files) or 'tokenizer via --tokenizer'}, {len(scan.weight_files)} weight file(s)",

@@ -39,7 +39,7 @@ def register(app: typer.Typer) -> None:
         from bugatlas.preflight import (
             detect_machine,
             known_models,
-            load_deployment,
+            load_deployments,
             load_machine,
             machine_from_mapping,
             parse_command,
@@ -56,21 +56,14 @@ def register(app: typer.Typer) -> None:
                 for k, v in rows.items():
                     console.print(f"{k:16} {v['params'] / 1e9:7.2f} B  {', '.join(v['aliases'][:3])}")
             return
-        doc: dict = {}
         if config is not None:
             if command:
                 raise BadInputError("give either --config FILE or a launch command after --, not both")
-            launch, doc = load_deployment(config)
+            plans = load_deployments(config)
         elif command:
-            launch = parse_command(command)
+            plans = [("command line", parse_command(command), {})]
         else:
             raise BadInputError("no launch command: bugatlas preflight [OPTIONS] -- vllm serve MODEL … (or --config deploy.yaml)")
-        if env is not None:
-            machine = load_machine(env)
-        elif doc.get("machine"):
-            machine = machine_from_mapping(doc["machine"], where=f"{config}: machine")
-        else:
-            machine = detect_machine(python=python or launch.engine_interpreter())
         store = None
         if not no_examples:
             path = db or Path(os.environ.get("BUGATLAS_DB") or "bugatlas.db")
@@ -78,14 +71,31 @@ def register(app: typer.Typer) -> None:
                 from bugatlas.store import Store
 
                 store = Store(path, create=False)
+        reports = []
         try:
-            report = run_preflight(launch, machine, model_config=model_config or doc.get("model_config"),
-                                   store=store, only=only)  # fmt: skip
+            for name, launch, doc in plans:
+                if env is not None:
+                    machine = load_machine(env)
+                elif doc.get("machine"):
+                    machine = machine_from_mapping(doc["machine"], where=f"{config}: {name}: machine")
+                else:
+                    machine = detect_machine(python=python or launch.engine_interpreter())
+                reports.append((name, run_preflight(launch, machine, model_config=model_config or doc.get("model_config"),
+                                                    store=store, only=only)))  # fmt: skip
         finally:
             if store is not None:
                 store.close()
+        worst = max(r.exit_code for _, r in reports)
         if as_json:
-            print_json(report.to_dict())
+            if len(reports) == 1:
+                print_json(reports[0][1].to_dict())
+            else:
+                print_json({"exit_code": worst, "deployments": [{"name": n, **r.to_dict()} for n, r in reports]})
         else:
-            render_report(report, console)
-        raise typer.Exit(report.exit_code)
+            for name, report in reports:
+                if len(reports) > 1:
+                    console.rule(f"[bold]{name}")
+                render_report(report, console)
+            if len(reports) > 1:
+                console.print(f"{len(reports)} deployments · exit code {worst} (the worst)")
+        raise typer.Exit(worst)
