@@ -20,6 +20,7 @@ from bugatlas.analyze.stats import ChiSquare, chi_square, kaplan_meier, km_media
 from bugatlas.errors import BadInputError
 
 ALL = "All"
+GROUPINGS = ("repository", "repo", "owner")
 STAGE_DIMENSIONS = ("stage", "phase", "lifecycle_stage")
 VERSION_DIMENSIONS = ("model", "model_version", "release", "version")
 SYMPTOM_DIMENSIONS = ("symptom",)
@@ -279,8 +280,8 @@ def by_version(
 def monthly(
     data: StudyData, dimension: str | None = None, level: int | str | None = 0, *, freq: str = "M"
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Counts per month (of issue creation): one column per category (or "issues" without a
-    dimension), plus a trend test per column on counts and on shares (Mann-Kendall tau and
+    """Counts per month (of issue creation): one column per category of a dimension (or per
+    repository group with ``dimension="repository"``; one "issues" column without), plus a trend test per column on counts and on shares (Mann-Kendall tau and
     p-value, least-squares slope per month and p-value)."""
     created = data.units["created_at"]
     if created.isna().all():
@@ -296,7 +297,7 @@ def monthly(
     else:
         period = stamp.dt.year.astype("Int64").astype(str)
     if dimension:
-        vals = data.values(dimension, level)
+        vals = data.grouping(dimension) if dimension in GROUPINGS else data.values(dimension, level)
         vals["period"] = period.reindex(vals["unit"]).to_numpy()
         vals = vals.dropna(subset=["period"])
         counts = pd.crosstab(vals["period"], vals["value"])

@@ -121,3 +121,31 @@ def survival(curves: pd.DataFrame, title: str) -> go.Figure | None:
                       yaxis_tickformat=".0%", **_LAYOUT)  # fmt: skip
     fig.update_xaxes(type="log")
     return fig
+
+
+def label_bars(usage: pd.DataFrame, title: str, *, top: int = 10) -> go.Figure | None:
+    """Grouped horizontal bars: the most used maintainers' labels, share per group."""
+    if usage.empty:
+        return None
+    keep = usage.groupby("label")["issues"].sum().sort_values(ascending=False).index[:top]
+    d = usage[usage["label"].isin(keep)]
+    fig = go.Figure()
+    for g, part in d.groupby("group", sort=False):
+        part = part.set_index("label").reindex(keep[::-1])
+        fig.add_trace(go.Bar(name=_short(g, 30), y=[_short(x, 30) for x in part.index], x=part["share"],
+                             orientation="h", text=part["issues"], textposition="auto"))  # fmt: skip
+    fig.update_layout(title=title, barmode="group", xaxis_tickformat=".0%", **{**_LAYOUT, "height": 520})
+    return fig
+
+
+def stacked(table: pd.DataFrame, title: str) -> go.Figure | None:
+    """Stacked shares of a count table's columns per row."""
+    if table.empty:
+        return None
+    share = table.div(table.sum(axis=1), axis=0)
+    fig = go.Figure()
+    for col in table.columns:
+        fig.add_trace(go.Bar(name=_short(col, 30), x=[_short(i, 30) for i in table.index], y=share[col],
+                             text=table[col], textposition="inside"))  # fmt: skip
+    fig.update_layout(title=title, barmode="stack", yaxis_tickformat=".0%", **_LAYOUT)
+    return fig
