@@ -53,6 +53,7 @@ class RepoResult:
     complete: bool = False           # False: stopped by --limit (the next run continues)
     watermark: str | None = None
     missing: int = 0                 # hydrate: issues the server no longer has
+    error: str | None = None         # hydrate: why a repository was skipped
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -312,8 +313,12 @@ class Collector:
                 resp = None
             if resp is None or (resp.body.get("data") or {}).get("repository") is None:
                 if resp is not None and not _only_issue_errors(resp.body):
-                    raise GitHubError(f"{repo}: repository not found on {self.client._where()} "
-                                      f"(or the token cannot see it)")  # fmt: skip
+                    # References may point at repositories since deleted or made private:
+                    # note it and go on with the other repositories.
+                    result.missing, result.error = len(numbers), "repository not found"
+                    if self.bar:
+                        self.bar.update(advance=len(numbers) - start)
+                    break
                 result.missing += len(chunk)
                 if self.bar:
                     self.bar.update(advance=len(chunk))

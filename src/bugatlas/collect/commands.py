@@ -31,8 +31,11 @@ def register(app: typer.Typer) -> None:
         archive: Annotated[bool, typer.Option(
             "--archive", help="Keep every raw answer in the store (for --replay).")] = False,
         replay: Annotated[Path | None, typer.Option(
-            "--replay", help="Rebuild the data offline from the archive in this store file "
-                             "(use the --db file itself to rebuild in place).")] = None,
+            "--replay", help="Rebuild the data offline from the archive in this store file or "
+                             "exported .jsonl[.gz] (the --db file itself rebuilds in place).")] = None,
+        export_archive_to: Annotated[Path | None, typer.Option(
+            "--export-archive", help="Write the store's archive to this .jsonl[.gz] file (to ship "
+                                     "with a study for --replay).")] = None,
         hydrate: Annotated[bool, typer.Option(
             "--hydrate", help="Fetch the text of issues imported as references (Liu et al., "
                               "Open-LLM-Failures); REPOS narrows which.")] = False,
@@ -45,12 +48,25 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Collect issues, comments, labels and fixing pull requests from GitHub (GraphQL, 100
         issues a request). Incremental and resumable; tokens from GITHUB_TOKEN or GITHUB_TOKENS."""
-        from bugatlas.collect import collect_repos, hydrate_references, replay_archive
+        from bugatlas.collect import (
+            collect_repos,
+            export_archive,
+            hydrate_references,
+            replay_archive,
+        )
 
-        modes = sum([bool(replay), hydrate])
+        modes = sum([replay is not None, hydrate, export_archive_to is not None])
         if modes > 1:
-            raise BadInputError("--replay and --hydrate: choose one")
+            raise BadInputError("--replay, --hydrate and --export-archive: choose one")
         client_options = {"timeout": timeout, "max_retries": max_retries}
+        if export_archive_to is not None:
+            with open_store(db, create=False) as store:
+                n = export_archive(store, export_archive_to, repos=repos or None)
+            if as_json:
+                print_json({"path": str(export_archive_to), "answers": n})
+            else:
+                console.print(f"wrote {n} archived answers to {export_archive_to}")
+            return
         with open_store(db) as store:
             if replay is not None:
                 result = replay_archive(store, replay, repos=repos or None)
@@ -77,6 +93,9 @@ def register(app: typer.Typer) -> None:
             return
         for r in result.repos:
             if hydrate:
+                if r.error:
+                    console.print(f"{r.repo}: skipped, {r.error} ({r.total} references stay)")
+                    continue
                 console.print(f"{r.repo}: {r.issues} of {r.total} references hydrated"
                               f"{f', {r.missing} not found' if r.missing else ''}, {r.comments} comments, "
                               f"{r.requests} requests")  # fmt: skip
