@@ -283,6 +283,9 @@ def test_cli_collect_and_replay(server, tmp_path, monkeypatch):
     assert '"issues": 150' in res.output
     res = runner.invoke(app, ["collect", SGL, "--base-url", server.url, "--db", str(db)])
     assert res.exit_code == 0 and "sgl-project/sglang: 150 issues" in res.output
+    res = runner.invoke(app, ["collect", "--status", "--db", str(db)])
+    assert res.exit_code == 0 and "sgl-project/sglang (state=all): 300 issues stored" in res.output
+    assert "complete; 2 archived answers" in res.output
     res = runner.invoke(app, ["collect", "--replay", str(db), "--db", str(tmp_path / "r.db")])
     assert res.exit_code == 0 and "150 issues" in res.output  # only the archived run
     monkeypatch.setenv("GITHUB_TOKEN", "wrong")

@@ -19,10 +19,11 @@ from bugatlas.collect.collector import (
     CollectResult,
     RepoResult,
     collect_repos,
+    collect_status,
     hydrate_references,
     reference_numbers,
 )
 
 __all__ = ["CollectResult", "GitHubClient", "GitHubError", "NotFoundError", "RepoResult",
-           "ReplayResult", "canonical_dump", "collect_repos", "dump_digest", "export_archive", "hydrate_references",
+           "ReplayResult", "canonical_dump", "collect_repos", "collect_status", "dump_digest", "export_archive", "hydrate_references",
            "reference_numbers", "replay_archive", "tokens_from_env"]  # fmt: skip

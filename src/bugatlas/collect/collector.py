@@ -410,6 +410,21 @@ def collect_repos(
     return result
 
 
+def collect_status(store: Store) -> list[dict[str, Any]]:
+    """One row per crawl (repository and filter set): how far it got, and what is archived."""
+    rows = store.query(
+        """SELECT s.repo, s.filter_key, s.watermark, s.cursor IS NOT NULL AS interrupted,
+                  s.issues AS issues_written, s.requests AS answers, s.updated_at AS last_page_at,
+                  (SELECT COUNT(*) FROM issues i WHERE i.repo = s.repo AND i.source = 'collect:github')
+                      AS issues_stored,
+                  (SELECT COUNT(*) FROM collect_archive a WHERE a.repo = s.repo) AS archived
+           FROM collect_state s ORDER BY s.repo, s.filter_key""")  # fmt: skip
+    for row in rows:
+        row["filters"] = {k: v for k, v in orjson.loads(row.pop("filter_key")).items() if v}
+        row["interrupted"] = bool(row["interrupted"])
+    return rows
+
+
 def reference_numbers(store: Store, repos: Sequence[str] | None = None) -> dict[str, list[int]]:
     """Issues stored as references only (no text), by repository."""
     sql = "SELECT repo, number FROM issues WHERE is_reference = 1"

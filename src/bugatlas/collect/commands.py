@@ -39,6 +39,8 @@ def register(app: typer.Typer) -> None:
         hydrate: Annotated[bool, typer.Option(
             "--hydrate", help="Fetch the text of issues imported as references (Liu et al., "
                               "Open-LLM-Failures); REPOS narrows which.")] = False,
+        status: Annotated[bool, typer.Option(
+            "--status", help="Show each crawl's watermark, interrupted crawls and archive size.")] = False,
         page_size: Annotated[int, typer.Option("--page-size", help="Issues per GraphQL page (1-100).")] = 100,
         timeout: Annotated[float, typer.Option("--timeout", help="Seconds before a request is retried.")] = 60.0,
         max_retries: Annotated[int, typer.Option(
@@ -55,9 +57,25 @@ def register(app: typer.Typer) -> None:
             replay_archive,
         )
 
-        modes = sum([replay is not None, hydrate, export_archive_to is not None])
+        modes = sum([replay is not None, hydrate, export_archive_to is not None, status])
         if modes > 1:
-            raise BadInputError("--replay, --hydrate and --export-archive: choose one")
+            raise BadInputError("--replay, --hydrate, --export-archive and --status: choose one")
+        if status:
+            from bugatlas.collect import collect_status
+
+            with open_store(db, create=False) as store:
+                rows = collect_status(store)
+            if as_json:
+                print_json(rows)
+                return
+            if not rows:
+                console.print("no crawls yet (bugatlas collect OWNER/REPO)")
+            for r in rows:
+                filters = ", ".join(f"{k}={v}" for k, v in r["filters"].items()) or "no filters"
+                state = "interrupted: the next run resumes" if r["interrupted"] else "complete"
+                console.print(f"{r['repo']} ({filters}): {r['issues_stored']} issues stored, up to date "
+                              f"to {r['watermark'] or '-'}, {state}; {r['archived']} archived answers")  # fmt: skip
+            return
         client_options = {"timeout": timeout, "max_retries": max_retries}
         if export_archive_to is not None:
             with open_store(db, create=False) as store:
