@@ -150,3 +150,14 @@ def test_index_cli(indexed_store):
 def test_every_sample_log_diagnoses(name):
     d = diagnose((LOGS / name).read_text())
     assert d.to_dict()["parsed"]["recognized"] == (name not in {"nothing.log", "versions.log"})
+
+
+def test_yu2026_taxonomy():
+    d = diagnose((LOGS / "torch_oom.log").read_text(), taxonomy="yu2026")
+    assert d.taxonomy == "yu2026"
+    assert d.predictions["symptom"].category == "GPU OOM"
+    assert d.predictions["root_cause"].category == "GPU Memory Insufficiency"
+    assert d.predictions["root_cause"].path[-1] == "GPU Memory Insufficiency" and len(d.predictions["root_cause"].path) == 3
+    assert d.next_steps
+    nccl = diagnose((LOGS / "nccl.log").read_text(), taxonomy="yu2026")
+    assert nccl.predictions["root_cause"].category == "Multi-GPU Communication Failure"
