@@ -68,8 +68,8 @@ def predict_record(rec: dict[str, Any], codebook: Any) -> dict[str, Any]:
 
 
 def predict_batch(records: Iterable[dict[str, Any]], taxonomy: str) -> Iterator[dict[str, Any]]:
-    from bugatlas.taxonomy import load_codebook
+    from bugatlas.diagnose.predict import get_codebook
 
-    cb = load_codebook(taxonomy)
+    cb = get_codebook(taxonomy)
     for rec in records:
         yield predict_record(rec, cb)

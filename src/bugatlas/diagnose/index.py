@@ -344,6 +344,7 @@ class SearchIndex:
             if changed_any or self._meta("generation") is None:
                 self._set_meta("generation", self.generation + 1)
             self._set_meta("built_at", now_iso())
+            self._set_meta("issues_mark", self._issues_mark())
         stats.model_version = None if model is None else model.version
         self._write_cache()
         stats.seconds = round(time.perf_counter() - t0, 3)
@@ -480,6 +481,16 @@ class SearchIndex:
         return ids, vecs
 
     # -- search ---------------------------------------------------------------------------------
+    def _issues_mark(self) -> str:
+        # Cheap fingerprint of the issues table (max rowid, count): changes when issues are added.
+        row = self.store.conn.execute("SELECT MAX(rowid), COUNT(*) FROM issues").fetchone()
+        return f"{row[0]}:{row[1]}"
+
+    def is_current(self) -> bool:
+        """False when issues were added or removed since the last build (checked in O(1)-ish;
+        `status` does the full per-issue comparison, including edited issues)."""
+        return self._meta("issues_mark") == self._issues_mark()
+
     def is_built(self) -> bool:
         return self.store.conn.execute("SELECT 1 FROM diagnose_docs LIMIT 1").fetchone() is not None
 

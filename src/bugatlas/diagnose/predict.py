@@ -50,6 +50,15 @@ class Prediction:
         return asdict(self)
 
 
+@lru_cache(maxsize=8)
+def get_codebook(name: str) -> Any:
+    """A codebook by name or path, resolved once per process (resolving a name reads every
+    codebook file, which would cost more than a whole diagnosis)."""
+    from bugatlas.taxonomy import load_codebook
+
+    return load_codebook(name)
+
+
 def _line_index(text: str) -> tuple[list[int], list[str]]:
     lines = text.split("\n")
     starts = [0]
@@ -60,9 +69,7 @@ def _line_index(text: str) -> tuple[list[int], list[str]]:
 
 def predict(parsed: ParsedLog, text: str, codebook: Any, *, dimensions=DIMENSIONS) -> dict[str, Prediction]:
     """Predict each of ``dimensions`` the codebook has. ``codebook`` is a Codebook or its name."""
-    from bugatlas.taxonomy import load_codebook
-
-    cb = load_codebook(codebook) if isinstance(codebook, str) else codebook
+    cb = get_codebook(codebook) if isinstance(codebook, str) else codebook
     priors = load_priors()
     starts, lines = _line_index(text)
     out: dict[str, Prediction] = {}
