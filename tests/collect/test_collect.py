@@ -283,3 +283,23 @@ def test_replay_of_an_empty_archive_is_a_clear_error(tmp_path):
         replay_archive(Store(tmp_path / "t.db"), tmp_path / "empty.db")
     with pytest.raises(BadInputError, match="no such store"):
         replay_archive(Store(tmp_path / "t.db"), Path(tmp_path / "missing.db"))
+
+
+def test_github_enterprise_layout(server, tmp_path):
+    """https://HOST/api/v3 for REST means https://HOST/api/graphql for GraphQL."""
+    store = Store(tmp_path / "s.db")
+    result = collect_repos(store, [SGL], base_url=server.url + "/api/v3", tokens=[TOKEN], limit=10)
+    assert result.issues == 10 and server.stats.graphql == 1 and server.stats.free == 1
+
+
+def test_replay_in_place_and_refusal_to_mix_archives(server, tmp_path):
+    src = Store(tmp_path / "a.db")
+    _collect(src, server, archive=True, limit=50)
+    before = canonical_dump(src)
+    src.conn.execute("DELETE FROM comments")  # damage, then rebuild in place from the archive
+    replay_archive(src)
+    assert canonical_dump(src) == before
+    dst = Store(tmp_path / "b.db")
+    replay_archive(dst, src)
+    with pytest.raises(BadInputError, match="already holds an archive"):
+        replay_archive(dst, src)

@@ -120,3 +120,16 @@ def test_hub_model_names_use_the_local_hub_cache(tmp_path, monkeypatch):
     f = _one(report, "assets.files")
     assert f.severity == "pass" and f.numbers["directory"] == str(snap)
     assert _one(report, "tok.stop").severity == "pass"
+
+
+def test_corrupt_or_unsizable_config(tmp_path):
+    model = build_model_dir(tmp_path / "m")
+    (model / "config.json").write_text('{"architectures": ["LlamaForCausalLM"], "hidden_size": 40')
+    f = _one(_run(tmp_path, model), "assets.files")
+    assert f.severity == "block" and "config.json is unreadable" in f.message
+    assert any(c.value == "Config File Corruption" for c in f.classes)
+    model2 = build_model_dir(tmp_path / "m2")
+    (model2 / "config.json").write_text(json.dumps({"architectures": ["MambaForCausalLM"], "model_type": "mamba", "vocab_size": 64}))
+    report = _run(tmp_path, model2)
+    assert _one(report, "assets.files").severity == "warn"
+    assert _one(report, "res.gpu_memory").severity == "skip"

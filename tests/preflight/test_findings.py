@@ -65,3 +65,21 @@ def test_blocking_findings_link_examples_when_a_store_is_given(corpus_store, tmp
             assert issue is not None
         else:
             assert f.example is None
+
+
+def test_every_registered_check_is_described_and_tested():
+    from pathlib import Path
+
+    from bugatlas.preflight import (  # noqa: F401
+        api,  # noqa: F401 - registers the checks
+        assets,
+        tokenizer,
+    )
+    from bugatlas.preflight.context import REGISTRY
+
+    registered = {cid for cid, _ in REGISTRY}
+    assert registered == set(load("checks"))
+    here = Path(__file__).parent
+    text = "".join(p.read_text() for p in here.glob("test_*.py") if p.name != Path(__file__).name)
+    untested = sorted(cid for cid in registered if f'"{cid}"' not in text)
+    assert not untested, f"checks without a test: {untested}"

@@ -5,9 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pytest
 
-from bugatlas.errors import BadInputError
 from bugatlas.preflight import machine_from_mapping, parse_command, run_preflight
 from bugatlas.preflight.assets import read_gguf, spec_from_gguf
 
@@ -107,6 +105,12 @@ def test_partial_offload_memory_and_cpu_part(tmp_path):
     assert _one(cpu_only, "res.parallel_gpus").severity == "pass"
 
 
-def test_missing_gguf_path_is_bad_input(tmp_path):
-    with pytest.raises(BadInputError, match="does not exist"):
-        run_preflight(parse_command(f"llama-server -m {tmp_path / 'nope.gguf'}"), _machine())
+def test_missing_model_path(tmp_path):
+    described = run_preflight(parse_command(f"llama-server -m {tmp_path / 'nope.gguf'}"), _machine())
+    f = _one(described, "assets.files")
+    assert f.severity == "skip"  # the described machine's files may live there, not here
+    from bugatlas.preflight import detect_machine
+
+    here = run_preflight(parse_command(f"llama-server -m {tmp_path / 'nope.gguf'}"), detect_machine())
+    f = _one(here, "assets.files")
+    assert f.severity == "block" and "does not exist" in f.message

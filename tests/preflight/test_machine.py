@@ -33,3 +33,19 @@ def test_detect_this_machine():
 def test_installed_packages_follow_engine_requirements():
     versions, requirements, requires_python = installed_packages(("gguf",))
     assert "gguf" in versions and "numpy" not in versions  # only engines' requirements are followed
+
+
+def test_cuda_visible_devices_forms():
+    text = ("0, NVIDIA L4, 23034, 8.9, 550.54.14, GPU-aaaa1111\n"
+            "1, NVIDIA L4, 23034, 8.9, 550.54.14, GPU-bbbb2222\n"
+            "2, NVIDIA L4, 23034, 8.9, 550.54.14, GPU-cccc3333\n")
+    from bugatlas.preflight.machine import Machine
+
+    gpus, _ = parse_nvidia_smi(text)
+    m = Machine(gpus=gpus)
+    assert [g.index for g in m.visible_gpus(None)] == [0, 1, 2]
+    assert [g.index for g in m.visible_gpus("2,0")] == [2, 0]
+    assert [g.index for g in m.visible_gpus("GPU-bbbb")] == [1]
+    assert m.visible_gpus("") == [] and m.visible_gpus("-1") == []
+    assert [g.index for g in m.visible_gpus("0,-1,2")] == [0]  # CUDA stops at the invalid ordinal
+    assert [g.index for g in m.visible_gpus("0,7")] == [0]

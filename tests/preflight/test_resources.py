@@ -114,5 +114,16 @@ def test_context_beyond_rope_scaled_limit():
 def test_no_gpu_skips_memory_and_blocks_gpu_engines():
     cpu = machine_from_mapping({"cpu_ram_gib": 64}, where="test")
     report = _run("vllm serve meta-llama/Llama-3.1-8B --max-model-len 4096", cpu)
-    assert _one(report, "res.parallel_gpus").severity == "block"
+    f = _one(report, "res.parallel_gpus")
+    assert f.severity == "block" and "none visible" in f.message and "No CUDA GPUs" in f.why
     assert _one(report, "res.gpu_memory").severity == "skip"
+
+
+def test_sglang_static_fraction_covers_weights_and_kv_only():
+    m = _machine(memory_gib=24, cc="8.9", name="NVIDIA L4")
+    f = _one(_run("python -m sglang.launch_server --model-path meta-llama/Llama-3.1-8B --context-length 8192", m), "res.gpu_memory")
+    assert f.severity == "pass"
+    assert f.numbers["need_bytes"] == f.numbers["weights_per_gpu_bytes"] + f.numbers["kv_one_sequence_bytes"]
+    tight = [x for x in _run("python -m sglang.launch_server --model-path meta-llama/Llama-3.1-8B --context-length 8192 "
+                             "--mem-fraction-static 0.97", m).findings if x.check == "res.gpu_memory"]
+    assert [x.severity for x in tight] == ["warn"] and "left outside" in tight[0].message

@@ -86,6 +86,17 @@ class StudyData:
             order = known + [d for d in order if d not in known]
         return order
 
+    @property
+    def primary_dimensions(self) -> list[str]:
+        """Dimensions less those that only repeat a level of another hierarchical dimension
+        (a mapped yu2026 study stores symptom_category beside symptom)."""
+        dims = self.dimensions
+        levels_of_others = set()
+        for d in dims:
+            names = self.level_names(d)
+            levels_of_others.update(n for n in names[:-1] if n != d)
+        return [d for d in dims if d not in levels_of_others]
+
     def path(self, dimension: str, value: str) -> list[str]:
         key = (dimension, value)
         if key not in self._paths:
@@ -226,11 +237,17 @@ def load_study(
     source: str | list[str] | None = None,
     repos: list[str] | None = None,
     restrict: str | None = None,
+    attach: dict[str, list[str]] | None = None,
+    names: dict[str, str] | None = None,
 ) -> StudyData:
     """Load a taxonomy's labels and their issues.
 
     ``restrict``: an SQL query returning (repo, number) rows the study keeps, e.g. the filter
-    stage's ``SELECT repo, number FROM failure_reports``. ``taxonomy=None`` loads every issue
+    stage's ``SELECT repo, number FROM failure_reports``. ``attach``: dimensions to borrow
+    from another taxonomy for the same records, e.g. ``{"yu2026-artifact": ["model"]}`` for a
+    study of labels mapped into yu2026 (the mapping carries symptom, root cause and stage).
+    ``names``: repository → group name, overriding the stored display names (e.g. the
+    engine names a paper prints). ``taxonomy=None`` loads every issue
     with text and no labels (maintenance analyses of a raw corpus).
     """
     notes: list[str] = []
@@ -263,6 +280,18 @@ def load_study(
         unit = key_index.get_indexer(lab_index)
         labels = pd.DataFrame({"unit": unit, "dimension": lab["dimension"].to_numpy(),
                                "value": lab["value"].to_numpy()}).drop_duplicates(ignore_index=True)  # fmt: skip
+        for other, dims in (attach or {}).items():
+            extra = pd.read_sql_query(
+                f"SELECT repo, issue_number, record, dimension, value FROM labels WHERE taxonomy = ? "
+                f"AND dimension IN ({', '.join('?' * len(dims))})", conn, params=[other, *dims])  # fmt: skip
+            if len(sources) > 1:
+                extra["record"] = ""
+            pos = key_index.get_indexer(pd.MultiIndex.from_frame(extra[["repo", "issue_number", "record"]]))
+            extra = extra[pos >= 0]
+            borrowed = pd.DataFrame({"unit": pos[pos >= 0], "dimension": extra["dimension"].to_numpy(),
+                                     "value": extra["value"].to_numpy()})  # fmt: skip
+            borrowed = borrowed[~borrowed["dimension"].isin(set(labels["dimension"]))]
+            labels = pd.concat([labels, borrowed], ignore_index=True).drop_duplicates(ignore_index=True)
         issue_sql = f"SELECT {', '.join(_ISSUE_COLS)} FROM issues"
         issues = pd.read_sql_query(issue_sql + " WHERE (repo, number) IN (SELECT DISTINCT repo, issue_number "
                                    "FROM labels WHERE taxonomy = ?)", conn, params=[taxonomy])  # fmt: skip
@@ -282,6 +311,7 @@ def load_study(
                                "value": pd.Series(dtype=str)})  # fmt: skip
     units = _with_fixes(store, units)
     displays = _displays(store)
+    displays.update({k.lower(): v for k, v in (names or {}).items()})
     units["group"] = units["repo"].map(displays).fillna(units["repo"])
     units["labels"] = units["labels"].map(_decode_labels)
     for col in ("created_at", "closed_at"):

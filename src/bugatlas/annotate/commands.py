@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from bugatlas.cli_common import DbOption, JsonOption, console, open_store, print_json
+from bugatlas.cli_common import DbOption, JsonOption, console, err_console, open_store, print_json
 
 SampleOption = Annotated[
     str | None, typer.Option("--sample", help="Sample name (default: the most recent sample).")
@@ -116,6 +116,9 @@ def register(app: typer.Typer) -> None:
             r = roles(store, s)
             console.print(f"sample {s.name} ({s.taxonomy}): annotators {', '.join(sorted(r['annotator'])) or '(none: run bugatlas assign)'}; "
                           f"arbitrators {', '.join(sorted(r['arbitrator'])) or '(none)'}; owners {', '.join(sorted(r['owner'])) or '(none)'}")
+            if host not in ("127.0.0.1", "localhost", "::1"):
+                err_console.print(f"warning: listening on {host}: anyone who can reach it can sign in "
+                                  "by a study name; use it only on a trusted network")
             console.print(f"open http://{host}:{port}/ and sign in by name (Ctrl+C stops; work is saved as it is made)")
             serve(store, s.name, host=host, port=port)
 

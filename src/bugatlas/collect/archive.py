@@ -84,10 +84,14 @@ def replay_archive(
         n = src.conn.execute("SELECT COUNT(*) FROM collect_archive").fetchone()[0]
         if n == 0:
             raise BadInputError(f"--replay: {src.path}: the archive is empty (collect with --archive first)")
+        same = src is store or src.path.resolve() == store.path.resolve()
+        if not same and store.conn.execute("SELECT 1 FROM collect_archive LIMIT 1").fetchone():
+            raise BadInputError(f"--replay: {store.path} already holds an archive; replay into a new "
+                                f"store, or into {src.path} itself to rebuild it in place")  # fmt: skip
         result = ReplayResult()
         with store.run("collect --replay", {"source": str(src.path), "repos": list(repos or [])}) as run:
             with store.transaction():
-                if src is not store and src.path.resolve() != store.path.resolve():
+                if not same:
                     _copy_archive(src, store, repos)
                 for repo, kind, context, items in _groups(store, repos):
                     counts = apply_group(store, repo, kind, context, items)

@@ -32,7 +32,7 @@ from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import orjson
 
@@ -654,6 +654,8 @@ class FakeGitHub:
             return 401, {}, {"message": "Bad credentials",
                              "documentation_url": "https://docs.github.com/rest"}, 0  # fmt: skip
         url = urlsplit(path)
+        if url.path.startswith("/api/v3/"):  # GitHub Enterprise layout
+            url = url._replace(path=url.path.removeprefix("/api/v3"))
         if url.path == "/rate_limit":
             with self._lock:
                 self.stats.free += 1
@@ -752,7 +754,8 @@ class FakeGitHub:
         def paged(items):
             chunk = items[(page - 1) * per_page: page * per_page]
             if page * per_page < len(items):
-                headers["Link"] = f'<{path}?per_page={per_page}&page={page + 1}>; rel="next"'
+                nxt = {k: v[0] for k, v in query.items()} | {"page": str(page + 1)}
+                headers["Link"] = f'<{self.url}{path}?{urlencode(nxt)}>; rel="next"'
             return 200, headers, chunk, self.latency
 
         with self.data.lock:
@@ -855,3 +858,33 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         self._serve("POST")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve a corpus as a local GitHub: ``python -m bugatlas.collect.testing CORPUS``."""
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m bugatlas.collect.testing",
+                                 description="Serve issues (flattened corpus JSONL[.gz]) as a local GitHub API.")  # fmt: skip
+    ap.add_argument("corpus", type=Path)
+    ap.add_argument("--token", action="append", help="accepted token (repeatable); default: test-token")
+    ap.add_argument("--limit", type=int, default=5000, help="points (GraphQL) per window per token")
+    ap.add_argument("--window", type=float, default=3600.0, help="rate-limit window, seconds")
+    ap.add_argument("--fault-rate", type=float, default=0.0, help="share of requests answered with a fault")
+    ap.add_argument("--repo", action="append", help="serve only this repository (repeatable)")
+    args = ap.parse_args(argv)
+    data = load_corpus(args.corpus, repos=args.repo)
+    gh = FakeGitHub(data, tokens=args.token or ["test-token"], limit=args.limit, window=args.window,
+                    faults=Faults(rate=args.fault_rate)).start()  # fmt: skip
+    issues, comments = data.count()
+    print(f"serving {issues} issues, {comments} comments of {', '.join(data.repo_names())} at {gh.url}",
+          flush=True)  # fmt: skip
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        gh.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from bugatlas.errors import BadInputError
-from bugatlas.preflight import checks_env, checks_resources  # noqa: F401 - registers checks
+from bugatlas.preflight import checks_config, checks_env, checks_resources  # noqa: F401 - registers checks
+from bugatlas.preflight._data import load
 from bugatlas.preflight.context import REGISTRY, Context
 from bugatlas.preflight.findings import Report, find_example
 from bugatlas.preflight.launch import Launch
@@ -18,6 +19,14 @@ from bugatlas.preflight.model import (
     spec_from_config_file,
     spec_from_known,
 )
+
+
+class ModelConfigError(BadInputError):
+    """The model directory's config.json cannot be read (a finding, not a preflight failure)."""
+
+    def __init__(self, message: str, *, corrupt: bool):
+        super().__init__(message)
+        self.corrupt = corrupt
 
 
 def hub_cache_snapshot(model: str) -> Path | None:
@@ -56,8 +65,6 @@ def resolve_model(launch: Launch, model_config: str | None = None) -> tuple[Mode
     if model_dir is None and model and not (local is not None and local.exists()):
         model_dir = hub_cache_snapshot(model)
     gguf = local if local is not None and local.is_file() and local.suffix.lower() == ".gguf" else None
-    if model is not None and local is not None and not local.exists() and (model.startswith(("/", "./", "~")) or model.endswith(".gguf")):
-        raise BadInputError(f"model path {model} does not exist")
     spec: ModelSpec | None = None
     if model_config:
         path = Path(model_config).expanduser()
@@ -71,7 +78,10 @@ def resolve_model(launch: Launch, model_config: str | None = None) -> tuple[Mode
         else:
             spec = spec_from_known(model_config)
     elif model_dir is not None and (model_dir / "config.json").exists():
-        spec = spec_from_config_file(model_dir / "config.json")
+        try:
+            spec = spec_from_config_file(model_dir / "config.json")
+        except BadInputError as exc:
+            raise ModelConfigError(str(exc), corrupt=True) from exc
     elif gguf is not None:
         try:
             spec = assets.spec_from_gguf(gguf)
@@ -99,11 +109,30 @@ def run_preflight(
         tokenizer,  # noqa: F401
     )
 
-    spec, model_dir, gguf = resolve_model(launch, model_config)
+    config_problem: ModelConfigError | None = None
+    try:
+        spec, model_dir, gguf = resolve_model(launch, model_config)
+    except ModelConfigError as exc:
+        config_problem = exc
+        spec, gguf = None, None
+        model_dir = Path(launch.model).expanduser() if launch.model else None
+    if spec is not None:
+        try:  # a config without the fields sizing needs (an unfamiliar architecture)
+            spec.param_count()
+            spec.kv_bytes_per_token()
+        except (BadInputError, KeyError, TypeError, ValueError, ZeroDivisionError) as exc:
+            config_problem = ModelConfigError(f"{spec.source}: cannot size this architecture ({exc})", corrupt=False)
+            spec = None
     ctx = Context(launch=launch, machine=machine, model=spec, model_dir=model_dir, gguf_path=gguf)
+    model = launch.model or ""
+    if model_dir is None and gguf is None and (model.startswith(("/", "./", "../", "~")) or model.endswith(".gguf")):
+        ctx.cache["missing_path"] = model  # a path, not a hub name, and not on this host
+    if config_problem is not None:
+        ctx.cache["config_problem"] = config_problem
     assets.prepare(ctx)
     findings = []
-    for check_id, fn in REGISTRY:
+    order = {cid: n for n, cid in enumerate(load("checks"))}  # the order of checks.yaml
+    for check_id, fn in sorted(REGISTRY, key=lambda item: order[item[0]]):
         if only and not any(check_id.startswith(o) for o in only):
             continue
         findings.extend(fn(ctx))

@@ -21,6 +21,15 @@ def check_parallel_gpus(ctx: Context) -> list[Finding]:
     numbers = {"tensor_parallel_size": ctx.tp, "pipeline_parallel_size": ctx.pp,
                "data_parallel_size": ctx.dp, "gpus_needed": need, "gpus_visible": visible,
                "cuda_visible_devices": ctx.cuda_visible_devices}  # fmt: skip
+    if visible == 0:
+        return [ctx.finding(
+            "res.parallel_gpus", "block", f"{ctx.launch.title} needs {need} GPU(s); none visible"
+            + (f" (CUDA_VISIBLE_DEVICES={ctx.cuda_visible_devices!r})" if ctx.cuda_visible_devices is not None else ""),
+            numbers=numbers,
+            why="Start-up fails at device detection ('RuntimeError: No CUDA GPUs are available' / "
+                "'Failed to infer device type').",
+            fix="Run on a GPU host (check `nvidia-smi` and CUDA_VISIBLE_DEVICES), or use the engine's CPU build / llama.cpp.",
+        )]  # fmt: skip
     if need > visible:
         sizes = f"tensor-parallel {ctx.tp}" + (f" × pipeline-parallel {ctx.pp}" if ctx.pp > 1 else "") + (f" × data-parallel {ctx.dp}" if ctx.dp > 1 else "")
         return [ctx.finding(
@@ -129,6 +138,10 @@ def check_context(ctx: Context) -> list[Finding]:
     )]  # fmt: skip
 
 
+def _per_token(n: float) -> str:
+    return f"{n / 1024:.0f} KiB" if n >= 1024 else f"{n:.0f} B"
+
+
 def overhead_bytes(ctx: Context, tp: int) -> dict[str, int]:
     """Per-GPU memory besides weights and KV cache (estimates, see engines.yaml)."""
     o = load("engines")["overhead"]
@@ -189,7 +202,9 @@ def check_gpu_memory(ctx: Context) -> list[Finding]:
     seqs = int(ctx.launch.get("max_num_seqs") or 1)
     kv_all = kv_one * seqs
     over = overhead_bytes(ctx, tp)
-    overhead = sum(over.values())
+    outside = bool(ctx.launch.spec.get("overhead_outside_budget"))
+    overhead = 0 if outside else sum(over.values())  # SGLang: the fraction covers weights + KV only
+    reserve = gpu.memory_bytes - budget
     need = weights + kv_one + overhead
     kv_room = budget - weights - overhead
     fits_seqs = kv_room / kv_one if kv_one else float("inf")
@@ -208,9 +223,20 @@ def check_gpu_memory(ctx: Context) -> list[Finding]:
     if shards < requested_shards:
         at += f" (the GPUs visible; {requested_shards} requested)"
     summary = (f"{at} each GPU needs weights {gib(weights)} + KV cache {gib(kv_one)} "
-               f"({tokens:,} tokens × {m.kv_bytes_per_token(ctx.kv_dtype_bytes, tp) / pp / 1024:.0f} KiB) "
-               f"+ overhead ≈{gib(overhead)} = {gib(need)}; budget {gib(budget)} "
-               f"({gpu.name} {gib(gpu.memory_bytes)} × {util})")  # fmt: skip
+               f"({tokens:,} tokens × {_per_token(m.kv_bytes_per_token(ctx.kv_dtype_bytes, tp) / pp)}) "
+               + (f"+ overhead ≈{gib(overhead)} " if not outside else "")
+               + f"= {gib(need)}; budget {gib(budget)} ({gpu.name} {gib(gpu.memory_bytes)} × {util})")  # fmt: skip
+    extra: list[Finding] = []
+    if outside and sum(over.values()) > reserve:
+        extra.append(ctx.finding(
+            "res.gpu_memory", "warn",
+            f"activations, CUDA graphs and context ≈{gib(sum(over.values()))} exceed the {gib(reserve)} "
+            f"left outside the static memory fraction {util}",
+            numbers={"overhead_bytes": over, "reserve_bytes": reserve, "memory_utilization": util},
+            why="Large prefills or CUDA-graph capture run out of memory at run time (CUDA out of memory "
+                "during a request), after a successful start.",
+            fix="Lower --mem-fraction-static (e.g. by 0.05) or --chunked-prefill-size.",
+        ))  # fmt: skip
     fix_options = []
     if tokens:
         max_len = int(max(kv_room, 0) / (kv_one / tokens)) if kv_one else 0
@@ -235,8 +261,8 @@ def check_gpu_memory(ctx: Context) -> list[Finding]:
                  "of tokens that can be stored in KV cache' (or 'No available memory for the cache blocks')."
                  if hard else "The engine starts with a smaller KV pool and rejects or truncates requests longer than it holds."),
             fix="Use " + "; or ".join(fix_options) + ".",
-        )]  # fmt: skip
-    return [ctx.finding(
+        ), *extra]  # fmt: skip
+    return extra or [ctx.finding(
         "res.gpu_memory", "pass",
         summary + f"; KV room holds {fits_seqs:.1f} full-length sequences "
         f"(max_num_seqs {seqs} × {tokens:,} tokens would need {gib(kv_all)})",

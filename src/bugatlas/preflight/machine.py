@@ -37,6 +37,7 @@ class GPU:
     compute_capability: str | None = None
     index: int = 0
     driver: str | None = None
+    uuid: str | None = None
 
     @property
     def cc(self) -> tuple[int, int] | None:
@@ -66,8 +67,19 @@ class Machine:
         if cuda_visible_devices is None:
             return list(self.gpus)
         wanted = [p.strip() for p in cuda_visible_devices.split(",") if p.strip()]
-        by_index = {str(g.index): g for g in self.gpus}
-        return [by_index[w] for w in wanted if w in by_index]
+        visible = []
+        for w in wanted:
+            if w.lstrip("-").isdigit() and int(w) < 0:
+                break  # CUDA stops at the first invalid ordinal: "-1" hides every GPU
+            if w.isdigit():
+                match = [g for g in self.gpus if g.index == int(w)]
+            else:  # a UUID ("GPU-8f3c…" or a MIG id): match by prefix when known, else by position
+                match = [g for g in self.gpus if g.uuid and g.uuid.startswith(w)] or (
+                    [self.gpus[len(visible)]] if len(visible) < len(self.gpus) else [])
+            if not match:
+                break
+            visible.append(match[0])
+        return visible
 
     def package(self, name: str) -> str | None:
         return self.packages.get(_norm(name))
@@ -118,7 +130,7 @@ def machine_from_mapping(data: dict[str, Any], *, where: str) -> Machine:
         for _ in range(int(spec.get("count", 1))):
             gpus.append(GPU(name=str(spec["name"]), memory_bytes=memory,
                             compute_capability=str(cc) if cc is not None else None,
-                            index=len(gpus), driver=spec.get("driver")))  # fmt: skip
+                            index=len(gpus), driver=spec.get("driver"), uuid=spec.get("uuid")))  # fmt: skip
     packages = {_norm(k): str(v) for k, v in (data.get("packages") or {}).items()}
     requirements = {_norm(k): list(v) for k, v in (data.get("requirements") or {}).items()}
     requires_python = {_norm(k): str(v) for k, v in (data.get("requires_python") or {}).items()}
@@ -158,7 +170,7 @@ def _meminfo(path: Path = Path("/proc/meminfo")) -> tuple[int | None, int | None
 
 
 def parse_nvidia_smi(text: str) -> tuple[list[GPU], str | None]:
-    """Rows of ``nvidia-smi --query-gpu=index,name,memory.total,compute_cap,driver_version
+    """Rows of ``nvidia-smi --query-gpu=index,name,memory.total,compute_cap,driver_version,uuid
     --format=csv,noheader,nounits`` (memory in MiB)."""
     gpus, driver = [], None
     for line in text.strip().splitlines():
@@ -166,9 +178,10 @@ def parse_nvidia_smi(text: str) -> tuple[list[GPU], str | None]:
         if len(parts) < 5:
             continue
         index, name, mem, cc, drv = parts[:5]
+        uuid = parts[5] if len(parts) > 5 else None
         gpus.append(GPU(name=name, memory_bytes=int(float(mem)) * MIB,
                         compute_capability=None if cc in ("[N/A]", "") else cc,
-                        index=int(index), driver=drv))  # fmt: skip
+                        index=int(index), driver=drv, uuid=uuid))  # fmt: skip
         driver = driver or drv
     return gpus, driver
 
@@ -179,7 +192,7 @@ def _nvidia_smi() -> tuple[list[GPU], str | None]:
         return [], None
     try:
         out = subprocess.run(
-            [exe, "--query-gpu=index,name,memory.total,compute_cap,driver_version",
+            [exe, "--query-gpu=index,name,memory.total,compute_cap,driver_version,uuid",
              "--format=csv,noheader,nounits"],
             capture_output=True, text=True, timeout=20, check=True,
         ).stdout  # fmt: skip

@@ -13,13 +13,17 @@ STYLE = {"pass": "green", "warn": "yellow", "block": "bold red", "skip": "dim"}
 LABEL = {"pass": "PASS", "warn": "WARN", "block": "BLOCK", "skip": "skip"}
 
 
+def _count(n: int) -> str:
+    return f"{n / 1e9:.2f} B" if n >= 1e8 else f"{n / 1e6:.2f} M" if n >= 1e5 else f"{n:,}"
+
+
 def render_report(report: Report, console: Console) -> None:
     launch, machine, model = report.launch, report.machine, report.model
     gpus = machine.get("gpus") or []
     gpu_text = ", ".join(sorted({f"{sum(1 for x in gpus if x['name'] == g['name'])}× {g['name']} "
                                  f"({gib(g['memory_bytes'])}, cc {g.get('compute_capability') or '?'})" for g in gpus})) or "no GPU"
     console.print(f"[bold]preflight[/bold] {launch['engine']} · model {launch.get('model') or '?'}"
-                  + (f" (shape: {model['source']}, {model['params'] / 1e9:.2f} B params)" if model else ""))
+                  + (f" (shape: {model['source']}, {_count(model['params'])} params)" if model else ""))
     console.print(f"machine: {machine.get('source')} · {gpu_text}"
                   + (f" · driver {machine['driver']}" if machine.get("driver") else "")
                   + (f" · RAM {gib(machine['cpu_ram_bytes'])}" if machine.get("cpu_ram_bytes") else ""))

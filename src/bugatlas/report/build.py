@@ -95,7 +95,7 @@ def _overview(data: StudyData, title: str) -> Section:
 
 def _distribution_sections(data: StudyData, by: str) -> list[Section]:
     out = []
-    for dim in data.dimensions:
+    for dim in data.primary_dimensions:
         if dim in SKIP_DISTRIBUTION:
             continue
         s = Section(f"dist-{dim}", f"Distribution: {dim}")
@@ -409,6 +409,8 @@ def build_report(
     title: str | None = None,
     by: str = "repository",
     restrict: str | None = None,
+    attach: dict[str, list[str]] | None = None,
+    names: dict[str, str] | None = None,
     audit_papers: list[str] | None = None,
     audit_files: list[Path] | None = None,
     audit: bool = True,
@@ -423,7 +425,7 @@ def build_report(
         raise BugAtlasError(f"--out {out}: cannot create the folder ({exc.strerror})") from exc
     if taxonomy is None and store.count_issues(include_references=False) == 0:
         raise BadInputError(f"{store.path}: no issues with text and no --taxonomy: nothing to report")
-    data = load_study(store, taxonomy, source=source, restrict=restrict)
+    data = load_study(store, taxonomy, source=source, restrict=restrict, attach=attach, names=names)
     sections = build_sections(data, by=by)
     audit_summary = None
     if audit:
