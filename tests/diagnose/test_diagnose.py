@@ -161,3 +161,18 @@ def test_yu2026_taxonomy():
     assert d.next_steps
     nccl = diagnose((LOGS / "nccl.log").read_text(), taxonomy="yu2026")
     assert nccl.predictions["root_cause"].category == "Multi-GPU Communication Failure"
+
+
+def test_batch_looks_up_bodies_in_the_store(indexed_store, tmp_path):
+    src = tmp_path / "keys.jsonl"
+    src.write_text('{"repo": "ggml-org/llama.cpp", "number": 2503}\n{"repo": "ggml-org/llama.cpp", "number": 4442}\n')
+    dst = tmp_path / "labels.jsonl"
+    result = bugatlas("diagnose", "--batch", "--input", str(src), "--output", str(dst), "--db", str(indexed_store.path))
+    assert result.returncode == 0, result.stderr
+    rows = [orjson.loads(l) for l in dst.read_bytes().splitlines()]
+    assert all(r["has_log"] and r["labels"]["symptom"] == ["Crash"] for r in rows)
+    assert rows[0]["signature"] == rows[1]["signature"]
+    missing = tmp_path / "missing.jsonl"
+    missing.write_text('{"repo": "ggml-org/llama.cpp", "number": 77777777}\n')
+    result = bugatlas("diagnose", "--batch", "--input", str(missing), "--output", str(dst), "--db", str(indexed_store.path))
+    assert result.returncode == 2 and "record 1 (ggml-org/llama.cpp#77777777): no body in the store" in result.stderr

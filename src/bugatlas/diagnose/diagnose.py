@@ -47,7 +47,11 @@ class Diagnosis:
     def to_dict(self) -> dict[str, Any]:
         parsed = self.parsed.to_dict()
         parsed.pop("matches", None)
+        # Line numbers in the JSON are 1-based, like the evidence lines of the predictions.
+        if parsed["line_no"] is not None:
+            parsed["line_no"] += 1
         for exc in parsed.get("chain", []):
+            exc["line_no"] += 1
             exc["frames"] = exc["frames"][-6:]  # the full chain is long; the tail is what matters
         return {
             "taxonomy": self.taxonomy,
