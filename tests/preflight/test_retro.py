@@ -36,7 +36,7 @@ def test_extract_commands_joins_continuations_and_stops_at_pipes():
 
 
 def test_scan_issue_finds_machine_free_failures():
-    scan = scan_issue("vllm-project/vllm", 1, "TP 3 fails", BODY)
+    scan = scan_issue("vllm-project/vllm", 1, "TP 3 fails", BODY, guess_gpu=True)
     checks = {(f["check"], f["severity"]) for f in scan.findings}
     assert ("res.parallel_heads", "block") in checks      # 64 heads / 8 KV heads over 3 shards
     assert ("cfg.flags", "warn") in checks                # --max-model-lenght, --dytpe
@@ -49,6 +49,8 @@ def test_gpu_named_in_text_sizes_the_deployment():
     assert machine is not None and len(machine.gpus) == 2 and machine.gpus[0].memory_bytes == 48 * 1024**3
     assert guess_machine("on my laptop", launch) is None
     assert guess_machine("A100 40GB", launch).gpus[0].name == "NVIDIA A100 40GB"
+    assert guess_machine("tested on T4, then on A100", launch).gpus[0].name == "Tesla T4"  # first named
+    assert guess_machine("MI300X with ROCm 6.2; also tried an A100", launch) is None  # AMD: other rules
 
 
 def test_quantization_announced_by_the_name():
@@ -87,7 +89,7 @@ def test_config_overrides_change_the_shape():
 
 
 def test_scan_the_real_corpus_and_store_labels(corpus_store):
-    result = scan_store(corpus_store, repos=["sgl-project/sglang"])
+    result = scan_store(corpus_store, repos=["sgl-project/sglang"], guess_gpu=True)
     data = result.to_dict()
     assert data["with_command"] > 50 and data["parsed"] <= data["with_command"]
     assert data["issues_with_block"] + data["issues_with_warn_only"] == len(data["issues"])

@@ -105,6 +105,7 @@ def register(app: typer.Typer) -> None:
         repo: Annotated[list[str] | None, typer.Option("--repo", help="Only these repositories (repeatable).")] = None,
         labels: Annotated[bool, typer.Option("--labels/--no-labels", help="Store findings as labels (taxonomy preflight, source preflight-retro).")] = True,
         show: Annotated[int, typer.Option("--show", help="List this many issues with findings.")] = 15,
+        guess_gpu: Annotated[bool, typer.Option("--guess-gpu", help="Also run memory/kernel/quantization checks against the GPU the issue text names (noisy).")] = False,
         db: DbOption = None,
         as_json: JsonOption = False,
     ) -> None:
@@ -118,8 +119,8 @@ def register(app: typer.Typer) -> None:
 
         store = open_store(db, create=False)
         try:
-            with store.run("preflight-issues", {"repos": repo or [], "labels": labels}) as run:
-                result = scan_store(store, repos=repo, progress=not as_json)
+            with store.run("preflight-issues", {"repos": repo or [], "labels": labels, "guess_gpu": guess_gpu}) as run:
+                result = scan_store(store, repos=repo, progress=not as_json, guess_gpu=guess_gpu)
                 written = store_labels(store, result, run_id=run.id) if labels else 0
                 data = result.to_dict()
                 run.summary.update({k: v for k, v in data.items() if k != "issues"} | {"labels": written})
@@ -130,8 +131,8 @@ def register(app: typer.Typer) -> None:
             return
         console.print(
             f"{data['issues_scanned']:,} issues · {data['with_command']:,} paste a launch command · "
-            f"{data['parsed']:,} parsed · {data['with_known_model']:,} with a known model shape · "
-            f"{data['with_gpu_named']:,} name a GPU")
+            f"{data['parsed']:,} parsed · {data['with_known_model']:,} with a known model shape"
+            + (f" · {data['with_gpu_named']:,} name a GPU" if guess_gpu else " · GPU-bound checks off (--guess-gpu)"))
         console.print(f"[bold red]{data['issues_with_block']}[/] issues with a blocking finding, "
                       f"[yellow]{data['issues_with_warn_only']}[/] with warnings only"
                       + (f" · {written} labels stored" if labels else ""))

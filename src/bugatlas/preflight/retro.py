@@ -90,19 +90,30 @@ def extract_commands(text: str, *, limit: int = 5) -> list[list[str]]:
     return commands
 
 
+_AMD = re.compile(r"\b(rocm|hip|mi[123]\d\dx?|radeon|amd gpu|gfx9\d\d)\b", re.IGNORECASE)
+
+
 def guess_machine(text: str, launch: Launch) -> Machine | None:
-    """The GPU an issue names (first match in data/gpus.yaml), as many as the launch needs."""
-    for row in load("gpus"):
-        if re.search(row["match"], text or "", re.IGNORECASE):
-            tp = int(launch.get("tensor_parallel_size", 1) or 1)
-            pp = int(launch.get("pipeline_parallel_size", 1) or 1)
-            dp = int(launch.get("data_parallel_size", 1) or 1)
-            return machine_from_mapping(
-                {"gpus": [{"name": row["name"], "memory_gib": row["memory_gib"],
-                           "compute_capability": row["compute_capability"], "count": tp * pp * dp}]},
-                where=f"named in the issue ({row['name']})",
-            )  # fmt: skip
-    return None
+    """The NVIDIA GPU an issue names first (data/gpus.yaml), as many as the launch needs; None
+    when no catalogued GPU is named or the issue is about AMD/ROCm (other memory and kernels)."""
+    if not text or _AMD.search(text):
+        return None
+    hits = []
+    for n, row in enumerate(load("gpus")):
+        m = re.search(row["match"], text, re.IGNORECASE)
+        if m:
+            hits.append((m.start(), n, row))
+    if not hits:
+        return None
+    row = min(hits, key=lambda h: (h[0], h[1]))[2]
+    tp = int(launch.get("tensor_parallel_size", 1) or 1)
+    pp = int(launch.get("pipeline_parallel_size", 1) or 1)
+    dp = int(launch.get("data_parallel_size", 1) or 1)
+    return machine_from_mapping(
+        {"gpus": [{"name": row["name"], "memory_gib": row["memory_gib"],
+                   "compute_capability": row["compute_capability"], "count": tp * pp * dp}]},
+        where=f"named in the issue ({row['name']})",
+    )  # fmt: skip
 
 
 @dataclass
@@ -151,7 +162,7 @@ class RetroResult:
         }  # fmt: skip
 
 
-def scan_issue(repo: str, number: int, title: str | None, body: str | None) -> IssueScan | None:
+def scan_issue(repo: str, number: int, title: str | None, body: str | None, *, guess_gpu: bool = False) -> IssueScan | None:
     from bugatlas.preflight.api import run_preflight
 
     commands = extract_commands(body or "")
@@ -169,7 +180,7 @@ def scan_issue(repo: str, number: int, title: str | None, body: str | None) -> I
             launch.model = launch.settings["model"]
         scan.parsed += 1
         scan.engine, scan.model = launch.engine, launch.model
-        machine = guess_machine(f"{title or ''}\n{body or ''}", launch)
+        machine = guess_machine(f"{title or ''}\n{body or ''}", launch) if guess_gpu else None
         only = MACHINE_FREE + (GPU_BOUND if machine is not None else [])
         report = run_preflight(launch, machine or Machine(source="unknown"), only=only)
         scan.gpu = machine.gpus[0].name if machine and machine.gpus else None
@@ -182,8 +193,10 @@ def scan_issue(repo: str, number: int, title: str | None, body: str | None) -> I
     return scan
 
 
-def scan_store(store: Any, *, repos: Iterable[str] | None = None, progress: bool = False) -> RetroResult:
-    """Scan every issue with text in the store (optionally only ``repos``)."""
+def scan_store(store: Any, *, repos: Iterable[str] | None = None, progress: bool = False,
+               guess_gpu: bool = False) -> RetroResult:
+    """Scan every issue with text in the store (optionally only ``repos``). ``guess_gpu`` also
+    runs the GPU-bound checks against the GPU the issue text names (noisy: see docs)."""
     result = RetroResult()
     issues = list(store.iter_issues(repos=list(repos) if repos else None))
     iterator: Iterable[Any] = issues
@@ -193,7 +206,7 @@ def scan_store(store: Any, *, repos: Iterable[str] | None = None, progress: bool
         iterator = track(issues, description="scanning issues")
     for issue in iterator:
         result.issues_scanned += 1
-        scan = scan_issue(issue.repo, issue.number, issue.title, issue.body)
+        scan = scan_issue(issue.repo, issue.number, issue.title, issue.body, guess_gpu=guess_gpu)
         if scan is None:
             continue
         result.with_command += 1
