@@ -61,3 +61,46 @@ def test_labelstudio_cli_round_trip(corpus_store, tmp_path):
     rep = json.loads(_run(["agreement", "--sample", "copy", "--json"], db))
     pair = rep["dimensions"]["phase"]["levels"]["phase"]["pairs"][0]
     assert pair["items"] == 4 and pair["observed_agreement"] == 1.0
+
+
+def test_annotate_command_serves_on_loopback_only(corpus_store, tmp_path):
+    """`bugatlas annotate` as a user runs it: a real process, bound to 127.0.0.1 by default."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    from bugatlas.annotate import assign, draw_sample
+
+    s = draw_sample(corpus_store, "liu2025", size=3, seed=1)
+    assign(corpus_store, s, ["alice", "bob"], k=2)
+    db = corpus_store.path
+    corpus_store.close()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "bugatlas.cli", "annotate", "--port", str(port), "--db", str(db)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ, "COLUMNS": "200"})
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                r = httpx.get(f"http://127.0.0.1:{port}/", timeout=2)
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise AssertionError(proc.stdout.read().decode() if proc.poll() is not None else "no server") from None
+                time.sleep(0.3)
+        assert r.status_code == 200 and "Sign in" in r.text
+        listening = []
+        for line in open("/proc/net/tcp").read().splitlines()[1:] + open("/proc/net/tcp6").read().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port:
+                listening.append(local.rsplit(":", 1)[0])
+        assert listening == ["0100007F"], listening  # 127.0.0.1 only
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)

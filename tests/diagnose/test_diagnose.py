@@ -150,3 +150,29 @@ def test_index_cli(indexed_store):
 def test_every_sample_log_diagnoses(name):
     d = diagnose((LOGS / name).read_text())
     assert d.to_dict()["parsed"]["recognized"] == (name not in {"nothing.log", "versions.log"})
+
+
+def test_yu2026_taxonomy():
+    d = diagnose((LOGS / "torch_oom.log").read_text(), taxonomy="yu2026")
+    assert d.taxonomy == "yu2026"
+    assert d.predictions["symptom"].category == "GPU OOM"
+    assert d.predictions["root_cause"].category == "GPU Memory Insufficiency"
+    assert d.predictions["root_cause"].path[-1] == "GPU Memory Insufficiency" and len(d.predictions["root_cause"].path) == 3
+    assert d.next_steps
+    nccl = diagnose((LOGS / "nccl.log").read_text(), taxonomy="yu2026")
+    assert nccl.predictions["root_cause"].category == "Multi-GPU Communication Failure"
+
+
+def test_batch_looks_up_bodies_in_the_store(indexed_store, tmp_path):
+    src = tmp_path / "keys.jsonl"
+    src.write_text('{"repo": "ggml-org/llama.cpp", "number": 2503}\n{"repo": "ggml-org/llama.cpp", "number": 4442}\n')
+    dst = tmp_path / "labels.jsonl"
+    result = bugatlas("diagnose", "--batch", "--input", str(src), "--output", str(dst), "--db", str(indexed_store.path))
+    assert result.returncode == 0, result.stderr
+    rows = [orjson.loads(l) for l in dst.read_bytes().splitlines()]
+    assert all(r["has_log"] and r["labels"]["symptom"] == ["Crash"] for r in rows)
+    assert rows[0]["signature"] == rows[1]["signature"]
+    missing = tmp_path / "missing.jsonl"
+    missing.write_text('{"repo": "ggml-org/llama.cpp", "number": 77777777}\n')
+    result = bugatlas("diagnose", "--batch", "--input", str(missing), "--output", str(dst), "--db", str(indexed_store.path))
+    assert result.returncode == 2 and "record 1 (ggml-org/llama.cpp#77777777): no body in the store" in result.stderr

@@ -151,7 +151,7 @@ def test_hostile_report_runs_no_script(evil_store, tmp_path):
     assert pwned == 0 and not remote
     assert marks and all(m["marks"] > 0 for m in marks), marks
     kinds = {m["id"].split("-")[0] for m in marks}
-    assert {"monthly", "km"} <= kinds  # lines for evolution, survival curves
+    assert {"monthly", "km", "labels", "authors"} <= kinds  # evolution lines, survival, label bars
 
 
 def test_cli_report(_imported_store_file, tmp_path):

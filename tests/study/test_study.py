@@ -140,3 +140,27 @@ def test_provided_studies_resolve_shared_data_beside_the_clone(monkeypatch):
     monkeypatch.delenv("BUGATLAS_SHARED_DATA", raising=False)
     s = load_study_file(STUDIES / "liu2025-engines.yaml")
     assert Path(s.variables["shared_data"]) == (REPO_ROOT.parent / "shared" / "data").resolve()
+
+
+def test_collect_step_against_local_github(tmp_path, shared_data, monkeypatch):
+    """sources.collect calls the collect stage against a real local GitHub stand-in; the
+    collected fixing pull requests feed the report's fix-effort table."""
+    testing = pytest.importorskip("bugatlas.collect.testing", reason="collect stage not installed")
+    data = testing.load_corpus(shared_data / "serving-issues-2025.jsonl.gz", repos=["sgl-project/sglang"],
+                               limit_per_repo=120, max_comments=3)  # fmt: skip
+    monkeypatch.setenv("GITHUB_TOKEN", "t-study")
+    with testing.FakeGitHub(data, tokens=["t-study"]) as gh:
+        f = tmp_path / "s" / "collect.yaml"
+        f.parent.mkdir()
+        f.write_text(f"name: c\nstore: out/study.db\nsources:\n  collect: {{repos: [sgl-project/sglang], base_url: '{gh.url}'}}\n"
+                     "report: {out: out/report}\n")  # fmt: skip
+        study, steps = run_study(f)
+        by = {r.step: r for r in steps}
+        assert by["collect"].status == "ran", by["collect"].message
+        _, again = run_study(f)
+        assert {r.step: r.status for r in again}["collect"] == "skipped (done)"
+    m = (study.report_dir / "tables" / "maintenance_repository.csv").read_text().splitlines()
+    header, row = m[0].split(","), m[1].split(",")
+    rec = dict(zip(header, row, strict=True))
+    assert rec["category"] == "SGLang" and int(rec["issues"]) == 120
+    assert int(rec["with_fix_pr"]) > 0 and float(rec["fix_lines_median"]) > 0

@@ -40,6 +40,7 @@ def register(app: typer.Typer) -> None:
         label: Annotated[str | None, typer.Option("--label", help="Only issues carrying this label: TAXONOMY:DIMENSION=VALUE.")] = None,
         dimensions: Annotated[str | None, typer.Option("--dimensions", help="Dimensions to annotate (comma-separated; default all).")] = None,
         replace: Annotated[bool, typer.Option("--replace", help="Replace an existing sample of that name.")] = False,
+        failure_reports: Annotated[bool, typer.Option("--failure-reports", help="Only issues the filter stage judged failure reports (run `bugatlas filter` first).")] = False,
         db: DbOption = None,
         as_json: JsonOption = False,
     ) -> None:
@@ -50,7 +51,8 @@ def register(app: typer.Typer) -> None:
         with open_store(db, create=False) as store:
             s = draw_sample(store, taxonomy, name=name, per=per, confidence=confidence,
                             margin=margin, size=size, seed=seed, repos=_csv(repos) or None,
-                            label=label, dimensions=_csv(dimensions) or None, replace=replace)
+                            label=label, dimensions=_csv(dimensions) or None, replace=replace,
+                            failure_reports=failure_reports)
         if as_json:
             print_json({"sample": s.name, "taxonomy": s.taxonomy, "size": s.size,
                         "dimensions": s.dimensions, "strata": s.strata, "seed": s.seed})

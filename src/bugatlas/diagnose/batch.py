@@ -67,9 +67,17 @@ def predict_record(rec: dict[str, Any], codebook: Any) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def predict_batch(records: Iterable[dict[str, Any]], taxonomy: str) -> Iterator[dict[str, Any]]:
-    from bugatlas.taxonomy import load_codebook
+def predict_batch(records: Iterable[dict[str, Any]], taxonomy: str, store: Any = None) -> Iterator[dict[str, Any]]:
+    """Predict each record. A record without ``body`` (a key list such as the dev-set sample) is
+    looked up in ``store``; it must be there."""
+    from bugatlas.diagnose.predict import get_codebook
 
-    cb = load_codebook(taxonomy)
-    for rec in records:
+    cb = get_codebook(taxonomy)
+    for n, rec in enumerate(records, 1):
+        if "body" not in rec:
+            issue = store.get_issue(rec["repo"], int(rec["number"])) if store is not None else None
+            if issue is None or issue.is_reference:
+                where = "the store" if store is not None else "the record (no --db store to look it up)"
+                raise BadInputError(f"record {n} ({rec['repo']}#{rec['number']}): no body in {where}")
+            rec = {**rec, "title": issue.title, "body": issue.body}
         yield predict_record(rec, cb)

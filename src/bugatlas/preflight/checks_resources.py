@@ -19,7 +19,7 @@ def check_parallel_gpus(ctx: Context) -> list[Finding]:
         return [ctx.finding("res.parallel_gpus", "pass", f"{visible} GPU(s) visible; llama.cpp splits layers across them")]
     need = ctx.gpus_needed
     numbers = {"tensor_parallel_size": ctx.tp, "pipeline_parallel_size": ctx.pp,
-               "data_parallel_size": ctx.dp, "gpus_needed": need, "gpus_visible": visible,
+               "data_parallel_size": ctx.dp, "nnodes": ctx.nnodes, "gpus_needed": need, "gpus_visible": visible,
                "cuda_visible_devices": ctx.cuda_visible_devices}  # fmt: skip
     if visible == 0:
         return [ctx.finding(
@@ -31,7 +31,9 @@ def check_parallel_gpus(ctx: Context) -> list[Finding]:
             fix="Run on a GPU host (check `nvidia-smi` and CUDA_VISIBLE_DEVICES), or use the engine's CPU build / llama.cpp.",
         )]  # fmt: skip
     if need > visible:
-        sizes = f"tensor-parallel {ctx.tp}" + (f" × pipeline-parallel {ctx.pp}" if ctx.pp > 1 else "") + (f" × data-parallel {ctx.dp}" if ctx.dp > 1 else "")
+        sizes = (f"tensor-parallel {ctx.tp}" + (f" × pipeline-parallel {ctx.pp}" if ctx.pp > 1 else "")
+                 + (f" × data-parallel {ctx.dp}" if ctx.dp > 1 and not ctx.dp_attention else "")
+                 + (f" over {ctx.nnodes} nodes" if ctx.nnodes > 1 else ""))
         return [ctx.finding(
             "res.parallel_gpus", "block",
             f"{sizes} needs {need} GPUs; {visible} visible" + (f" (CUDA_VISIBLE_DEVICES={ctx.cuda_visible_devices})" if ctx.cuda_visible_devices is not None else ""),
@@ -51,8 +53,11 @@ def check_parallel_heads(ctx: Context) -> list[Finding]:
         return [ctx.finding("res.parallel_heads", "skip", "no model config")]
     if ctx.launch.engine == "llama.cpp" or (ctx.tp == 1 and ctx.pp == 1):
         return [ctx.finding("res.parallel_heads", "pass", "no tensor/pipeline parallel split")]
-    m, tp, pp = ctx.model, ctx.tp, ctx.pp
+    m, tp, pp = ctx.model, ctx.attention_tp, ctx.pp
     problems: list[tuple[str, str]] = []
+    notes = []
+    if ctx.dp_attention:
+        notes.append(f"DP attention: heads split {tp} ways (TP {ctx.tp} / DP {ctx.dp})")
     if m.num_heads % tp:
         problems.append((f"{m.num_heads} attention heads are not divisible by tensor-parallel size {tp}",
                          f"Total number of attention heads ({m.num_heads}) must be divisible by tensor parallel size ({tp})"))  # fmt: skip
@@ -62,7 +67,10 @@ def check_parallel_heads(ctx: Context) -> list[Finding]:
             problems.append((f"{kv} KV heads cannot be split or replicated evenly over {tp} shards",
                              "the QKV projection cannot be partitioned"))  # fmt: skip
     inter = m.intermediate_size if not m.num_experts else int(m._get("moe_intermediate_size", default=m.intermediate_size))
-    if inter % tp:
+    tp = ctx.tp  # MLP weights are split over the full tensor-parallel group
+    if ctx.expert_parallel and m.num_experts:
+        notes.append("expert parallelism: experts are placed whole, not sliced")
+    elif inter % tp:
         problems.append((f"MLP size {inter} is not divisible by tensor-parallel size {tp}", "the MLP weights cannot be sharded"))
     elif (bits := m.weight_bits()) and bits < 8:
         group = int((m.quantization_config or {}).get("group_size") or 128)
@@ -75,7 +83,8 @@ def check_parallel_heads(ctx: Context) -> list[Finding]:
                "intermediate_size": inter, "tensor_parallel_size": tp, "pipeline_parallel_size": pp}  # fmt: skip
     if not problems:
         return [ctx.finding("res.parallel_heads", "pass",
-                            f"{m.num_heads} heads / {m.num_kv_heads} KV heads split evenly over {tp} shards", numbers=numbers)]  # fmt: skip
+                            f"{m.num_heads} heads / {m.num_kv_heads} KV heads split evenly over {ctx.attention_tp} shards"
+                            + "".join(f"; {n}" for n in notes), numbers=numbers)]  # fmt: skip
     good = [d for d in range(1, 17) if m.num_heads % d == 0 and (m.is_mla or m.num_kv_heads % d == 0 or d % m.num_kv_heads == 0) and inter % d == 0]
     return [ctx.finding(
         "res.parallel_heads", "block", "; ".join(p for p, _ in problems), numbers={**numbers, "valid_tp_sizes": good},

@@ -190,15 +190,30 @@ def _nvidia_smi() -> tuple[list[GPU], str | None]:
     exe = shutil.which("nvidia-smi")
     if not exe:
         return [], None
-    try:
-        out = subprocess.run(
-            [exe, "--query-gpu=index,name,memory.total,compute_cap,driver_version,uuid",
-             "--format=csv,noheader,nounits"],
-            capture_output=True, text=True, timeout=20, check=True,
-        ).stdout  # fmt: skip
-    except (OSError, subprocess.SubprocessError):
-        return [], None
-    return parse_nvidia_smi(out)
+    # Drivers before 510 do not know the compute_cap field: ask again without it, and take the
+    # compute capability from the GPU catalogue (data/gpus.yaml) by name.
+    for fields in ("index,name,memory.total,compute_cap,driver_version,uuid",
+                   "index,name,memory.total,driver_version,uuid"):  # fmt: skip
+        try:
+            out = subprocess.run([exe, f"--query-gpu={fields}", "--format=csv,noheader,nounits"],
+                                 capture_output=True, text=True, timeout=20, check=True).stdout  # fmt: skip
+        except (OSError, subprocess.SubprocessError):
+            continue
+        if "compute_cap" not in fields:
+            out = "\n".join(_insert_cc(line) for line in out.strip().splitlines())
+        return parse_nvidia_smi(out)
+    return [], None
+
+
+def _insert_cc(line: str) -> str:
+    """index,name,mem,driver,uuid -> index,name,mem,cc,driver,uuid with cc from the catalogue."""
+    from bugatlas.preflight._data import load
+
+    parts = [p.strip() for p in line.split(",")]
+    if len(parts) < 4:
+        return line
+    cc = next((r["compute_capability"] for r in load("gpus") if re.search(r["match"], parts[1], re.I)), "[N/A]")
+    return ", ".join(parts[:3] + [str(cc)] + parts[3:])
 
 
 def _torch_info() -> tuple[list[GPU], str | None]:

@@ -87,7 +87,7 @@ def _overview(data: StudyData, title: str) -> Section:
                           percent=("share",)))  # fmt: skip
     if data.labels.size:
         dims = pd.DataFrame([{"dimension": d, "labelled records": n, "levels": " > ".join(data.level_names(d)),
-                              "categories": data.labels.loc[data.labels["dimension"] == d, "value"].nunique()}
+                              "categories": len(data.distinct_values(d))}
                              for d, n in info["dimensions"].items()])  # fmt: skip
         s.tables.append(Table("overview_dimensions", "Labelled dimensions", dims))
     return s
@@ -214,6 +214,11 @@ def _evolution_section(data: StudyData) -> Section | None:
         counts, tr = A.monthly(data)
         s.figures.append(("monthly-issues", F.lines(counts, "records per month")))
         s.tables.append(Table("monthly_trend", "Monthly records: Mann-Kendall tau and OLS slope per month", tr))
+        if data.units["group"].nunique() > 1:
+            c, t = A.monthly(data, "repository")
+            s.tables.append(Table("monthly_repository", "Records per month per repository group", c, index=True))
+            s.tables.append(Table("monthly_repository_trends", "Per repository group: trends of monthly counts and shares", t, main=True))
+            s.figures.append(("monthly-repository", F.lines(c, "records per month per repository group")))
         for dim in [d for d in (A.find_dimension(data, A.SYMPTOM_DIMENSIONS), A.find_dimension(data, A.CAUSE_DIMENSIONS)) if d]:
             c, t = A.monthly(data, dim, 0)
             s.tables.append(Table(f"monthly_{dim}", f"{dim} per month (records)", c, index=True))
@@ -239,8 +244,10 @@ def _maintenance_section(data: StudyData) -> Section | None:
         s.text.append("No linked pull requests in the store: fix effort needs `bugatlas collect` with pull requests.")
     lab = A.label_usage(data)
     s.tables.append(Table("maintainer_labels", "Maintainers' labels per repository group (share of the group's issues)", lab, percent=("share",)))
+    s.figures.append(("labels-maintainers", F.label_bars(lab, "maintainers' labels: share of each group's issues")))
     aa = A.author_association(data)
     s.tables.append(Table("author_association", "Author association per repository group", aa, index=True))
+    s.figures.append(("authors-association", F.stacked(aa, "who reports: author association per repository group")))
     sym = A.find_dimension(data, A.SYMPTOM_DIMENSIONS)
     if sym:
         s.tables.append(Table(f"author_association_{sym}", f"Author association per {sym}", A.author_association(data, sym, 0), index=True))
