@@ -109,8 +109,10 @@ class Signatures:
     codebook_weight: float
     strong_score: float
     beta: float
+    prior_power: float
     priors: dict[str, dict[str, float]]
     max_labels: dict[str, int]
+    prior_powers: dict[str, float]
     cues: dict[str, list[Cue]]  # base dim -> cues
     digest: str
 
@@ -144,6 +146,7 @@ def load_signatures(taxonomy: str, path: str | None = None) -> Signatures:
     cues: dict[str, list[Cue]] = {d: [] for d in spec.dims}
     priors: dict[str, dict[str, float]] = {}
     max_labels: dict[str, int] = {}
+    prior_powers: dict[str, float] = {}
     for dim, dspec in spec.dims.items():
         for name, signals in dspec.signals.items():
             for sig in signals:
@@ -160,6 +163,8 @@ def load_signatures(taxonomy: str, path: str | None = None) -> Signatures:
             if name not in dspec.leaves:
                 raise BadInputError(f"{where}.prior: {name!r} is not a leaf of {dim!r}")
         priors[dim] = prior
+        if "prior_power" in block:
+            prior_powers[dim] = float(block["prior_power"])
         if "max_labels" in block:
             max_labels[dim] = int(block["max_labels"])
         for name, items in (block.get("categories") or {}).items():
@@ -176,7 +181,9 @@ def load_signatures(taxonomy: str, path: str | None = None) -> Signatures:
                                               for c in cs)).encode()).hexdigest()[:12]
     return Signatures(taxonomy=spec.name, codebook_weight=cb_weight,
                       strong_score=float(data.get("strong_score", 3.0)),
-                      beta=float(data.get("beta", 1.2)), priors=priors, max_labels=max_labels, cues=cues, digest=digest)
+                      beta=float(data.get("beta", 1.2)),
+                      prior_power=float(data.get("prior_power", 1.0)), priors=priors, max_labels=max_labels,
+                      prior_powers=prior_powers, cues=cues, digest=digest)
 
 
 def _snippet(text: str, span: tuple[int, int], zone: str, width: int = 70) -> str:
@@ -202,7 +209,9 @@ class RuleClassifier:
         flat = [(dim, cue) for dim, cues in self.sig.cues.items() for cue in cues]
         self._dims = [dim for dim, _ in flat]
         self._priors = {
-            dim: normalize({leaf: self.sig.priors.get(dim, {}).get(leaf, 1.0) for leaf in dspec.leaves})
+            dim: normalize({leaf: self.sig.priors.get(dim, {}).get(leaf, 1.0)
+                            ** self.sig.prior_powers.get(dim, self.sig.prior_power)
+                            for leaf in dspec.leaves})
             for dim, dspec in self.spec.dims.items()}
         # out dims whose values are not the leaves themselves: value -> leaves under it
         self._levels = {
