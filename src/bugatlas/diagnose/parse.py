@@ -20,6 +20,7 @@ import yaml
 MAX_LOG_CHARS = 200_000  # a pasted log beyond this is truncated (keep the tail: errors end logs)
 MAX_SIGNATURE_CHARS = 160
 _EXC_WORD = re.compile(r"(?:Error|Exception): ")
+_MARKDOWN = re.compile(r"^\s*(?:>\s?)+|^\*\*|\*\*$")
 
 
 @dataclass
@@ -184,7 +185,7 @@ def parse_log(text: str, patterns: Patterns | None = None) -> ParsedLog:
     lines, quiet = [], set()
     for i, raw in enumerate(raw_lines):
         line, level = strip_prefixes(raw, p)
-        line = line.rstrip()
+        line = _MARKDOWN.sub("", line.rstrip())  # **bold**, > quotes around pasted lines
         if line.lstrip().startswith("```"):
             line = ""
         lines.append(line)
@@ -428,6 +429,16 @@ def _choose_primary(
         out.family, out.kind, out.title = "python_exception", "python", "Python exception"
         out.exception_type, out.message = e.type, e.message
         out.line_no, out.line = e.line_no, raw_lines[e.line_no].strip()
+    elif (tb := next((e for e in reversed(chain) if e.type == "(truncated traceback)" and e.frames), None)):
+        # A traceback cut before its exception line (a pasted log's tail missing): the failing
+        # frame and its source line still identify the failure.
+        f = tb.frames[-1]
+        code = normalize_message(f.code or "", p)
+        sig = f"truncated traceback at {f.file.replace(chr(92), '/').rsplit('/', 1)[-1]}:{f.func}" + (f": {code}" if code else "")
+        out.family, out.kind, out.title = "python_traceback", "python", "Python traceback (exception line missing)"
+        out.exception_type = "AssertionError" if (f.code or "").startswith("assert ") else None
+        out.message = f.code or ""
+        out.line_no, out.line = tb.line_no, raw_lines[tb.line_no].strip()
     else:
         return
     out.recognized = True
