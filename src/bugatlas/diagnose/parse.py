@@ -70,9 +70,12 @@ class ParsedLog:
     versions: dict[str, str] = field(default_factory=dict)
     matches: list[Match] = field(default_factory=list)
     secondary_signatures: list[str] = field(default_factory=list)
+    code_lines: list[int] = field(default_factory=list)  # source lines printed under frames
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        d.pop("code_lines")
+        return d
 
     @property
     def search_text(self) -> str:
@@ -204,7 +207,7 @@ def parse_log(text: str, patterns: Patterns | None = None) -> ParsedLog:
         return bisect.bisect_right(starts, offset) - 1
 
     chain, code_lines, tb_lines = _parse_tracebacks(lines, p)
-    out = ParsedLog(recognized=False, chain=chain)
+    out = ParsedLog(recognized=False, chain=chain, code_lines=sorted(code_lines))
     out.versions = _versions(clean, p)
     out.engine_scores = _engine_scores(clean, p)
     if out.engine_scores:
