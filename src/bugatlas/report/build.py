@@ -190,7 +190,8 @@ def _lifecycle_section(data: StudyData) -> Section | None:
         table, test = A.lifecycle(data, dim, 0, stage=stage)
         sh = A.shares(table)
         s.tables.append(Table(f"lifecycle_{dim}", f"{dim} by {stage}: records", A.with_totals(table), index=True, main=True))
-        s.tables.append(Table(f"lifecycle_{dim}_shares", f"{dim} by {stage}: share of the {stage}'s records", sh.round(4), index=True))
+        s.tables.append(Table(f"lifecycle_{dim}_shares", f"{dim} by {stage}: share of the {stage}'s records", sh.round(4), index=True,
+                              percent=tuple(map(str, sh.columns))))  # fmt: skip
         if test is not None:
             s.text.append(f"{dim} by {stage}: chi-square {test.chi2:.1f}, df {test.dof}, p = {test.p_value:.2g}, Cramér's V = {test.cramers_v:.3f}.")
         chain.append((dim, 0))

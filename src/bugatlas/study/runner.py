@@ -311,7 +311,12 @@ class Runner:
         if fn is None:
             return "unavailable", "the filter stage is not in this build: skipped (the study analyses every issue)", {}
         opts = {k: v for k, v in config.items() if k != "function"}
-        return "ran", "failure reports selected", _summarise(_call(fn, store, opts))
+        summary = _summarise(_call(fn, store, opts))
+        msg = "failure reports selected"
+        if _sql_ok(store, "SELECT repo, number FROM failure_reports"):
+            n = store.query("SELECT COUNT(*) AS n FROM failure_reports")[0]["n"]
+            msg = f"{n} failure reports of {store.count_issues(include_references=False)} issues"
+        return "ran", msg, summary
 
     def _step_map(self, store: Store, config: dict[str, Any]):
         if not config.get("from") or not config.get("to"):
