@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 from rich.console import Console
+from tests.llama_server import llama_server  # noqa: F401  (session fixture)
 
 from bugatlas.probe import run_probe
 from bugatlas.probe.output import render_table
-from tests.llama_server import llama_server  # noqa: F401  (session fixture)
 
 # Checks whose relation must hold on a correct llama.cpp server with a greedy model.
 MUST_PASS = {
     "smoke", "determinism", "determinism_chat", "batch_invariance", "stream_consistency",
     "sse_format", "sse_format_chat", "max_tokens", "stop", "usage", "special_tokens",
-    "end_of_turn", "logprobs", "load", "robust_empty_prompt", "robust_long_prompt",
-    "robust_negative_max_tokens", "robust_malformed_json",
+    "end_of_turn", "logprobs", "logprobs_chat", "load", "robust_empty_prompt", "robust_long_prompt",
 }  # fmt: skip
+# What llama-cpp-python 0.3.x does differently (findings, not probe defects): n is ignored; a
+# default repeat_penalty of 1.1 changes "greedy" choices at temperature 0; detokenize drops a
+# leading space; any model name is accepted; negative max_tokens and malformed JSON get HTTP
+# 500 instead of a 4xx. They are reported with evidence; the test requires only that each
+# failure is classified and explained.
 
 
 def test_default_suite_against_llama_cpp(llama_server, capsys):  # noqa: F811
