@@ -138,8 +138,9 @@ def test_blind_and_validated_saves(small_store, toy_codebook):
     save_annotation(small_store, s, mine, "ann", {"symptom": "crash", "component": ["kernel", "api"]}, codebook=toy_codebook)
     save_annotation(small_store, s, mine, "ann", {"symptom": "hang"}, client="tab2", codebook=toy_codebook)
     h = history(small_store, mine)
-    assert [x["labels"] for x in h] == [{"symptom": ["Crash"], "component": ["API Server", "Kernel"]},
-                                        {"symptom": ["System Hang"]}]
+    assert [x["labels"] for x in h] == [
+        {"symptom": ["Crash"], "root_cause": [], "component": ["API Server", "Kernel"]},
+        {"symptom": ["System Hang"], "root_cause": [], "component": []}]
 
 
 def test_arbitration_to_gold_with_history(small_store, toy_codebook, tmp_path):
@@ -189,3 +190,33 @@ def test_gold_follows_store_dimension_convention(small_store, toy_codebook):
     got = {(g.dimension, g.value) for g in small_store.iter_labels("toy", source="gold")}
     assert got == {("symptom", "Crash"), ("group", "Environment"), ("root_cause", "Missing Dependency"),
                    ("component", "Kernel"), ("component", "Scheduler")}
+
+
+def test_published_codebooks_levels_and_store_convention(small_store):
+    """liu2025, yu2026 and yu2026-artifact (whose levels share one name) through one study."""
+    from bugatlas.annotate import codebook as cbm
+    from bugatlas.taxonomy import load_codebook
+
+    liu, yu, art = (load_codebook(n) for n in ("liu2025", "yu2026", "yu2026-artifact"))
+    assert cbm.store_labels(liu, "symptom", "Repetition") == [("symptom", "Unexpected Output"),
+                                                               ("unexpected_output", "Repetition")]
+    assert cbm.store_labels(liu, "root_cause", "Misused API") == [("root_cause_group", "Functionality"),
+                                                                 ("root_cause", "Misused API")]
+    leaf = art.leaves("symptom")[0].name
+    assert cbm.store_labels(art, "symptom", leaf) == [("symptom", leaf)]
+    assert cbm.level_keys(art, "symptom") == ["symptom L1", "symptom L2", "symptom L3"]
+    build = cbm.store_labels(yu, "symptom", "Build Error")
+    assert ("symptom", "Build Error") in build and ("symptom_category", "Runtime Crash") in build
+
+    s = draw_sample(small_store, art, size=6, seed=2, name="art")
+    assign(small_store, s, ["ann", "ben"], k=2)
+    leaves = [c.name for c in art.leaves("symptom")]
+    for a in ("ann", "ben"):
+        for i, q in enumerate(queue_for(small_store, s, a)):
+            pick = leaves[i] if a == "ann" or i % 2 else leaves[i + 1]
+            save_annotation(small_store, s, q["assignment_id"], a, {"symptom": pick}, status="done", codebook=art)
+    rep = agreement(small_store, s, codebook=art)
+    assert list(rep["dimensions"]["symptom"]["levels"]) == ["symptom L1", "symptom L2", "symptom L3"]
+    top = rep["dimensions"]["symptom"]["levels"]["symptom L1"]["pairs"][0]
+    leaf_level = rep["dimensions"]["symptom"]["levels"]["symptom L3"]["pairs"][0]
+    assert top["observed_agreement"] >= leaf_level["observed_agreement"]

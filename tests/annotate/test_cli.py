@@ -35,3 +35,72 @@ def test_sample_assign_agreement_gold_cli(corpus_store, tmp_path):
     assert g["incomplete"] == 50 and g["gold_labels"] == 0
     r = CliRunner().invoke(app, ["sample", "--taxonomy", "liu2025", "--size", "5", "--db", str(db)])
     assert isinstance(r.exception, BadInputError) and "exists" in str(r.exception)
+
+
+def test_labelstudio_cli_round_trip(corpus_store, tmp_path):
+    import xml.etree.ElementTree as ET
+
+    from bugatlas.annotate import assign, draw_sample, queue_for, save_annotation
+
+    s = draw_sample(corpus_store, "liu2025", size=4, seed=3)
+    assign(corpus_store, s, ["alice", "bob"], k=2)
+    for a in ("alice", "bob"):
+        for q in queue_for(corpus_store, s, a):
+            save_annotation(corpus_store, s, q["assignment_id"], a,
+                            {"symptom": ["Repetition", "Crash"], "root_cause": ["Misused API"], "phase": "Engine Setup"},
+                            status="done")
+    db = corpus_store.path
+    corpus_store.close()
+    out = json.loads(_run(["labelstudio", "export", str(tmp_path / "ls"), "--with-annotations", "--json"], db))
+    assert out["tasks"] == 4 and out["annotations"] == 8
+    cfg = ET.parse(tmp_path / "ls" / "config.xml").getroot()
+    assert [t.get("name") for t in cfg.iter("Taxonomy")] == ["symptom", "root_cause", "component", "phase"]
+    got = json.loads(_run(["labelstudio", "import", str(tmp_path / "ls" / "tasks.json"), "--sample", "copy",
+                           "--taxonomy", "liu2025", "--json"], db))
+    assert got["annotations"] == 8 and got["annotators"] == ["alice", "bob"]
+    rep = json.loads(_run(["agreement", "--sample", "copy", "--json"], db))
+    pair = rep["dimensions"]["phase"]["levels"]["phase"]["pairs"][0]
+    assert pair["items"] == 4 and pair["observed_agreement"] == 1.0
+
+
+def test_annotate_command_serves_on_loopback_only(corpus_store, tmp_path):
+    """`bugatlas annotate` as a user runs it: a real process, bound to 127.0.0.1 by default."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    from bugatlas.annotate import assign, draw_sample
+
+    s = draw_sample(corpus_store, "liu2025", size=3, seed=1)
+    assign(corpus_store, s, ["alice", "bob"], k=2)
+    db = corpus_store.path
+    corpus_store.close()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "bugatlas.cli", "annotate", "--port", str(port), "--db", str(db)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ, "COLUMNS": "200"})
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                r = httpx.get(f"http://127.0.0.1:{port}/", timeout=2)
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise AssertionError(proc.stdout.read().decode() if proc.poll() is not None else "no server") from None
+                time.sleep(0.3)
+        assert r.status_code == 200 and "Sign in" in r.text
+        listening = []
+        for line in open("/proc/net/tcp").read().splitlines()[1:] + open("/proc/net/tcp6").read().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port:
+                listening.append(local.rsplit(":", 1)[0])
+        assert listening == ["0100007F"], listening  # 127.0.0.1 only
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)

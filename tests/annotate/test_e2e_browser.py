@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from pathlib import Path
 
 import krippendorff
@@ -222,6 +223,14 @@ def _scenario(browser, url, db):
     clients = {h["client"] for h in history(check, aid)[before:]}
     assert len(clients) == 2
     shot(pa, "concurrent")
+    # Leaving the page right after typing (before the autosave delay) still saves.
+    pa.goto(f"{url}/a/{aid}")
+    pa.fill("#note", "typed and left at once")
+    pa.goto(f"{url}/queue")
+    deadline = time.monotonic() + 10
+    while history(check, aid)[-1]["note"] != "typed and left at once" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert history(check, aid)[-1]["note"] == "typed and left at once"
     for ctx in (ctx_a, ctx_b, ctx_o, ctx_c, ctx_a2):
         ctx.close()
     check.close()

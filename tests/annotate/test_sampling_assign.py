@@ -72,3 +72,38 @@ def test_assign_is_balanced_with_pilot(small_store, toy_codebook):
         assign(small_store, s, ["ann", "arb"], k=2)
     with pytest.raises(BadInputError, match="--k 3"):
         assign(small_store, s, ["ann", "ben"], k=3)
+
+
+def test_population_filters_label_and_failure_reports(small_store, toy_codebook, tmp_path):
+    from typer.testing import CliRunner
+
+    from bugatlas.cli import app
+    from bugatlas.store import Label
+
+    small_store.add_labels([Label(repo="vllm-project/vllm", issue_number=n, taxonomy="issue-kind",
+                                  dimension="kind", value="failure", source_kind="rule", source="t")
+                            for n in (100, 103, 106, 109)])
+    s = draw_sample(small_store, toy_codebook, name="lab", size=50, label="issue-kind:kind=failure")
+    assert {(i["repo"], i["issue_number"]) for i in sample_items(small_store, s)} == {
+        ("vllm-project/vllm", n) for n in (100, 103, 106, 109)}
+    with pytest.raises(BadInputError, match="run `bugatlas filter` first"):
+        draw_sample(small_store, toy_codebook, name="fr", size=5, failure_reports=True)
+    # The real filter stage judges the issues; the sample keeps only its failure reports.
+    r = CliRunner().invoke(app, ["filter", "--db", str(small_store.path)])
+    assert r.exit_code == 0, r.output
+    failures = {(x["repo"], x["number"]) for x in small_store.query("SELECT repo, number FROM failure_reports")}
+    s = draw_sample(small_store, toy_codebook, name="fr", size=60, failure_reports=True)
+    got = {(i["repo"], i["issue_number"]) for i in sample_items(small_store, s)}
+    assert got == failures
+
+
+def test_reassign_keeps_assignments_with_work(small_store, toy_codebook):
+    from bugatlas.annotate import queue_for, save_annotation
+
+    s = draw_sample(small_store, toy_codebook, size=6, seed=2)
+    assign(small_store, s, ["ann", "ben"], k=1)
+    q = queue_for(small_store, s, "ann")[0]
+    save_annotation(small_store, s, q["assignment_id"], "ann", {"symptom": "Crash"}, codebook=toy_codebook)
+    assign(small_store, s, ["ann", "ben", "cy"], k=2, seed=99)
+    mine = {x["assignment_id"] for x in queue_for(small_store, s, "ann")}
+    assert q["assignment_id"] in mine

@@ -107,3 +107,39 @@ def test_llama_server_on_a_hf_directory_is_blocking(tmp_path):
     machine = load_machine(gpu_machine(tmp_path))
     report = run_preflight(parse_command(f"llama-server -m {model}"), machine)
     assert _one(report, "assets.files").severity == "block"
+
+
+def test_hub_model_names_use_the_local_hub_cache(tmp_path, monkeypatch):
+    repo = tmp_path / "hub" / "models--acme--tiny-chat"
+    snap = build_model_dir(repo / "snapshots" / "abc123")
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("abc123")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    machine = load_machine(gpu_machine(tmp_path))
+    report = run_preflight(parse_command("vllm serve acme/tiny-chat --max-model-len 2048"), machine)
+    f = _one(report, "assets.files")
+    assert f.severity == "pass" and f.numbers["directory"] == str(snap)
+    assert _one(report, "tok.stop").severity == "pass"
+
+
+def test_corrupt_or_unsizable_config(tmp_path):
+    model = build_model_dir(tmp_path / "m")
+    (model / "config.json").write_text('{"architectures": ["LlamaForCausalLM"], "hidden_size": 40')
+    f = _one(_run(tmp_path, model), "assets.files")
+    assert f.severity == "block" and "config.json is unreadable" in f.message
+    assert any(c.value == "Config File Corruption" for c in f.classes)
+    model2 = build_model_dir(tmp_path / "m2")
+    (model2 / "config.json").write_text(json.dumps({"architectures": ["MambaForCausalLM"], "model_type": "mamba", "vocab_size": 64}))
+    report = _run(tmp_path, model2)
+    assert _one(report, "assets.files").severity == "warn"
+    assert _one(report, "res.gpu_memory").severity == "skip"
+
+
+def test_kernel_choices_for_the_same_weights_are_not_contradictions(tmp_path):
+    model = build_model_dir(tmp_path / "m")
+    cfg = json.loads((model / "config.json").read_text())
+    cfg["quantization_config"] = {"quant_method": "awq", "bits": 4, "group_size": 16}
+    (model / "config.json").write_text(json.dumps(cfg))
+    assert _one(_run(tmp_path, model, extra="--quantization moe_wna16"), "assets.quantization").severity != "block"
+    assert _one(_run(tmp_path, model, extra="--quantization awq_marlin"), "assets.quantization").severity == "pass"
+    assert _one(_run(tmp_path, model, extra="--quantization fp8"), "assets.quantization").severity == "block"

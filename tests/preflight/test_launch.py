@@ -96,3 +96,27 @@ def test_yaml_deployment_command_and_engine_forms(tmp_path):
     c.write_text("engine: vllm\nargs: {warp-speed: 9}\n")
     with pytest.raises(BadInputError, match="unknown vllm setting 'warp-speed'"):
         load_deployment(c)
+
+
+def _flags(cmd):
+    from bugatlas.preflight import machine_from_mapping, run_preflight
+
+    machine = machine_from_mapping({"gpus": [{"name": "L4", "memory_gib": 24, "compute_capability": "8.9"}]}, where="t")
+    return [f for f in run_preflight(parse_command(cmd), machine, model_config="llama-3.1-8b").findings if f.check == "cfg.flags"]
+
+
+def test_cfg_flags_typos_and_rejected_combinations():
+    (f,) = _flags("vllm serve x --max-model-length 8192")
+    assert f.severity == "warn" and "--max-model-len" in f.message
+    (f,) = _flags("vllm serve x --max-model-len 8192 --some-plugin-flag 3")
+    assert f.severity == "pass" and f.numbers["unknown_flags"] == ["--some-plugin-flag"]
+    (f,) = _flags("vllm serve x --max-model-len 8192 --max-num-seqs 512 --max-num-batched-tokens 256")
+    assert f.severity == "block"
+    (f,) = _flags("vllm serve x --max-model-len 8192 --gpu-memory-utilization 90")
+    assert f.severity == "block" and "outside" in f.message
+    (f,) = _flags("llama-server -m x.gguf -ctv q8_0 -fa off")
+    assert f.severity == "block"
+    (f,) = _flags("llama-server -m x.gguf -ctk q8_0 -ctv q8_0")
+    assert f.severity == "warn"
+    (f,) = _flags("llama-server -m x.gguf -ctk q8_0 -ctv q8_0 -fa on")
+    assert f.severity == "pass"

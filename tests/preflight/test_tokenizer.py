@@ -34,7 +34,7 @@ def test_tokenizer_without_eos_is_blocking(tmp_path):
     (model / "config.json").write_text(json.dumps(cfg))
     f = _one(_run(tmp_path, model), "tok.special_tokens")
     assert f.severity == "block" and "no EOS token" in f.message
-    assert any("Control Token Issues" in c.value for c in f.classes)
+    assert any(c.value == "Control Token Issue" and c.taxonomy == "yu2026" for c in f.classes)
 
 
 def test_eos_not_in_vocabulary_is_blocking(tmp_path):

@@ -155,3 +155,20 @@ def test_show_prints_tree() -> None:
     out = bugatlas("taxonomy", "show", "liu2025", "--dimension", "root_cause", "--full")
     assert out.returncode == 0, out.stderr
     assert "Incompatible Version" in out.stdout and "undefined symbol" in out.stdout
+
+
+def test_all_builtin_codebooks_load_and_print() -> None:
+    assert {"liu2025", "yu2026", "yu2026-artifact", "serving7", "issue-kind"} <= set(list_codebooks())
+    s7 = load_codebook("serving7")
+    assert [c.name for c in s7.roots("category")] == [
+        "Memory Management", "Concurrency & Synchronization", "GPU/CUDA", "API/Protocol",
+        "Model-Specific", "Performance Degradation", "Scaling & Distribution"]
+    assert [c.name for c in load_codebook("issue-kind").leaves("kind")] == [
+        "failure", "feature", "question", "documentation", "other"]
+    yu = load_codebook("yu2026")
+    assert [c.name for c in yu.roots("symptom")] == ["Runtime Crash", "Process Hang", "Incorrect Functionality", "Poor Performance"]
+    assert sum(c.published_count for c in yu.roots("symptom")) == 705
+    assert len(yu.roots("root_cause")) == 5 and [c.name for c in yu.leaves("stage")] == ["Fine-tuning", "Inference"]
+    for name in ("yu2026", "serving7", "issue-kind", "yu2026-artifact"):
+        out = bugatlas("taxonomy", "show", name)
+        assert out.returncode == 0, out.stderr

@@ -82,8 +82,8 @@ class _Counter:
         lab = self._lab[self._lab["dimension"] == dim]
         if pats is None:  # no match/category: every label of the dimension
             return lab[["unit", "value"]]
-        ok = lab["value"].map(lambda v: self._matches(dim, v, pats))
-        return lab.loc[ok, ["unit", "value"]]
+        keep = {v for v in self.data.distinct_values(dim) if self._matches(dim, v, pats)}
+        return lab.loc[lab["value"].isin(keep), ["unit", "value"]]
 
     def scope(self, number: dict[str, Any]) -> pd.Index:
         m = number.get("measure", {})

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
+import numpy as np
 import orjson
 import pandas as pd
 
@@ -75,16 +76,46 @@ class StudyData:
     group_by: str = "repository"
     notes: list[str] = field(default_factory=list)
     _paths: dict[tuple[str, str], list[str]] = field(default_factory=dict, repr=False)
+    _dims: dict[str, tuple[np.ndarray, np.ndarray, list[str]]] | None = field(default=None, repr=False)
+    _cache: dict[tuple, pd.DataFrame] = field(default_factory=dict, repr=False)
+
+    def _index(self) -> dict[str, tuple[np.ndarray, np.ndarray, list[str]]]:
+        """Per dimension: unit array, value codes, distinct values — built once, so the
+        analyses never iterate over string columns in Python (100,000-issue studies)."""
+        if self._dims is None:
+            dims: dict[str, tuple[np.ndarray, np.ndarray, list[str]]] = {}
+            lab = self.labels
+            dcodes, dnames = pd.factorize(lab["dimension"], sort=False)
+            vcodes, vnames = pd.factorize(lab["value"], sort=False)
+            units = lab["unit"].to_numpy()
+            vnames = list(vnames)
+            for i, d in enumerate(dnames):
+                mask = dcodes == i
+                codes, uniq = pd.factorize(vcodes[mask], sort=False)
+                dims[str(d)] = (units[mask], codes, [vnames[j] for j in uniq])
+            self._dims = dims
+        return self._dims
 
     # -- levels ----------------------------------------------------------------------------
     @property
     def dimensions(self) -> list[str]:
-        order = list(dict.fromkeys(self.labels["dimension"]))
+        order = list(self._index())
         cb = codebook(self.taxonomy)
         if cb is not None:
             known = [d for d in getattr(cb, "dimensions", {}) if d in order]
             order = known + [d for d in order if d not in known]
         return order
+
+    @property
+    def primary_dimensions(self) -> list[str]:
+        """Dimensions less those that only repeat a level of another hierarchical dimension
+        (a mapped yu2026 study stores symptom_category beside symptom)."""
+        dims = self.dimensions
+        levels_of_others = set()
+        for d in dims:
+            names = self.level_names(d)
+            levels_of_others.update(n for n in names[:-1] if n != d)
+        return [d for d in dims if d not in levels_of_others]
 
     def path(self, dimension: str, value: str) -> list[str]:
         key = (dimension, value)
@@ -94,9 +125,12 @@ class StudyData:
             self._paths[key] = names or split_levels(value)
         return self._paths[key]
 
+    def distinct_values(self, dimension: str) -> list[str]:
+        entry = self._index().get(dimension)
+        return list(entry[2]) if entry else []
+
     def depth(self, dimension: str) -> int:
-        values = self.labels.loc[self.labels["dimension"] == dimension, "value"].unique()
-        return max((len(self.path(dimension, v)) for v in values), default=0)
+        return max((len(self.path(dimension, v)) for v in self.distinct_values(dimension)), default=0)
 
     def level_names(self, dimension: str) -> list[str]:
         depth = self.depth(dimension)
@@ -138,25 +172,29 @@ class StudyData:
         label (instances: a bug with two causes in one group counts twice at group level)."""
         self.require(dimension)
         idx = self.level_index(dimension, level)
-        rows = self.labels.loc[self.labels["dimension"] == dimension, ["unit", "value"]]
-        mapping = {}
-        for v in rows["value"].unique():
-            p = self.path(dimension, v)
-            mapping[v] = p[min(idx, len(p) - 1)]
-        out = pd.DataFrame({"unit": rows["unit"].to_numpy(), "value": rows["value"].map(mapping).to_numpy()})
-        if distinct:
-            out = out.drop_duplicates()
-        return out.reset_index(drop=True)
+        key = (dimension, idx, distinct)
+        if key not in self._cache:
+            units, codes, names = self._index()[dimension]
+            at_level = [self.path(dimension, v)[min(idx, len(self.path(dimension, v)) - 1)] for v in names]
+            lcodes, lnames = pd.factorize(np.asarray(at_level, dtype=object), sort=False)
+            vcodes = lcodes[codes]
+            if distinct:
+                pair = units.astype(np.int64) * (len(lnames) + 1) + vcodes
+                _, first = np.unique(pair, return_index=True)
+                first.sort()
+                units, vcodes = units[first], vcodes[first]
+            self._cache[key] = pd.DataFrame({"unit": units, "value": np.asarray(lnames, dtype=object)[vcodes]})
+        return self._cache[key].copy()
 
     def require(self, dimension: str) -> None:
-        if dimension not in set(self.labels["dimension"]):
+        if dimension not in self._index():
             have = ", ".join(self.dimensions) or "none"
             raise BadInputError(
                 f"dimension {dimension!r}: no labels of taxonomy {self.taxonomy!r} have it (dimensions: {have})"
             )
 
     def has(self, dimension: str | None) -> bool:
-        return bool(dimension) and dimension in set(self.labels["dimension"])
+        return bool(dimension) and dimension in self._index()
 
     def groups(self) -> pd.Series:
         return self.units["group"]
@@ -226,11 +264,17 @@ def load_study(
     source: str | list[str] | None = None,
     repos: list[str] | None = None,
     restrict: str | None = None,
+    attach: dict[str, list[str]] | None = None,
+    names: dict[str, str] | None = None,
 ) -> StudyData:
     """Load a taxonomy's labels and their issues.
 
     ``restrict``: an SQL query returning (repo, number) rows the study keeps, e.g. the filter
-    stage's ``SELECT repo, number FROM failure_reports``. ``taxonomy=None`` loads every issue
+    stage's ``SELECT repo, number FROM failure_reports``. ``attach``: dimensions to borrow
+    from another taxonomy for the same records, e.g. ``{"yu2026-artifact": ["model"]}`` for a
+    study of labels mapped into yu2026 (the mapping carries symptom, root cause and stage).
+    ``names``: repository → group name, overriding the stored display names (e.g. the
+    engine names a paper prints). ``taxonomy=None`` loads every issue
     with text and no labels (maintenance analyses of a raw corpus).
     """
     notes: list[str] = []
@@ -263,6 +307,18 @@ def load_study(
         unit = key_index.get_indexer(lab_index)
         labels = pd.DataFrame({"unit": unit, "dimension": lab["dimension"].to_numpy(),
                                "value": lab["value"].to_numpy()}).drop_duplicates(ignore_index=True)  # fmt: skip
+        for other, dims in (attach or {}).items():
+            extra = pd.read_sql_query(
+                f"SELECT repo, issue_number, record, dimension, value FROM labels WHERE taxonomy = ? "
+                f"AND dimension IN ({', '.join('?' * len(dims))})", conn, params=[other, *dims])  # fmt: skip
+            if len(sources) > 1:
+                extra["record"] = ""
+            pos = key_index.get_indexer(pd.MultiIndex.from_frame(extra[["repo", "issue_number", "record"]]))
+            extra = extra[pos >= 0]
+            borrowed = pd.DataFrame({"unit": pos[pos >= 0], "dimension": extra["dimension"].to_numpy(),
+                                     "value": extra["value"].to_numpy()})  # fmt: skip
+            borrowed = borrowed[~borrowed["dimension"].isin(set(labels["dimension"]))]
+            labels = pd.concat([labels, borrowed], ignore_index=True).drop_duplicates(ignore_index=True)
         issue_sql = f"SELECT {', '.join(_ISSUE_COLS)} FROM issues"
         issues = pd.read_sql_query(issue_sql + " WHERE (repo, number) IN (SELECT DISTINCT repo, issue_number "
                                    "FROM labels WHERE taxonomy = ?)", conn, params=[taxonomy])  # fmt: skip
@@ -282,6 +338,7 @@ def load_study(
                                "value": pd.Series(dtype=str)})  # fmt: skip
     units = _with_fixes(store, units)
     displays = _displays(store)
+    displays.update({k.lower(): v for k, v in (names or {}).items()})
     units["group"] = units["repo"].map(displays).fillna(units["repo"])
     units["labels"] = units["labels"].map(_decode_labels)
     for col in ("created_at", "closed_at"):

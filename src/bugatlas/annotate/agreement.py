@@ -74,7 +74,11 @@ def fleiss(ratings: dict[Any, dict[str, str]]) -> dict[str, Any]:
     m = max(counts, key=lambda c: (counts[c], c))
     items = [r for r in ratings.values() if len(r) == m]
     cats = sorted({v for r in items for v in r.values()})
-    table = np.array([[list(r.values()).count(c) for c in cats] for r in items], dtype=float)
+    index = {c: i for i, c in enumerate(cats)}
+    table = np.zeros((len(items), len(cats)))
+    for j, r in enumerate(items):
+        for v in r.values():
+            table[j, index[v]] += 1
     value = None
     if len(cats) > 1:
         with np.errstate(all="ignore"):
@@ -93,15 +97,16 @@ def kripp_alpha(ratings: dict[Any, dict[str, str]], annotators: list[str]) -> di
         return {"value": None, "items": len(items)}
     code = {c: float(i) for i, c in enumerate(cats)}
     data = np.full((len(annotators), len(items)), np.nan)
+    row = {a: i for i, a in enumerate(annotators)}
     for j, r in enumerate(items):
-        for i, a in enumerate(annotators):
-            if a in r:
-                data[i, j] = code[r[a]]
+        for a, v in r.items():
+            data[row[a], j] = code[v]
     value = float(krippendorff.alpha(reliability_data=data, level_of_measurement="nominal"))
     return {"value": None if math.isnan(value) else value, "items": len(items)}
 
 
-def nominal_stats(ratings: dict[Any, dict[str, str]], annotators: list[str]) -> dict[str, Any]:
+def nominal_stats(ratings: dict[Any, dict[str, str]], annotators: list[str], *,
+                  with_fleiss: bool = True) -> dict[str, Any]:
     """Pairwise Cohen (with confusion matrices), Fleiss and Krippendorff for one nominal view."""
     pairs = []
     for a, b in itertools.combinations(annotators, 2):
@@ -121,7 +126,7 @@ def nominal_stats(ratings: dict[Any, dict[str, str]], annotators: list[str]) -> 
     return {
         "items": len(multi),
         "pairs": pairs,
-        "fleiss_kappa": fleiss(ratings),
+        "fleiss_kappa": fleiss(ratings) if with_fleiss else None,
         "krippendorff_alpha": kripp_alpha(ratings, annotators),
     }
 
@@ -149,12 +154,19 @@ def agreement(store: Store, sample: Sample | str | None = None, *, round: str = 
     }
     for dim in s.dimensions:
         multi = cbm.is_multi(cb, dim)
-        level_names = cbm.levels(cb, dim)
+        level_names = cbm.level_keys(cb, dim)
         by_item = _ratings(rows, dim)
         dim_report: dict[str, Any] = {"multi_label": multi, "levels": {}}
         for li, level in enumerate(level_names):
-            def lift(values: list[str], li: int = li, dim: str = dim) -> list[str]:
-                return sorted({cbm.at_level(cb, dim, v, li) for v in values})
+            memo: dict[str, str] = {}
+
+            def lift(values: list[str], li: int = li, dim: str = dim, memo=memo) -> list[str]:
+                out = set()
+                for v in values:
+                    if v not in memo:
+                        memo[v] = cbm.at_level(cb, dim, v, li)
+                    out.add(memo[v])
+                return sorted(out)
 
             lifted = {item: {a: lift(v) for a, v in r.items()} for item, r in by_item.items()}
             if not multi:
@@ -170,7 +182,7 @@ def agreement(store: Store, sample: Sample | str | None = None, *, round: str = 
                 for c in cats:
                     binary = {item: {a: ("yes" if c in v else "no") for a, v in r.items()}
                               for item, r in lifted.items()}
-                    per_cat[c] = nominal_stats(binary, annotators)
+                    per_cat[c] = nominal_stats(binary, annotators, with_fleiss=False)
                     for p in per_cat[c]["pairs"]:
                         p.pop("ratings", None)
                 kappas = [p["cohen_kappa"] for st in per_cat.values() for p in st["pairs"]

@@ -76,16 +76,35 @@ def at_level(cb: Any, dim: str, value: str, level: int) -> str:
 
 
 def store_labels(cb: Any, dim: str, value: str) -> list[tuple[str, str]]:
-    """(store dimension, category name) pairs for one chosen category, following the store
-    convention: depth i of a hierarchy is stored under the dimension named by level i (liu2025:
-    ``symptom``/``unexpected_output``, ``root_cause_group``/``root_cause``); a dimension whose
-    levels do not name it also stores the chosen category under its own name."""
-    path = path_names(cb, dim, value)
-    lv = list(getattr(dimension(cb, dim), "levels", None) or [])
-    out = [(lv[i], name) for i, name in enumerate(path) if i < len(lv)]
-    if dim not in lv:
-        out.append((dim, path[-1]))
-    return out
+    """(store dimension, category name) pairs for one chosen category, as the taxonomy API's
+    ``Dimension.store_labels`` gives them (liu2025: ``symptom``/``unexpected_output``,
+    ``root_cause_group``/``root_cause``; yu2026: the leaf in ``symptom`` and each ancestor in
+    its level). Where several levels share one name (yu2026-artifact keeps full "A - B - C"
+    paths in one dimension), only the deepest name is kept for that dimension, so a gold label
+    looks like the published record it is compared with."""
+    d = dimension(cb, dim)
+    if hasattr(d, "store_labels"):
+        pairs = list(d.store_labels(value))
+    else:  # a codebook object without the helper: depth i goes to levels[i]
+        path = path_names(cb, dim, value)
+        lv = list(getattr(d, "levels", None) or [dim])
+        pairs = [(lv[min(i, len(lv) - 1)], name) for i, name in enumerate(path)]
+    lv = list(getattr(d, "levels", None) or [])
+    if len(set(lv)) < len(lv):
+        deepest: dict[str, str] = {}
+        for sd, v in pairs:
+            deepest[sd] = v
+        pairs = list(deepest.items())
+    return pairs
+
+
+def level_keys(cb: Any, dim: str) -> list[str]:
+    """Names for the hierarchy levels in reports: the codebook's level names, made unique
+    ("symptom L1", "symptom L2", …) where the codebook repeats one."""
+    lv = levels(cb, dim)
+    if len(set(lv)) == len(lv):
+        return lv
+    return [f"{name} L{i + 1}" for i, name in enumerate(lv)]
 
 
 def known_value(cb: Any, dim: str, value: str) -> str | None:

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from bugatlas.cli_common import DbOption, JsonOption, console, open_store, print_json
+from bugatlas.cli_common import DbOption, JsonOption, console, err_console, open_store, print_json
 
 SampleOption = Annotated[
     str | None, typer.Option("--sample", help="Sample name (default: the most recent sample).")
@@ -25,6 +25,8 @@ def _fmt(v: float | None) -> str:
 
 
 def register(app: typer.Typer) -> None:
+    _register_labelstudio(app)
+
     @app.command("sample")
     def sample_cmd(
         taxonomy: Annotated[str, typer.Option("--taxonomy", help="Codebook name or YAML path.")],
@@ -38,6 +40,7 @@ def register(app: typer.Typer) -> None:
         label: Annotated[str | None, typer.Option("--label", help="Only issues carrying this label: TAXONOMY:DIMENSION=VALUE.")] = None,
         dimensions: Annotated[str | None, typer.Option("--dimensions", help="Dimensions to annotate (comma-separated; default all).")] = None,
         replace: Annotated[bool, typer.Option("--replace", help="Replace an existing sample of that name.")] = False,
+        failure_reports: Annotated[bool, typer.Option("--failure-reports", help="Only issues the filter stage judged failure reports (run `bugatlas filter` first).")] = False,
         db: DbOption = None,
         as_json: JsonOption = False,
     ) -> None:
@@ -48,7 +51,8 @@ def register(app: typer.Typer) -> None:
         with open_store(db, create=False) as store:
             s = draw_sample(store, taxonomy, name=name, per=per, confidence=confidence,
                             margin=margin, size=size, seed=seed, repos=_csv(repos) or None,
-                            label=label, dimensions=_csv(dimensions) or None, replace=replace)
+                            label=label, dimensions=_csv(dimensions) or None, replace=replace,
+                            failure_reports=failure_reports)
         if as_json:
             print_json({"sample": s.name, "taxonomy": s.taxonomy, "size": s.size,
                         "dimensions": s.dimensions, "strata": s.strata, "seed": s.seed})
@@ -114,6 +118,9 @@ def register(app: typer.Typer) -> None:
             r = roles(store, s)
             console.print(f"sample {s.name} ({s.taxonomy}): annotators {', '.join(sorted(r['annotator'])) or '(none: run bugatlas assign)'}; "
                           f"arbitrators {', '.join(sorted(r['arbitrator'])) or '(none)'}; owners {', '.join(sorted(r['owner'])) or '(none)'}")
+            if host not in ("127.0.0.1", "localhost", "::1"):
+                err_console.print(f"warning: listening on {host}: anyone who can reach it can sign in "
+                                  "by a study name; use it only on a trusted network")
             console.print(f"open http://{host}:{port}/ and sign in by name (Ctrl+C stops; work is saved as it is made)")
             serve(store, s.name, host=host, port=port)
 
@@ -141,16 +148,24 @@ def register(app: typer.Typer) -> None:
             return
         t = Table(title=f"agreement: sample {report['sample']} ({report['taxonomy']}, round {round}, "
                         f"{report['items_annotated']} issues annotated)")
-        for col in ("dimension", "level", "items", "Cohen κ (pair)", "agree %", "Fleiss κ", "Krippendorff α"):
-            t.add_column(col)
+        for col in ("dimension", "level", "items", "Cohen κ", "agree", "Fleiss κ", "Kripp. α"):
+            t.add_column(col, justify="left" if col in ("dimension", "level") else "right")
+        multi = False
         for row in headline(report):
-            kappas = ", ".join(f"{p}: {_fmt(v)}" for p, v in row["cohen_kappa"].items()) or "—"
-            agree = ", ".join(f"{v:.0%}" for v in row["observed_agreement"].values()) or "—"
-            dim = row["dimension"] + (" (multi: set equality)" if row["multi_label"] else "")
-            t.add_row(dim, row["level"], str(row["items"]), kappas, agree,
-                      _fmt(row["fleiss_kappa"]), _fmt(row["krippendorff_alpha"]))
+            pairs = row["cohen_kappa"]
+            kappas = (_fmt(next(iter(pairs.values()))) if len(pairs) == 1 else
+                      "\n".join(f"{p} {_fmt(v)}" for p, v in pairs.items())) or "—"
+            agree = "\n".join(f"{v:.0%}" for v in row["observed_agreement"].values()) or "—"
+            multi |= row["multi_label"]
+            t.add_row(row["dimension"] + ("*" if row["multi_label"] else ""), row["level"],
+                      str(row["items"]), kappas, agree, _fmt(row["fleiss_kappa"]),
+                      _fmt(row["krippendorff_alpha"]))
         console.print(t)
-        console.print("confusion matrices and per-category figures: --json")
+        if multi:
+            console.print("* multi-label: the set of categories compared as one value (per-category "
+                          "kappa in --json)")
+        console.print(f"annotators: {', '.join(report['annotators']) or 'none yet'}; "
+                      "confusion matrices and per-category kappa: --json")
 
     @app.command("disagreements")
     def disagreements_cmd(
@@ -199,6 +214,59 @@ def register(app: typer.Typer) -> None:
             f"{counts['awaiting_arbitration']} awaiting arbitration, {counts['incomplete']} not finished; "
             f"{counts['gold_labels']} gold labels"
             + (f"; {counts['exported']} rows written to {counts['file']}" if export else ""))
+
+
+def _register_labelstudio(app: typer.Typer) -> None:
+    ls = typer.Typer(help="Label Studio interchange: tasks + Taxonomy config out, JSON export in.",
+                     no_args_is_help=True)
+    app.add_typer(ls, name="labelstudio")
+
+    @ls.command("export")
+    def ls_export(
+        out_dir: Annotated[Path, typer.Argument(help="Folder for tasks.json and config.xml.")],
+        with_annotations: Annotated[bool, typer.Option("--with-annotations", help="Include each annotator's latest annotation.")] = False,
+        sample: SampleOption = None,
+        db: DbOption = None,
+        as_json: JsonOption = False,
+    ) -> None:
+        """Export the sample as Label Studio tasks and a labeling config (Taxonomy tags)."""
+        from bugatlas.annotate.labelstudio import export_tasks
+
+        with open_store(db, create=False) as store:
+            res = export_tasks(store, sample, out_dir, with_annotations=with_annotations)
+        if as_json:
+            print_json(res)
+            return
+        console.print(f"{res['tasks']} tasks, {res['annotations']} annotations -> {out_dir}/tasks.json; "
+                      f"labeling config -> {out_dir}/config.xml")
+
+    @ls.command("import")
+    def ls_import(
+        file: Annotated[Path, typer.Argument(help="Label Studio JSON export (or a tasks.json with annotations).")],
+        taxonomy: Annotated[str | None, typer.Option("--taxonomy", help="Taxonomy, when the sample must be created.")] = None,
+        annotator_map: Annotated[str | None, typer.Option("--annotator-map", help="Rename Label Studio user ids: 1=alice,2=bob.")] = None,
+        sample: SampleOption = None,
+        db: DbOption = None,
+        as_json: JsonOption = False,
+    ) -> None:
+        """Import a Label Studio JSON export as annotations (annotator ids preserved)."""
+        from bugatlas.annotate.labelstudio import import_export
+        from bugatlas.errors import BadInputError
+
+        mapping = {}
+        for pair in _csv(annotator_map):
+            if "=" not in pair:
+                raise BadInputError(f"--annotator-map {annotator_map}: expected ID=NAME pairs")
+            k, v = pair.split("=", 1)
+            mapping[k.strip()] = v.strip()
+        with open_store(db, create=False) as store:
+            res = import_export(store, file, sample=sample, taxonomy=taxonomy, annotator_map=mapping)
+        if as_json:
+            print_json(res)
+            return
+        console.print(f"{res['annotations']} annotations imported into sample {res['sample']} from "
+                      f"{res['tasks']} tasks (annotators: {', '.join(res['annotators']) or 'none'}; "
+                      f"{res['already_imported']} already there, {res['skipped_cancelled']} cancelled skipped)")
 
 
 def _sample_for(store, sample, taxonomy, get_sample, BadInputError):  # noqa: N803

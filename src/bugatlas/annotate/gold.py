@@ -102,9 +102,6 @@ def record_final(store: Store, sample: Sample | str | None, item_id: int, arbitr
         raise BadInputError(f"item {item_id}: not every annotator has finished it yet")
     cb = cbm.load(codebook or s.taxonomy)
     clean = clean_labels(cb, s, labels)
-    missing = [d for d in s.dimensions if d not in clean]
-    if missing:
-        raise BadInputError(f"item {item_id}: final labels missing for {', '.join(missing)}")
     now = now_iso()
     with store.transaction() as conn:
         conn.executemany(

@@ -72,11 +72,22 @@ def _stratum_expr(per: str) -> str:
     return per
 
 
-def _population(store: Store, per: str, repos: list[str] | None,
-                label: str | None) -> dict[str, list[tuple[str, int]]]:
+def _population(store: Store, per: str, repos: list[str] | None, label: str | None,
+                failure_reports: bool = False) -> dict[str, list[tuple[str, int]]]:
     expr = _stratum_expr(per)
     where = ["is_reference = 0", "is_pull_request = 0"]
     args: list[Any] = []
+    if failure_reports:
+        # The filter stage's verdict (its `failure_reports` view): sample bug reports only, as
+        # the published studies did, not feature requests and questions.
+        has_view = store.conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE name = 'failure_reports'").fetchone()
+        judged = has_view and store.conn.execute("SELECT 1 FROM failure_reports LIMIT 1").fetchone()
+        if not judged:
+            raise BadInputError("--failure-reports: no issue is judged a failure report in this "
+                                "store yet (run `bugatlas filter` first)")
+        where.append("EXISTS (SELECT 1 FROM failure_reports f WHERE f.repo = issues.repo "
+                     "AND f.number = issues.number)")
     if repos:
         where.append(f"repo IN ({', '.join('?' * len(repos))})")
         args += [r.lower() for r in repos]
@@ -131,6 +142,7 @@ def draw_sample(
     label: str | None = None,
     dimensions: list[str] | None = None,
     replace: bool = False,
+    failure_reports: bool = False,
 ) -> Sample:
     """Draw and record a stratified sample of the store's issues for ``taxonomy``."""
     cb = cbm.load(taxonomy)
@@ -138,7 +150,7 @@ def draw_sample(
     for d in dims:
         cbm.dimension(cb, d)
     name = name or cb.name
-    strata = _population(store, per, repos, label)
+    strata = _population(store, per, repos, label, failure_reports)
     if not strata:
         raise BugAtlasError("no issues to sample (import or collect issues with text first)")
     pops = {s: len(v) for s, v in strata.items()}
@@ -149,7 +161,8 @@ def draw_sample(
     else:
         sizes = {s: cochran_size(n, confidence, margin) for s, n in pops.items()}
     params = {"taxonomy": cb.name, "per": per, "confidence": confidence, "margin": margin,
-              "size": size, "seed": seed, "repos": repos, "label": label, "dimensions": dims}
+              "size": size, "seed": seed, "repos": repos, "label": label, "dimensions": dims,
+              "failure_reports": failure_reports}
     with store.run("annotate.sample", params) as run, store.transaction() as conn:
         existing = conn.execute("SELECT id FROM ann_samples WHERE name = ?", (name,)).fetchone()
         if existing:

@@ -63,7 +63,7 @@ def clean_labels(cb: Any, sample: Sample, labels: dict[str, Any]) -> dict[str, l
     names stored. Single-label dimensions take at most one value."""
     if not isinstance(labels, dict):
         raise BadInputError("labels must be an object {dimension: [category, ...]}")
-    out: dict[str, list[str]] = {}
+    out: dict[str, list[str]] = {d: [] for d in sample.dimensions}
     for dim, values in labels.items():
         if dim not in sample.dimensions:
             raise BadInputError(f"dimension {dim!r} is not annotated in sample {sample.name}")

@@ -32,7 +32,7 @@ from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import orjson
 
@@ -522,14 +522,16 @@ class Faults:
 
     ``rate`` is the chance that a request (after the first ``skip``) gets one of ``kinds``:
     502, 503, 504, timeout (no answer for ``timeout_seconds``), graphql-timeout (a 200 whose
-    body is GitHub's timeout error), secondary-403, secondary-429 (with ``Retry-After``).
+    body is GitHub's timeout error), secondary-403, secondary-429 (with ``Retry-After``),
+    secondary-200 (a 200 whose GraphQL error names the secondary limit, no header).
     """
 
     rate: float = 0.0
     kinds: tuple[str, ...] = ("502", "503", "504", "timeout", "graphql-timeout", "secondary-403",
-                              "secondary-429")  # fmt: skip
+                              "secondary-429", "secondary-200")  # fmt: skip
     seed: int = 1
     skip: int = 0
+    sequence: tuple[str | None, ...] = ()   # scripted: the k-th request (after skip) gets sequence[k]
     timeout_seconds: float = 2.0
     retry_after: int = 1
 
@@ -588,6 +590,7 @@ class FakeGitHub:
         self.latency = latency
         self.stats = Stats()
         self._rng = random.Random(self.faults.seed)
+        self._served = 0  # requests that could be faulted (all but /rate_limit and bad auth)
         self._lock = threading.Lock()
         self._budgets: dict[tuple[str, str], _Budget] = {}
         self._retry_after_until: dict[str, float] = {}
@@ -634,7 +637,11 @@ class FakeGitHub:
     # request handling (called from handler threads)
     def _fault(self) -> str | None:
         with self._lock:
-            if self.stats.requests <= self.faults.skip or self.faults.rate <= 0:
+            self._served += 1
+            k = self._served - 1 - self.faults.skip
+            if 0 <= k < len(self.faults.sequence):
+                return self.faults.sequence[k]
+            if k < 0 or self.faults.rate <= 0:
                 return None
             if self._rng.random() >= self.faults.rate:
                 return None
@@ -654,6 +661,8 @@ class FakeGitHub:
             return 401, {}, {"message": "Bad credentials",
                              "documentation_url": "https://docs.github.com/rest"}, 0  # fmt: skip
         url = urlsplit(path)
+        if url.path.startswith("/api/v3/"):  # GitHub Enterprise layout
+            url = url._replace(path=url.path.removeprefix("/api/v3"))
         if url.path == "/rate_limit":
             with self._lock:
                 self.stats.free += 1
@@ -674,6 +683,11 @@ class FakeGitHub:
                 return int(fault), {}, {"message": "Server Error"}, 0
             if fault == "timeout":
                 return 504, {}, {"message": "timeout"}, self.faults.timeout_seconds
+            if fault == "secondary-200":
+                # GitHub's advice without Retry-After: wait at least a minute. Not policed here.
+                return 200, {}, {"data": None, "errors": [{"type": "RATE_LIMITED", "message":
+                                 "You have exceeded a secondary rate limit. Please wait a few "
+                                 "minutes before you try again."}]}, 0  # fmt: skip
             if fault.startswith("secondary"):
                 with self._lock:
                     self._retry_after_until[token] = time.time() + self.faults.retry_after
@@ -752,7 +766,8 @@ class FakeGitHub:
         def paged(items):
             chunk = items[(page - 1) * per_page: page * per_page]
             if page * per_page < len(items):
-                headers["Link"] = f'<{path}?per_page={per_page}&page={page + 1}>; rel="next"'
+                nxt = {k: v[0] for k, v in query.items()} | {"page": str(page + 1)}
+                headers["Link"] = f'<{self.url}{path}?{urlencode(nxt)}>; rel="next"'
             return 200, headers, chunk, self.latency
 
         with self.data.lock:
@@ -855,3 +870,33 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         self._serve("POST")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve a corpus as a local GitHub: ``python -m bugatlas.collect.testing CORPUS``."""
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m bugatlas.collect.testing",
+                                 description="Serve issues (flattened corpus JSONL[.gz]) as a local GitHub API.")  # fmt: skip
+    ap.add_argument("corpus", type=Path)
+    ap.add_argument("--token", action="append", help="accepted token (repeatable); default: test-token")
+    ap.add_argument("--limit", type=int, default=5000, help="points (GraphQL) per window per token")
+    ap.add_argument("--window", type=float, default=3600.0, help="rate-limit window, seconds")
+    ap.add_argument("--fault-rate", type=float, default=0.0, help="share of requests answered with a fault")
+    ap.add_argument("--repo", action="append", help="serve only this repository (repeatable)")
+    args = ap.parse_args(argv)
+    data = load_corpus(args.corpus, repos=args.repo)
+    gh = FakeGitHub(data, tokens=args.token or ["test-token"], limit=args.limit, window=args.window,
+                    faults=Faults(rate=args.fault_rate)).start()  # fmt: skip
+    issues, comments = data.count()
+    print(f"serving {issues} issues, {comments} comments of {', '.join(data.repo_names())} at {gh.url}",
+          flush=True)  # fmt: skip
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        gh.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -17,7 +17,7 @@ from bugatlas.preflight.findings import (
     Finding,
     Report,
 )
-from bugatlas.preflight.launch import Launch, load_deployment, parse_command
+from bugatlas.preflight.launch import Launch, load_deployment, load_deployments, parse_command
 from bugatlas.preflight.machine import (
     GPU,
     Machine,
@@ -29,6 +29,6 @@ from bugatlas.preflight.model import ModelSpec, known_models, spec_from_known
 
 __all__ = [
     "EXIT_BLOCK", "EXIT_PASS", "EXIT_WARN", "GPU", "FailureClass", "Finding", "Launch", "Machine",
-    "ModelSpec", "Report", "detect_machine", "known_models", "load_deployment", "load_machine",
+    "ModelSpec", "Report", "detect_machine", "known_models", "load_deployment", "load_deployments", "load_machine",
     "machine_from_mapping", "parse_command", "resolve_model", "run_preflight", "spec_from_known",
 ]  # fmt: skip

@@ -21,5 +21,10 @@ MIB = 1024**2
 
 
 def gib(n_bytes: float) -> str:
-    """Bytes as GiB with two decimals: the unit nvidia-smi and the engines' logs use."""
-    return f"{n_bytes / GIB:.2f} GiB"
+    """Bytes as GiB with two decimals (the unit the engines' logs use); MiB/KiB below 1 GiB/MiB
+    so small models do not print as 0.00 GiB."""
+    if abs(n_bytes) >= GIB or n_bytes == 0:
+        return f"{n_bytes / GIB:.2f} GiB"
+    if abs(n_bytes) >= MIB:
+        return f"{n_bytes / MIB:.2f} MiB"
+    return f"{n_bytes / 1024:.2f} KiB"

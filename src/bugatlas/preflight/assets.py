@@ -158,6 +158,17 @@ def check_files(ctx: Context) -> list[Finding]:
     if ctx.gguf_path is not None:
         return [ctx.finding("assets.files", "pass", f"GGUF file {ctx.gguf_path.name} ({gib(ctx.gguf_path.stat().st_size)})")]
     scan: AssetScan | None = ctx.cache.get("scan")
+    missing = ctx.cache.get("missing_path")
+    if missing and ctx.machine.source == "this machine":
+        return [ctx.finding(
+            "assets.files", "block", f"model path {missing} does not exist on this machine",
+            numbers={"path": missing},
+            why="The engine treats it as a hub repository id and fails ('Repo id must be in the form "
+                "repo_name or namespace/repo_name' / 'failed to load model').",
+            fix="Fix the path (relative paths resolve from the directory the engine starts in).",
+        )]  # fmt: skip
+    if missing:
+        return [ctx.finding("assets.files", "skip", f"model path {missing} is not on this host (the described machine's files are not checked)")]
     if scan is None:
         where = "a known shape" if ctx.model is not None else "nothing"
         return [ctx.finding("assets.files", "skip", f"model {ctx.launch.model!r} is not a local directory (sized from {where}; files are fetched at launch)")]
@@ -166,6 +177,14 @@ def check_files(ctx: Context) -> list[Finding]:
             "assets.files", "block", f"llama-server loads one GGUF file; {scan.directory} is a Hugging Face directory",
             why="'failed to load model': llama.cpp does not read safetensors directories.",
             fix="Convert it: `python convert_hf_to_gguf.py DIR --outtype q8_0`, then pass -m FILE.gguf.",
+        )]  # fmt: skip
+    problem = ctx.cache.get("config_problem")
+    if problem is not None and problem.corrupt:
+        return [ctx.finding(
+            "assets.files", "block", f"config.json is unreadable: {problem}",
+            numbers={"directory": str(scan.directory)},
+            why="The engine cannot build the model: loading stops on the config before any weight is read.",
+            fix="Re-download config.json (a truncated or hand-edited file is the usual cause).",
         )]  # fmt: skip
     missing = []
     if not scan.config:
@@ -184,6 +203,14 @@ def check_files(ctx: Context) -> list[Finding]:
                 "tokenizer' / 'Cannot find any model weights'.",
             fix="Re-download the full repository (`huggingface-cli download REPO --local-dir DIR`), "
                 "or point --tokenizer at the base model's tokenizer.",
+        )]  # fmt: skip
+    if problem is not None:
+        return [ctx.finding(
+            "assets.files", "warn", f"files present, but {problem}; memory and parallelism checks are skipped",
+            numbers=numbers,
+            why="Without layers, hidden size and heads preflight cannot size the model; the engine "
+                "may still load it if it knows the architecture.",
+            fix="Pass --model-config with a known shape or a config.json that has the standard fields.",
         )]  # fmt: skip
     return [ctx.finding("assets.files", "pass",
                         f"config.json, {', '.join(scan.tokenizer_files) or 'tokenizer via --tokenizer'}, {len(scan.weight_files)} weight file(s)",
@@ -317,7 +344,8 @@ def check_quantization(ctx: Context) -> list[Finding]:
         return [ctx.finding("assets.quantization", "pass", "unquantized checkpoint")]
     requested = ctx.launch.get("quantization")
     in_config = ctx.model.quant_method if ctx.model else None
-    if requested and in_config and str(requested).lower() not in (in_config, f"{in_config}_marlin") and in_config != "compressed-tensors":
+    accepted = load("compat")["quantization_overrides"].get(in_config or "", [in_config, f"{in_config}_marlin"])
+    if requested and in_config and str(requested).lower() not in accepted and in_config not in ("compressed-tensors", "gguf"):
         return [ctx.finding(
             "assets.quantization", "block",
             f"--quantization {requested} contradicts the checkpoint's {in_config}",
@@ -394,7 +422,8 @@ def read_gguf(path: Path) -> GGUFInfo:
     try:
         reader = GGUFReader(str(path))
     except Exception as exc:  # noqa: BLE001 - any parse failure is a broken file
-        info.error = f"cannot parse GGUF ({type(exc).__name__}: {exc})"
+        hint = " — tensor data is cut short: the file is truncated" if "reshape" in str(exc) else ""
+        info.error = f"cannot parse GGUF ({type(exc).__name__}: {exc}){hint}"
         return info
     for key, fld in reader.fields.items():
         try:

@@ -164,6 +164,16 @@ def cuda_runtime(ctx: Context) -> tuple[str | None, str]:
 def check_cuda_driver(ctx: Context) -> list[Finding]:
     if not ctx.gpus:
         return [ctx.finding("env.cuda_driver", "skip", "no GPU visible")]
+    torch = ctx.machine.package("torch") or ""
+    if re.search(r"\+(cpu|rocm[\d.]*|xpu)$", torch) and ctx.launch.engine != "llama.cpp":
+        build = torch.split("+")[1]
+        return [ctx.finding(
+            "env.cuda_driver", "block", f"torch {torch} is a {build} build; this machine has NVIDIA GPUs",
+            numbers={"torch": torch},
+            why="'Torch not compiled with CUDA enabled' (or no CUDA device found) at start-up: the "
+                "wrong wheel was installed, usually by a later `pip install torch` from the CPU index.",
+            fix="Reinstall the engine in a clean venv so its CUDA torch pin is resolved (`pip install --force-reinstall ENGINE`).",
+        )]  # fmt: skip
     runtime, origin = cuda_runtime(ctx)
     driver = _v(ctx.machine.driver)
     if runtime is None or driver is None:
@@ -175,12 +185,13 @@ def check_cuda_driver(ctx: Context) -> list[Finding]:
     if not candidates:
         return [ctx.finding("env.cuda_driver", "pass", f"CUDA {runtime}: not in the driver table")]
     row = max(candidates, key=lambda r: _v(r["cuda"]))  # type: ignore[arg-type, return-value]
-    numbers = {"cuda_runtime": runtime, "cuda_from": origin, "driver": str(driver),
+    shown = ctx.machine.driver  # as the machine reports it (570.124.06, not 570.124.6)
+    numbers = {"cuda_runtime": runtime, "cuda_from": origin, "driver": shown,
                "driver_minimum": row["minimum"], "driver_for_toolkit": row["toolkit"], "source": row["source"]}  # fmt: skip
     if driver < Version(row["minimum"]):
         return [ctx.finding(
             "env.cuda_driver", "block",
-            f"driver {driver} is older than {row['minimum']}, the minimum for CUDA {runtime} ({origin})",
+            f"driver {shown} is older than {row['minimum']}, the minimum for CUDA {runtime} ({origin})",
             numbers=numbers,
             why="CUDA initialisation fails: 'The NVIDIA driver on your system is too old' / "
                 "cudaErrorInsufficientDriver, before any model code runs.",
@@ -190,14 +201,14 @@ def check_cuda_driver(ctx: Context) -> list[Finding]:
     if driver < Version(row["toolkit"]):
         return [ctx.finding(
             "env.cuda_driver", "warn",
-            f"driver {driver} runs CUDA {runtime} only through minor-version compatibility "
+            f"driver {shown} runs CUDA {runtime} only through minor-version compatibility "
             f"(released with ≥ {row['toolkit']})",
             numbers=numbers,
             why="Kernels compiled just-in-time from PTX (Triton, some FlashInfer paths) fail with "
                 "'the provided PTX was compiled with an unsupported toolchain'.",
             fix=f"Upgrade the driver to ≥ {row['toolkit']}.",
         )]  # fmt: skip
-    return [ctx.finding("env.cuda_driver", "pass", f"driver {driver} supports CUDA {runtime}", numbers=numbers)]
+    return [ctx.finding("env.cuda_driver", "pass", f"driver {shown} supports CUDA {runtime} ({origin})", numbers=numbers)]
 
 
 def _architecture_rows(ctx: Context) -> list[dict[str, Any]]:

@@ -19,10 +19,21 @@ def check_parallel_gpus(ctx: Context) -> list[Finding]:
         return [ctx.finding("res.parallel_gpus", "pass", f"{visible} GPU(s) visible; llama.cpp splits layers across them")]
     need = ctx.gpus_needed
     numbers = {"tensor_parallel_size": ctx.tp, "pipeline_parallel_size": ctx.pp,
-               "data_parallel_size": ctx.dp, "gpus_needed": need, "gpus_visible": visible,
+               "data_parallel_size": ctx.dp, "nnodes": ctx.nnodes, "gpus_needed": need, "gpus_visible": visible,
                "cuda_visible_devices": ctx.cuda_visible_devices}  # fmt: skip
+    if visible == 0:
+        return [ctx.finding(
+            "res.parallel_gpus", "block", f"{ctx.launch.title} needs {need} GPU(s); none visible"
+            + (f" (CUDA_VISIBLE_DEVICES={ctx.cuda_visible_devices!r})" if ctx.cuda_visible_devices is not None else ""),
+            numbers=numbers,
+            why="Start-up fails at device detection ('RuntimeError: No CUDA GPUs are available' / "
+                "'Failed to infer device type').",
+            fix="Run on a GPU host (check `nvidia-smi` and CUDA_VISIBLE_DEVICES), or use the engine's CPU build / llama.cpp.",
+        )]  # fmt: skip
     if need > visible:
-        sizes = f"tensor-parallel {ctx.tp}" + (f" × pipeline-parallel {ctx.pp}" if ctx.pp > 1 else "") + (f" × data-parallel {ctx.dp}" if ctx.dp > 1 else "")
+        sizes = (f"tensor-parallel {ctx.tp}" + (f" × pipeline-parallel {ctx.pp}" if ctx.pp > 1 else "")
+                 + (f" × data-parallel {ctx.dp}" if ctx.dp > 1 and not ctx.dp_attention else "")
+                 + (f" over {ctx.nnodes} nodes" if ctx.nnodes > 1 else ""))
         return [ctx.finding(
             "res.parallel_gpus", "block",
             f"{sizes} needs {need} GPUs; {visible} visible" + (f" (CUDA_VISIBLE_DEVICES={ctx.cuda_visible_devices})" if ctx.cuda_visible_devices is not None else ""),
@@ -42,8 +53,11 @@ def check_parallel_heads(ctx: Context) -> list[Finding]:
         return [ctx.finding("res.parallel_heads", "skip", "no model config")]
     if ctx.launch.engine == "llama.cpp" or (ctx.tp == 1 and ctx.pp == 1):
         return [ctx.finding("res.parallel_heads", "pass", "no tensor/pipeline parallel split")]
-    m, tp, pp = ctx.model, ctx.tp, ctx.pp
+    m, tp, pp = ctx.model, ctx.attention_tp, ctx.pp
     problems: list[tuple[str, str]] = []
+    notes = []
+    if ctx.dp_attention:
+        notes.append(f"DP attention: heads split {tp} ways (TP {ctx.tp} / DP {ctx.dp})")
     if m.num_heads % tp:
         problems.append((f"{m.num_heads} attention heads are not divisible by tensor-parallel size {tp}",
                          f"Total number of attention heads ({m.num_heads}) must be divisible by tensor parallel size ({tp})"))  # fmt: skip
@@ -52,22 +66,42 @@ def check_parallel_heads(ctx: Context) -> list[Finding]:
         if (kv >= tp and kv % tp) or (kv < tp and tp % kv):
             problems.append((f"{kv} KV heads cannot be split or replicated evenly over {tp} shards",
                              "the QKV projection cannot be partitioned"))  # fmt: skip
-    inter = m.intermediate_size if not m.num_experts else int(m._get("moe_intermediate_size", default=m.intermediate_size))
-    if inter % tp:
-        problems.append((f"MLP size {inter} is not divisible by tensor-parallel size {tp}", "the MLP weights cannot be sharded"))
-    elif (bits := m.weight_bits()) and bits < 8:
-        group = int((m.quantization_config or {}).get("group_size") or 128)
-        if group > 0 and (inter // tp) % group:
-            problems.append((f"each shard's MLP input ({inter // tp}) is not a multiple of the quantization group size {group}",
+    tp = ctx.tp  # MLP weights are split over the full tensor-parallel group
+    mlps = []  # (what, width, ways it is sliced)
+    if not m.num_experts or int(m._get("first_k_dense_replace", default=0) or 0) > 0:
+        dense_tp = int(ctx.launch.get("moe_dense_tp_size") or tp) if m.num_experts else tp
+        mlps.append(("dense MLP", m.intermediate_size, dense_tp))
+    if m.num_experts:
+        if ctx.expert_parallel:
+            notes.append("expert parallelism: experts are placed whole, not sliced")
+        else:
+            mlps.append(("expert MLP", int(m._get("moe_intermediate_size", default=m.intermediate_size)), tp))
+    q = m.quantization_config or {}
+    bits = m.weight_bits()
+    block = q.get("weight_block_size")
+    for what, width, ways in mlps:
+        if width % ways:
+            problems.append((f"{what} size {width} is not divisible by tensor-parallel size {ways}", "the MLP weights cannot be sharded"))
+            continue
+        part = width // ways
+        group = int(q.get("group_size") or 128)
+        if bits and bits < 8 and group > 0 and part % group:
+            problems.append((f"each shard's {what} input ({part}) is not a multiple of the quantization group size {group}",
                              "'The input size is not aligned with the quantized weight shape'"))  # fmt: skip
+        elif block and (part % int(block[0]) or part % int(block[1])):
+            problems.append((f"each shard's {what} slice ({part}) is not a multiple of the FP8 weight block {block[0]}×{block[1]}",
+                             f"'Weight output_partition_size = {part} is not divisible by weight quantization block_n = {block[0]}'"))  # fmt: skip
+    inter = mlps[0][1] if mlps else m.intermediate_size
     if pp > m.num_layers:
         problems.append((f"pipeline-parallel size {pp} exceeds the {m.num_layers} layers", "a pipeline stage would hold no layer"))
     numbers = {"attention_heads": m.num_heads, "kv_heads": m.num_kv_heads, "layers": m.num_layers,
                "intermediate_size": inter, "tensor_parallel_size": tp, "pipeline_parallel_size": pp}  # fmt: skip
     if not problems:
         return [ctx.finding("res.parallel_heads", "pass",
-                            f"{m.num_heads} heads / {m.num_kv_heads} KV heads split evenly over {tp} shards", numbers=numbers)]  # fmt: skip
-    good = [d for d in range(1, 17) if m.num_heads % d == 0 and (m.is_mla or m.num_kv_heads % d == 0 or d % m.num_kv_heads == 0) and inter % d == 0]
+                            f"{m.num_heads} heads / {m.num_kv_heads} KV heads split evenly over {ctx.attention_tp} shards"
+                            + "".join(f"; {n}" for n in notes), numbers=numbers)]  # fmt: skip
+    good = [d for d in range(1, 17) if m.num_heads % d == 0 and (m.is_mla or m.num_kv_heads % d == 0 or d % m.num_kv_heads == 0)
+            and all(w % d == 0 and not (block and (w // d) % int(block[0])) for _, w, _ in mlps)]
     return [ctx.finding(
         "res.parallel_heads", "block", "; ".join(p for p, _ in problems), numbers={**numbers, "valid_tp_sizes": good},
         why="Weight sharding fails at start-up: " + "; ".join(w for _, w in problems) + ".",
@@ -127,6 +161,10 @@ def check_context(ctx: Context) -> list[Finding]:
         fix=f"Set the context to at most {limit:,}, or use a long-context variant of the model "
             "(e.g. Llama-3.1 instead of Llama-3 for 128K).",
     )]  # fmt: skip
+
+
+def _per_token(n: float) -> str:
+    return f"{n / 1024:.0f} KiB" if n >= 1024 else f"{n:.0f} B"
 
 
 def overhead_bytes(ctx: Context, tp: int) -> dict[str, int]:
@@ -189,7 +227,9 @@ def check_gpu_memory(ctx: Context) -> list[Finding]:
     seqs = int(ctx.launch.get("max_num_seqs") or 1)
     kv_all = kv_one * seqs
     over = overhead_bytes(ctx, tp)
-    overhead = sum(over.values())
+    outside = bool(ctx.launch.spec.get("overhead_outside_budget"))
+    overhead = 0 if outside else sum(over.values())  # SGLang: the fraction covers weights + KV only
+    reserve = gpu.memory_bytes - budget
     need = weights + kv_one + overhead
     kv_room = budget - weights - overhead
     fits_seqs = kv_room / kv_one if kv_one else float("inf")
@@ -208,9 +248,20 @@ def check_gpu_memory(ctx: Context) -> list[Finding]:
     if shards < requested_shards:
         at += f" (the GPUs visible; {requested_shards} requested)"
     summary = (f"{at} each GPU needs weights {gib(weights)} + KV cache {gib(kv_one)} "
-               f"({tokens:,} tokens × {m.kv_bytes_per_token(ctx.kv_dtype_bytes, tp) / pp / 1024:.0f} KiB) "
-               f"+ overhead ≈{gib(overhead)} = {gib(need)}; budget {gib(budget)} "
-               f"({gpu.name} {gib(gpu.memory_bytes)} × {util})")  # fmt: skip
+               f"({tokens:,} tokens × {_per_token(m.kv_bytes_per_token(ctx.kv_dtype_bytes, tp) / pp)}) "
+               + (f"+ overhead ≈{gib(overhead)} " if not outside else "")
+               + f"= {gib(need)}; budget {gib(budget)} ({gpu.name} {gib(gpu.memory_bytes)} × {util})")  # fmt: skip
+    extra: list[Finding] = []
+    if outside and sum(over.values()) > reserve:
+        extra.append(ctx.finding(
+            "res.gpu_memory", "warn",
+            f"activations, CUDA graphs and context ≈{gib(sum(over.values()))} exceed the {gib(reserve)} "
+            f"left outside the static memory fraction {util}",
+            numbers={"overhead_bytes": over, "reserve_bytes": reserve, "memory_utilization": util},
+            why="Large prefills or CUDA-graph capture run out of memory at run time (CUDA out of memory "
+                "during a request), after a successful start.",
+            fix="Lower --mem-fraction-static (e.g. by 0.05) or --chunked-prefill-size.",
+        ))  # fmt: skip
     fix_options = []
     if tokens:
         max_len = int(max(kv_room, 0) / (kv_one / tokens)) if kv_one else 0
@@ -235,8 +286,8 @@ def check_gpu_memory(ctx: Context) -> list[Finding]:
                  "of tokens that can be stored in KV cache' (or 'No available memory for the cache blocks')."
                  if hard else "The engine starts with a smaller KV pool and rejects or truncates requests longer than it holds."),
             fix="Use " + "; or ".join(fix_options) + ".",
-        )]  # fmt: skip
-    return [ctx.finding(
+        ), *extra]  # fmt: skip
+    return extra or [ctx.finding(
         "res.gpu_memory", "pass",
         summary + f"; KV room holds {fits_seqs:.1f} full-length sequences "
         f"(max_num_seqs {seqs} × {tokens:,} tokens would need {gib(kv_all)})",

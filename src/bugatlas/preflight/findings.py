@@ -11,6 +11,7 @@ Exit codes (chosen apart from the CLI's own 1 = error and 2 = bad input, so a CI
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any, Literal
 
 from bugatlas.preflight._data import load
@@ -26,8 +27,9 @@ class FailureClass:
     dimension: str
     value: str
     definition: str | None = None
-    group: str | None = None          # the parent category, when the codebook has one
+    group: str | None = None          # the top-level category, when the codebook has one
     in_codebook: bool | None = None   # None: that codebook is not installed
+    artifact: str | None = None       # the same class as its published dataset spells it
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v is not None}
@@ -98,29 +100,34 @@ def failure_classes(check: str) -> list[FailureClass]:
     group) when that codebook exists."""
     out = []
     for spec in load("checks")[check].get("classes", []):
-        fc = FailureClass(spec["taxonomy"], spec["dimension"], spec["value"])
+        fc = FailureClass(spec["taxonomy"], spec["dimension"], spec["value"], artifact=spec.get("artifact"))
         _resolve(fc)
         out.append(fc)
     return out
 
 
-def _resolve(fc: FailureClass) -> None:
+@cache
+def _codebook(name: str) -> Any:
+    """The installed codebook, or None; cached here because loading one parses and validates
+    its YAML (about half a second) and every finding asks."""
     try:
         from bugatlas.taxonomy import load_codebook
     except ImportError:
+        return None
+    try:
+        return load_codebook(name)
+    except Exception:  # noqa: BLE001 - a codebook not (yet) installed: keep the published name
+        return None
+
+
+def _resolve(fc: FailureClass) -> None:
+    cb = _codebook(fc.taxonomy)
+    if cb is None:
         return
     try:
-        cb = load_codebook(fc.taxonomy)
-    except Exception:  # noqa: BLE001 - a codebook not (yet) installed: keep the published name
-        return
-    leaf_name = fc.value.split(" - ")[-1]
-    category = None
-    for candidate in (fc.value, leaf_name):
-        try:
-            category = cb.category(fc.dimension, candidate)
-            break
-        except Exception:  # noqa: BLE001 - the codebook API raises its own lookup error
-            continue
+        category = cb.category(fc.dimension, fc.value)
+    except KeyError:
+        category = None
     fc.in_codebook = category is not None
     if category is None:
         return
@@ -133,53 +140,77 @@ def _resolve(fc: FailureClass) -> None:
 
 
 # -- example issues ----------------------------------------------------------------------------
+_TEXT_CACHE: dict[tuple[str, int], list[tuple[str, int, str, str | None, str, str]]] = {}
+
+
+def _issue_texts(store: Any) -> list[tuple[str, int, str, str | None, str, str]]:
+    """(repo, number, title, url, lower title, lower body) of the store's issues with text,
+    read once per store (a few MB for thousands of issues): phrase search then runs in memory
+    instead of one SQL scan per phrase."""
+    key = (str(store.path), store.count_issues())
+    if key not in _TEXT_CACHE:
+        rows = store.conn.execute(
+            "SELECT repo, number, coalesce(title, ''), html_url, coalesce(body, '') FROM issues "
+            "WHERE is_reference = 0 AND is_pull_request = 0"
+        ).fetchall()
+        _TEXT_CACHE.clear()
+        _TEXT_CACHE[key] = [(r[0], r[1], r[2], r[3], r[2].lower(), r[4].lower()) for r in rows]
+    return _TEXT_CACHE[key]
+
+
 def find_example(store: Any, check: str, classes: list[FailureClass]) -> dict[str, Any] | None:
     """An issue from the study store that shows this failure.
 
     First choice: an issue with text whose title or body contains the error phrases this
-    failure prints (``checks.yaml``), ranked by how many phrases match, title hits first,
-    boosted when the issue carries one of the check's failure-class labels. Fallback: an issue
-    the published datasets label with the failure class (a reference, known by its link).
+    failure prints (``checks.yaml``), scored 3 per phrase in the title and 1 per phrase in the
+    body, plus 2 when the issue carries one of the check's failure-class labels (from the
+    classify or annotate stages). Fallback: an issue the published datasets label with the
+    failure class (a reference, known by its link).
     """
     phrases = [p.lower() for p in load("checks")[check].get("phrases", [])]
     conn = store.conn
     if phrases:
-        score_sql = " + ".join(
-            ["(instr(lower(coalesce(title,'')), ?) > 0) * 3 + (instr(lower(coalesce(body,'')), ?) > 0)"] * len(phrases)
-        )
-        args: list[Any] = []
-        for p in phrases:
-            args += [p, p]
-        rows = conn.execute(
-            f"SELECT repo, number, title, html_url, {score_sql} AS score FROM issues "
-            f"WHERE is_reference = 0 AND is_pull_request = 0 AND score > 0 "
-            f"ORDER BY score DESC, number DESC LIMIT 40",
-            args,
-        ).fetchall()
-        if rows:
-            labelled = _labelled_keys(conn, classes, [(r[0], r[1]) for r in rows])
-            best = max(rows, key=lambda r: (r[4] + (2 if (r[0], r[1]) in labelled else 0), r[1]))
+        scored = []
+        for repo, number, title, url, low_title, low_body in _issue_texts(store):
+            score = sum(3 * (p in low_title) + (p in low_body) for p in phrases)
+            if score:
+                scored.append((score, number, repo, title, url))
+        if scored:
+            scored.sort(reverse=True)
+            top = scored[:40]
+            labelled = _labelled_keys(conn, classes, [(r[2], r[1]) for r in top])
+            best = max(top, key=lambda r: (r[0] + (2 if (r[2], r[1]) in labelled else 0), r[1]))
+            score, number, repo, title, url = best
             return {
-                "repo": best[0], "number": best[1], "title": best[2],
-                "url": best[3] or f"https://github.com/{best[0]}/issues/{best[1]}",
-                "via": "error phrases" + (" and label" if (best[0], best[1]) in labelled else ""),
+                "repo": repo, "number": number, "title": title,
+                "url": url or f"https://github.com/{repo}/issues/{number}",
+                "via": "error phrases" + (" and label" if (repo, number) in labelled else ""),
             }  # fmt: skip
     for fc in classes:
-        taxonomies = [fc.taxonomy, f"{fc.taxonomy}-artifact"]
-        row = conn.execute(
-            "SELECT l.repo, l.issue_number, i.title, i.html_url FROM labels l "
-            "LEFT JOIN issues i ON i.repo = l.repo AND i.number = l.issue_number "
-            "WHERE l.taxonomy IN (?, ?) AND l.dimension = ? AND (l.value = ? OR l.value LIKE ?) "
-            "ORDER BY (i.is_reference = 0) DESC, l.issue_number DESC LIMIT 1",
-            (*taxonomies, fc.dimension, fc.value, f"% - {fc.value}"),
-        ).fetchone()
-        if row:
-            return {
-                "repo": row[0], "number": row[1], "title": row[2],
-                "url": row[3] or f"https://github.com/{row[0]}/issues/{row[1]}",
-                "via": f"label {fc.taxonomy}/{fc.dimension} = {fc.value}",
-            }  # fmt: skip
+        for taxonomy, dimension, value in _label_keys(fc):
+            row = conn.execute(
+                "SELECT l.repo, l.issue_number, i.title, i.html_url FROM labels l "
+                "LEFT JOIN issues i ON i.repo = l.repo AND i.number = l.issue_number "
+                "WHERE l.taxonomy = ? AND l.dimension = ? AND l.value = ? "
+                "ORDER BY (i.is_reference = 0) DESC, l.issue_number DESC LIMIT 1",
+                (taxonomy, dimension, value),
+            ).fetchone()
+            if row:
+                return {
+                    "repo": row[0], "number": row[1], "title": row[2],
+                    "url": row[3] or f"https://github.com/{row[0]}/issues/{row[1]}",
+                    "via": f"label {taxonomy}/{dimension} = {value}",
+                }  # fmt: skip
     return None
+
+
+def _label_keys(fc: FailureClass) -> list[tuple[str, str, str]]:
+    """(taxonomy, dimension, value) under which the store may hold this class: the codebook's
+    own name, and the published dataset's spelling (yu2026 classes as yu2026-artifact labels)."""
+    keys = [(fc.taxonomy, fc.dimension, fc.value)]
+    if fc.artifact:
+        keys.append((f"{fc.taxonomy}-artifact", fc.dimension, fc.artifact))
+    return keys
 
 
 def _labelled_keys(conn: Any, classes: list[FailureClass], keys: list[tuple[str, int]]) -> set[tuple[str, int]]:
@@ -187,10 +218,9 @@ def _labelled_keys(conn: Any, classes: list[FailureClass], keys: list[tuple[str,
         return set()
     found = set()
     for fc in classes:
-        for repo, number in conn.execute(
-            "SELECT repo, issue_number FROM labels WHERE taxonomy IN (?, ?) AND dimension = ? "
-            "AND (value = ? OR value LIKE ?)",
-            (fc.taxonomy, f"{fc.taxonomy}-artifact", fc.dimension, fc.value, f"% - {fc.value}"),
-        ):
-            found.add((repo, number))
+        for key in _label_keys(fc):
+            for repo, number in conn.execute(
+                "SELECT repo, issue_number FROM labels WHERE taxonomy = ? AND dimension = ? AND value = ?", key
+            ):
+                found.add((repo, number))
     return found & set(keys)

@@ -36,6 +36,7 @@ class Launch:
     unknown_flags: list[str] = field(default_factory=list)
     argv: list[str] = field(default_factory=list)
     source: str = "command line"
+    interpreter: str | None = None                # python the command starts, if it names one
 
     @property
     def spec(self) -> dict[str, Any]:
@@ -53,6 +54,25 @@ class Launch:
 
     def is_set(self, key: str) -> bool:
         return key in self.settings
+
+    def engine_interpreter(self) -> str | None:
+        """The Python that will run the engine: the one the command names, else the one in the
+        shebang of the engine's console script (``vllm``) found on PATH."""
+        import shutil
+
+        if self.interpreter:
+            return shutil.which(self.interpreter) or self.interpreter
+        script = shutil.which(self.argv[0]) if self.argv else None
+        if not script or self.engine == "llama.cpp":
+            return None
+        try:
+            with open(script, "rb") as fh:
+                first = fh.readline(512).decode("utf-8", "replace").strip()
+        except OSError:
+            return None
+        if first.startswith("#!") and "python" in first:
+            return first[2:].strip().split()[0]
+        return None
 
     def to_dict(self) -> dict[str, Any]:
         defaults = {k: v for k, v in self.spec.get("defaults", {}).items() if k not in self.settings}
@@ -136,12 +156,15 @@ def parse_command(command: str | list[str], *, source: str = "command line") -> 
         if token != "env":
             key, _, value = token.partition("=")
             env[key] = value
+    interpreter = None
     while argv and (_PYTHON.match(argv[0]) or argv[0] in ("uv", "run", "exec")):
-        argv.pop(0)
+        token = argv.pop(0)
+        if _PYTHON.match(token):
+            interpreter = token
     if not argv:
         raise BadInputError("launch command: empty (give it after --, e.g. -- vllm serve MODEL)")
     engine, start = detect_engine(argv)
-    launch = Launch(engine=engine, model=None, env=env, argv=list(argv), source=source)
+    launch = Launch(engine=engine, model=None, env=env, argv=list(argv), source=source, interpreter=interpreter)
     index = _flag_index(engine)
     positional_key = engines()[engine].get("positional")
     rest = argv[start:]
@@ -221,6 +244,34 @@ def settings_from_mapping(engine: str, data: dict[str, Any], *, where: str) -> d
     return out
 
 
+def deployment_from_mapping(doc: dict[str, Any], *, where: str) -> Launch:
+    """One deployment: ``command`` (string or list), or ``engine`` + ``model`` + ``args``."""
+    if not isinstance(doc, dict):
+        raise BadInputError(f"{where}: a deployment is a YAML mapping")
+    if "command" in doc:
+        launch = parse_command(doc["command"], source=where)
+        if "args" in doc:
+            launch.settings.update(settings_from_mapping(launch.engine, doc["args"] or {}, where=where))
+    else:
+        engine = str(doc.get("engine", "")).lower().replace("llama-server", "llama.cpp")
+        if engine not in engines():
+            raise BadInputError(f"{where}: give `command:` or `engine:` (one of {', '.join(engines())})")
+        launch = Launch(engine=engine, model=None, source=where)
+        launch.settings.update(settings_from_mapping(engine, doc.get("args") or {}, where=where))
+        if doc.get("model"):
+            launch.settings["model"] = str(doc["model"])
+    launch.env.update({str(k): str(v) for k, v in (doc.get("env") or {}).items()})
+    launch.model = launch.settings.get("model") or launch.settings.get("hf_repo")
+    return launch
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise BadInputError(f"{path}: cannot read deployment description ({exc})") from exc
+
+
 def load_deployment(path: str | os.PathLike[str]) -> tuple[Launch, dict[str, Any]]:
     """A YAML deployment description. Returns the launch and the rest of the document
     (``machine``, ``model_config``) for the caller.
@@ -233,26 +284,41 @@ def load_deployment(path: str | os.PathLike[str]) -> tuple[Launch, dict[str, Any
     ```
     """
     path = Path(path)
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise BadInputError(f"{path}: cannot read deployment description ({exc})") from exc
+    doc = _read_yaml(path)
     if not isinstance(doc, dict):
         raise BadInputError(f"{path}: a deployment description is a YAML mapping")
-    if "command" in doc:
-        launch = parse_command(doc["command"], source=str(path))
-        if "args" in doc:
-            launch.settings.update(settings_from_mapping(launch.engine, doc["args"] or {}, where=str(path)))
-    else:
-        engine = str(doc.get("engine", "")).lower().replace("llama-server", "llama.cpp")
-        if engine not in engines():
-            raise BadInputError(
-                f"{path}: give `command:` or `engine:` (one of {', '.join(engines())})"
-            )
-        launch = Launch(engine=engine, model=None, source=str(path))
-        launch.settings.update(settings_from_mapping(engine, doc.get("args") or {}, where=str(path)))
-        if doc.get("model"):
-            launch.settings["model"] = str(doc["model"])
-    launch.env.update({str(k): str(v) for k, v in (doc.get("env") or {}).items()})
-    launch.model = launch.settings.get("model") or launch.settings.get("hf_repo")
-    return launch, doc
+    if "deployments" in doc:
+        raise BadInputError(f"{path}: holds several deployments; use load_deployments")
+    return deployment_from_mapping(doc, where=str(path)), doc
+
+
+def load_deployments(path: str | os.PathLike[str]) -> list[tuple[str, Launch, dict[str, Any]]]:
+    """One or several deployments from a YAML file, as (name, launch, settings) where settings
+    holds the deployment's ``machine`` and ``model_config`` (falling back to the file's own).
+
+    ```yaml
+    machine: {gpus: [{name: L4, memory_gib: 24, compute_capability: "8.9", count: 2}]}
+    deployments:
+      - {name: chat, command: "vllm serve meta-llama/Llama-3.1-8B-Instruct --max-model-len 16384"}
+      - {name: code, command: "vllm serve Qwen/Qwen2.5-7B-Instruct -tp 2", machine: {...}}
+    ```
+    """
+    path = Path(path)
+    doc = _read_yaml(path)
+    if not isinstance(doc, dict):
+        raise BadInputError(f"{path}: a deployment description is a YAML mapping")
+    items = doc.get("deployments")
+    if items is None:
+        return [(doc.get("name") or path.stem, deployment_from_mapping(doc, where=str(path)), doc)]
+    if not isinstance(items, list) or not items:
+        raise BadInputError(f"{path}: `deployments` must be a non-empty list")
+    out = []
+    for n, item in enumerate(items):
+        where = f"{path}: deployments[{n}]"
+        if not isinstance(item, dict):
+            raise BadInputError(f"{where}: a deployment is a YAML mapping")
+        merged = {k: v for k, v in doc.items() if k in ("machine", "model_config")}
+        merged["env"] = {**(doc.get("env") or {}), **(item.get("env") or {})}
+        merged.update({k: v for k, v in item.items() if k != "env"})
+        out.append((str(item.get("name") or f"deployment {n + 1}"), deployment_from_mapping(merged, where=where), merged))
+    return out

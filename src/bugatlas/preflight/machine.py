@@ -37,6 +37,7 @@ class GPU:
     compute_capability: str | None = None
     index: int = 0
     driver: str | None = None
+    uuid: str | None = None
 
     @property
     def cc(self) -> tuple[int, int] | None:
@@ -66,8 +67,38 @@ class Machine:
         if cuda_visible_devices is None:
             return list(self.gpus)
         wanted = [p.strip() for p in cuda_visible_devices.split(",") if p.strip()]
-        by_index = {str(g.index): g for g in self.gpus}
-        return [by_index[w] for w in wanted if w in by_index]
+        visible = []
+        for w in wanted:
+            if w.lstrip("-").isdigit() and int(w) < 0:
+                break  # CUDA stops at the first invalid ordinal: "-1" hides every GPU
+            if w.isdigit():
+                match = [g for g in self.gpus if g.index == int(w)]
+            else:  # a UUID ("GPU-8f3c…" or a MIG id): match by prefix when known, else by position
+                match = [g for g in self.gpus if g.uuid and g.uuid.startswith(w)] or (
+                    [self.gpus[len(visible)]] if len(visible) < len(self.gpus) else [])
+            if not match:
+                break
+            visible.append(match[0])
+        return visible
+
+    def to_description(self) -> dict[str, Any]:
+        """This machine as a description ``--env`` reads back (detect on the GPU host, check
+        anywhere)."""
+        out: dict[str, Any] = {
+            "gpus": [{"name": g.name, "memory_bytes": g.memory_bytes, "compute_capability": g.compute_capability,
+                      **({"uuid": g.uuid} if g.uuid else {})} for g in self.gpus],
+        }  # fmt: skip
+        for key in ("driver", "cuda_runtime", "python", "platform"):
+            if getattr(self, key):
+                out[key] = getattr(self, key)
+        if self.cpu_ram_bytes:
+            out["cpu_ram_bytes"] = self.cpu_ram_bytes
+        if self.cpu_ram_available_bytes:
+            out["cpu_ram_available_bytes"] = self.cpu_ram_available_bytes
+        for key in ("packages", "requirements", "requires_python"):
+            if getattr(self, key):
+                out[key] = dict(getattr(self, key))
+        return out
 
     def package(self, name: str) -> str | None:
         return self.packages.get(_norm(name))
@@ -118,7 +149,7 @@ def machine_from_mapping(data: dict[str, Any], *, where: str) -> Machine:
         for _ in range(int(spec.get("count", 1))):
             gpus.append(GPU(name=str(spec["name"]), memory_bytes=memory,
                             compute_capability=str(cc) if cc is not None else None,
-                            index=len(gpus), driver=spec.get("driver")))  # fmt: skip
+                            index=len(gpus), driver=spec.get("driver"), uuid=spec.get("uuid")))  # fmt: skip
     packages = {_norm(k): str(v) for k, v in (data.get("packages") or {}).items()}
     requirements = {_norm(k): list(v) for k, v in (data.get("requirements") or {}).items()}
     requires_python = {_norm(k): str(v) for k, v in (data.get("requires_python") or {}).items()}
@@ -158,7 +189,7 @@ def _meminfo(path: Path = Path("/proc/meminfo")) -> tuple[int | None, int | None
 
 
 def parse_nvidia_smi(text: str) -> tuple[list[GPU], str | None]:
-    """Rows of ``nvidia-smi --query-gpu=index,name,memory.total,compute_cap,driver_version
+    """Rows of ``nvidia-smi --query-gpu=index,name,memory.total,compute_cap,driver_version,uuid
     --format=csv,noheader,nounits`` (memory in MiB)."""
     gpus, driver = [], None
     for line in text.strip().splitlines():
@@ -166,9 +197,10 @@ def parse_nvidia_smi(text: str) -> tuple[list[GPU], str | None]:
         if len(parts) < 5:
             continue
         index, name, mem, cc, drv = parts[:5]
+        uuid = parts[5] if len(parts) > 5 else None
         gpus.append(GPU(name=name, memory_bytes=int(float(mem)) * MIB,
                         compute_capability=None if cc in ("[N/A]", "") else cc,
-                        index=int(index), driver=drv))  # fmt: skip
+                        index=int(index), driver=drv, uuid=uuid))  # fmt: skip
         driver = driver or drv
     return gpus, driver
 
@@ -177,15 +209,30 @@ def _nvidia_smi() -> tuple[list[GPU], str | None]:
     exe = shutil.which("nvidia-smi")
     if not exe:
         return [], None
-    try:
-        out = subprocess.run(
-            [exe, "--query-gpu=index,name,memory.total,compute_cap,driver_version",
-             "--format=csv,noheader,nounits"],
-            capture_output=True, text=True, timeout=20, check=True,
-        ).stdout  # fmt: skip
-    except (OSError, subprocess.SubprocessError):
-        return [], None
-    return parse_nvidia_smi(out)
+    # Drivers before 510 do not know the compute_cap field: ask again without it, and take the
+    # compute capability from the GPU catalogue (data/gpus.yaml) by name.
+    for fields in ("index,name,memory.total,compute_cap,driver_version,uuid",
+                   "index,name,memory.total,driver_version,uuid"):  # fmt: skip
+        try:
+            out = subprocess.run([exe, f"--query-gpu={fields}", "--format=csv,noheader,nounits"],
+                                 capture_output=True, text=True, timeout=20, check=True).stdout  # fmt: skip
+        except (OSError, subprocess.SubprocessError):
+            continue
+        if "compute_cap" not in fields:
+            out = "\n".join(_insert_cc(line) for line in out.strip().splitlines())
+        return parse_nvidia_smi(out)
+    return [], None
+
+
+def _insert_cc(line: str) -> str:
+    """index,name,mem,driver,uuid -> index,name,mem,cc,driver,uuid with cc from the catalogue."""
+    from bugatlas.preflight._data import load
+
+    parts = [p.strip() for p in line.split(",")]
+    if len(parts) < 4:
+        return line
+    cc = next((r["compute_capability"] for r in load("gpus") if re.search(r["match"], parts[1], re.I)), "[N/A]")
+    return ", ".join(parts[:3] + [str(cc)] + parts[3:])
 
 
 def _torch_info() -> tuple[list[GPU], str | None]:
@@ -236,8 +283,53 @@ def installed_packages(
     return versions, requirements, requires_python
 
 
-def detect_machine() -> Machine:
-    """This machine: GPUs (nvidia-smi, else torch), CPU memory, Python, packages."""
+_PROBE = r"""
+import json, platform, re
+from importlib import metadata
+names = json.loads(%r)
+engines = {"vllm", "sglang"}
+out = {"python": platform.python_version(), "packages": {}, "requirements": {}, "requires_python": {}}
+queue = list(names)
+while queue:
+    name = queue.pop(0)
+    key = name.lower().replace("_", "-")
+    if key in out["packages"]:
+        continue
+    try:
+        out["packages"][key] = metadata.version(name)
+    except metadata.PackageNotFoundError:
+        continue
+    if key in engines:
+        reqs = list(metadata.requires(name) or [])
+        out["requirements"][key] = reqs
+        rp = metadata.metadata(name).get("Requires-Python")
+        if rp:
+            out["requires_python"][key] = rp
+        for line in reqs:
+            m = re.match(r"[A-Za-z0-9_.\-]+", line)
+            if m:
+                queue.append(m.group(0))
+print(json.dumps(out))
+"""
+
+
+def probe_interpreter(python: str) -> dict[str, Any]:
+    """Python version and packages of another interpreter (the engine's venv), read through
+    importlib.metadata in a subprocess; nothing is imported from the engine itself."""
+    import json
+
+    script = _PROBE % json.dumps(list(WATCHED_PACKAGES))
+    try:
+        done = subprocess.run([python, "-c", script], capture_output=True, text=True, timeout=60, check=True)
+        return json.loads(done.stdout)
+    except (OSError, subprocess.SubprocessError, ValueError) as exc:
+        raise BadInputError(f"{python}: cannot query this Python interpreter ({exc})") from exc
+
+
+def detect_machine(python: str | None = None) -> Machine:
+    """This machine: GPUs (nvidia-smi, else torch), CPU memory, Python, packages. With
+    ``python``, the Python version and packages are those of that interpreter (the engine's
+    environment) instead of the one running preflight."""
     gpus, driver = _nvidia_smi()
     torch_gpus, cuda = _torch_info()
     if not gpus:
@@ -253,6 +345,16 @@ def detect_machine() -> Machine:
         requirements=requirements, requires_python=requires_python,
         platform=f"{sys.platform}-{platform.machine()}",
     )  # fmt: skip
+    if python and os.path.abspath(python) != os.path.abspath(sys.executable):  # venvs share a binary
+        probed = probe_interpreter(python)
+        machine.python = probed["python"]
+        machine.packages = probed["packages"]
+        machine.requirements = probed["requirements"]
+        machine.requires_python = probed["requires_python"]
+        machine.notes.append(f"packages of {python}")
+        torch_version = machine.packages.get("torch", "")
+        match = re.search(r"\+cu(\d+)(\d)$", torch_version)
+        machine.cuda_runtime = f"{match.group(1)}.{match.group(2)}" if match else None
     if not gpus:
         machine.notes.append("no NVIDIA GPU found (nvidia-smi and torch.cuda see none)")
     return machine

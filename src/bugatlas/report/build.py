@@ -87,7 +87,7 @@ def _overview(data: StudyData, title: str) -> Section:
                           percent=("share",)))  # fmt: skip
     if data.labels.size:
         dims = pd.DataFrame([{"dimension": d, "labelled records": n, "levels": " > ".join(data.level_names(d)),
-                              "categories": data.labels.loc[data.labels["dimension"] == d, "value"].nunique()}
+                              "categories": len(data.distinct_values(d))}
                              for d, n in info["dimensions"].items()])  # fmt: skip
         s.tables.append(Table("overview_dimensions", "Labelled dimensions", dims))
     return s
@@ -95,7 +95,7 @@ def _overview(data: StudyData, title: str) -> Section:
 
 def _distribution_sections(data: StudyData, by: str) -> list[Section]:
     out = []
-    for dim in data.dimensions:
+    for dim in data.primary_dimensions:
         if dim in SKIP_DISTRIBUTION:
             continue
         s = Section(f"dist-{dim}", f"Distribution: {dim}")
@@ -190,7 +190,8 @@ def _lifecycle_section(data: StudyData) -> Section | None:
         table, test = A.lifecycle(data, dim, 0, stage=stage)
         sh = A.shares(table)
         s.tables.append(Table(f"lifecycle_{dim}", f"{dim} by {stage}: records", A.with_totals(table), index=True, main=True))
-        s.tables.append(Table(f"lifecycle_{dim}_shares", f"{dim} by {stage}: share of the {stage}'s records", sh.round(4), index=True))
+        s.tables.append(Table(f"lifecycle_{dim}_shares", f"{dim} by {stage}: share of the {stage}'s records", sh.round(4), index=True,
+                              percent=tuple(map(str, sh.columns))))  # fmt: skip
         if test is not None:
             s.text.append(f"{dim} by {stage}: chi-square {test.chi2:.1f}, df {test.dof}, p = {test.p_value:.2g}, Cramér's V = {test.cramers_v:.3f}.")
         chain.append((dim, 0))
@@ -214,6 +215,11 @@ def _evolution_section(data: StudyData) -> Section | None:
         counts, tr = A.monthly(data)
         s.figures.append(("monthly-issues", F.lines(counts, "records per month")))
         s.tables.append(Table("monthly_trend", "Monthly records: Mann-Kendall tau and OLS slope per month", tr))
+        if data.units["group"].nunique() > 1:
+            c, t = A.monthly(data, "repository")
+            s.tables.append(Table("monthly_repository", "Records per month per repository group", c, index=True))
+            s.tables.append(Table("monthly_repository_trends", "Per repository group: trends of monthly counts and shares", t, main=True))
+            s.figures.append(("monthly-repository", F.lines(c, "records per month per repository group")))
         for dim in [d for d in (A.find_dimension(data, A.SYMPTOM_DIMENSIONS), A.find_dimension(data, A.CAUSE_DIMENSIONS)) if d]:
             c, t = A.monthly(data, dim, 0)
             s.tables.append(Table(f"monthly_{dim}", f"{dim} per month (records)", c, index=True))
@@ -239,8 +245,10 @@ def _maintenance_section(data: StudyData) -> Section | None:
         s.text.append("No linked pull requests in the store: fix effort needs `bugatlas collect` with pull requests.")
     lab = A.label_usage(data)
     s.tables.append(Table("maintainer_labels", "Maintainers' labels per repository group (share of the group's issues)", lab, percent=("share",)))
+    s.figures.append(("labels-maintainers", F.label_bars(lab, "maintainers' labels: share of each group's issues")))
     aa = A.author_association(data)
     s.tables.append(Table("author_association", "Author association per repository group", aa, index=True))
+    s.figures.append(("authors-association", F.stacked(aa, "who reports: author association per repository group")))
     sym = A.find_dimension(data, A.SYMPTOM_DIMENSIONS)
     if sym:
         s.tables.append(Table(f"author_association_{sym}", f"Author association per {sym}", A.author_association(data, sym, 0), index=True))
@@ -409,6 +417,8 @@ def build_report(
     title: str | None = None,
     by: str = "repository",
     restrict: str | None = None,
+    attach: dict[str, list[str]] | None = None,
+    names: dict[str, str] | None = None,
     audit_papers: list[str] | None = None,
     audit_files: list[Path] | None = None,
     audit: bool = True,
@@ -423,7 +433,7 @@ def build_report(
         raise BugAtlasError(f"--out {out}: cannot create the folder ({exc.strerror})") from exc
     if taxonomy is None and store.count_issues(include_references=False) == 0:
         raise BadInputError(f"{store.path}: no issues with text and no --taxonomy: nothing to report")
-    data = load_study(store, taxonomy, source=source, restrict=restrict)
+    data = load_study(store, taxonomy, source=source, restrict=restrict, attach=attach, names=names)
     sections = build_sections(data, by=by)
     audit_summary = None
     if audit:

@@ -5,6 +5,7 @@ to draw)."""
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
@@ -112,9 +113,39 @@ def survival(curves: pd.DataFrame, title: str) -> go.Figure | None:
         return None
     fig = go.Figure()
     for cat, c in curves.groupby("category", sort=False):
+        if len(c) > 400:  # thin long curves to ~400 steps; the shape at screen resolution stays
+            c = c.iloc[np.unique(np.linspace(0, len(c) - 1, 400).astype(int))]
         fig.add_trace(go.Scatter(x=[0, *c["time"]], y=[1.0, *c["survival"]], mode="lines", line_shape="hv",
                                  name=_short(cat, 30)))  # fmt: skip
     fig.update_layout(title=title, xaxis_title="days since opened", yaxis_title="share still open",
                       yaxis_tickformat=".0%", **_LAYOUT)  # fmt: skip
     fig.update_xaxes(type="log")
+    return fig
+
+
+def label_bars(usage: pd.DataFrame, title: str, *, top: int = 10) -> go.Figure | None:
+    """Grouped horizontal bars: the most used maintainers' labels, share per group."""
+    if usage.empty:
+        return None
+    keep = usage.groupby("label")["issues"].sum().sort_values(ascending=False).index[:top]
+    d = usage[usage["label"].isin(keep)]
+    fig = go.Figure()
+    for g, part in d.groupby("group", sort=False):
+        part = part.set_index("label").reindex(keep[::-1])
+        fig.add_trace(go.Bar(name=_short(g, 30), y=[_short(x, 30) for x in part.index], x=part["share"],
+                             orientation="h", text=part["issues"], textposition="auto"))  # fmt: skip
+    fig.update_layout(title=title, barmode="group", xaxis_tickformat=".0%", **{**_LAYOUT, "height": 520})
+    return fig
+
+
+def stacked(table: pd.DataFrame, title: str) -> go.Figure | None:
+    """Stacked shares of a count table's columns per row."""
+    if table.empty:
+        return None
+    share = table.div(table.sum(axis=1), axis=0)
+    fig = go.Figure()
+    for col in table.columns:
+        fig.add_trace(go.Bar(name=_short(col, 30), x=[_short(i, 30) for i in table.index], y=share[col],
+                             text=table[col], textposition="inside"))  # fmt: skip
+    fig.update_layout(title=title, barmode="stack", yaxis_tickformat=".0%", **_LAYOUT)
     return fig

@@ -135,7 +135,17 @@
     dirty = true;
     await go(form.dataset.next);
   });
-  window.addEventListener("beforeunload", (e) => { if (dirty) { flush(); e.preventDefault(); } });
+  // Leaving with unsaved edits (closing the tab, typing a URL): send them with a keepalive
+  // request, which the browser completes after the page is gone.
+  window.addEventListener("pagehide", () => {
+    if (!dirty) return;
+    clearTimeout(timer);
+    fetch(`/api/a/${aid}`, {
+      method: "POST", credentials: "same-origin", keepalive: true,
+      headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
+      body: JSON.stringify(collect()),
+    });
+  });
 
   document.addEventListener("keydown", (e) => {
     const t = e.target;

@@ -1,0 +1,83 @@
+"""Log-only predictions for many issues, in the batch format classify uses:
+``{"repo", "number", "taxonomy", "labels": {dimension: value(s)}, "confidence": {dimension: p}}``.
+
+Only the error log in each issue body is read (fenced blocks and traceback lines; never the title
+or the prose), so the scores measure what a log alone tells. An issue without a log, or whose
+log matches nothing, gets no label for that dimension.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from bugatlas.diagnose.parse import ParsedLog, extract_log, parse_log
+from bugatlas.diagnose.predict import DIMENSIONS, predict
+from bugatlas.errors import BadInputError
+
+SOURCE = "diagnose-log"
+
+
+def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
+    import gzip
+
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        fh = opener(path, "rb")
+    except OSError as exc:
+        raise BadInputError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+    with fh:
+        for n, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                rec = orjson.loads(line)
+            except orjson.JSONDecodeError as exc:
+                raise BadInputError(f"{path}: line {n}: invalid JSON ({exc})") from exc
+            if not isinstance(rec, dict) or "repo" not in rec or "number" not in rec:
+                raise BadInputError(f"{path}: line {n}: a record needs 'repo' and 'number'")
+            yield rec
+
+
+def predict_record(rec: dict[str, Any], codebook: Any) -> dict[str, Any]:
+    log = extract_log(rec.get("body") or "")
+    parsed = parse_log(log) if log else ParsedLog(recognized=False)
+    preds = predict(parsed, log, codebook) if log else {}
+    labels: dict[str, Any] = {}
+    confidence: dict[str, float] = {}
+    evidence: dict[str, list[str]] = {}
+    for dim_name in DIMENSIONS:
+        pred = preds.get(dim_name)
+        if pred is None or pred.category is None:
+            continue
+        dim = codebook.dimension(dim_name)
+        # Hierarchical dimensions: each level in its own store dimension (root_cause_group, …).
+        for name in pred.path:
+            store_dim = dim.level_name(name)
+            labels[store_dim] = [name] if dim.multi_label else name
+            confidence[store_dim] = pred.confidence
+        evidence[dim_name] = [f"{e.line_no}: {e.text}" for e in pred.evidence[:3]]
+    return {
+        "repo": rec["repo"], "number": int(rec["number"]), "taxonomy": codebook.name,
+        "labels": labels, "confidence": confidence, "source": SOURCE,
+        "has_log": bool(log), "signature": parsed.signature, "evidence": evidence,
+    }  # fmt: skip
+
+
+def predict_batch(records: Iterable[dict[str, Any]], taxonomy: str, store: Any = None) -> Iterator[dict[str, Any]]:
+    """Predict each record. A record without ``body`` (a key list such as the dev-set sample) is
+    looked up in ``store``; it must be there."""
+    from bugatlas.diagnose.predict import get_codebook
+
+    cb = get_codebook(taxonomy)
+    for n, rec in enumerate(records, 1):
+        if "body" not in rec:
+            issue = store.get_issue(rec["repo"], int(rec["number"])) if store is not None else None
+            if issue is None or issue.is_reference:
+                where = "the store" if store is not None else "the record (no --db store to look it up)"
+                raise BadInputError(f"record {n} ({rec['repo']}#{rec['number']}): no body in {where}")
+            rec = {**rec, "title": issue.title, "body": issue.body}
+        yield predict_record(rec, cb)

@@ -1,0 +1,99 @@
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from bugatlas.annotate import assign, draw_sample, queue_for, save_annotation
+from bugatlas.annotate.labelstudio import export_tasks, import_export
+from bugatlas.annotate.work import latest_annotations
+from bugatlas.errors import BadInputError
+from bugatlas.store import Store
+
+from .conftest import make_issues
+
+
+def _current(store, sample_name):
+    from bugatlas.annotate import get_sample
+
+    s = get_sample(store, sample_name)
+    return {(r["repo"], r["issue_number"], r["annotator"]): (r["labels"], r["note"], r["unsure"])
+            for r in latest_annotations(store, s)}
+
+
+def test_round_trip_preserves_every_label_and_annotator(small_store, toy_codebook, tmp_path):
+    s = draw_sample(small_store, toy_codebook, size=9, seed=4)
+    assign(small_store, s, ["ann", "ben", "cy"], k=2)
+    plans = [{"symptom": ["Crash"], "root_cause": ["Incompatible Version"], "component": ["Kernel", "Scheduler"]},
+             {"symptom": ["Unexpected Output"], "root_cause": ["Environment"], "component": []},
+             {"symptom": [], "root_cause": ["API Misuse"], "component": ["API Server"]}]
+    for ai, a in enumerate(("ann", "ben", "cy")):
+        for qi, q in enumerate(queue_for(small_store, s, a)):
+            save_annotation(small_store, s, q["assignment_id"], a, plans[(ai + qi) % 3],
+                            note=f"{a} <note> \"{qi}\"", unsure=qi % 2 == 0, status="done",
+                            codebook=toy_codebook)
+    res = export_tasks(small_store, s, tmp_path / "ls", with_annotations=True, codebook=toy_codebook)
+    assert res["tasks"] == 9 and res["annotations"] == 18 and res["annotators"] == ["ann", "ben", "cy"]
+    tasks = json.loads((tmp_path / "ls" / "tasks.json").read_text())
+    result = tasks[0]["annotations"][0]["result"]
+    tax = {r["from_name"]: r["value"]["taxonomy"] for r in result if r["type"] == "taxonomy"}
+    assert all(isinstance(p, list) for paths in tax.values() for p in paths)
+    # Hierarchical values are full root-to-leaf paths.
+    paths = [p for t in tasks for a in t["annotations"] for r in a["result"] if r["from_name"] == "root_cause"
+             for p in r["value"]["taxonomy"]]
+    assert ["Environment", "Incompatible Version"] in paths and ["Environment"] in paths
+    # The config is XML with a Taxonomy per dimension mirroring the codebook tree.
+    root = ET.fromstring((tmp_path / "ls" / "config.xml").read_text())
+    taxos = {t.get("name"): t for t in root.iter("Taxonomy")}
+    assert set(taxos) == {"symptom", "root_cause", "component"}
+    assert taxos["symptom"].get("maxUsages") == "1" and taxos["component"].get("maxUsages") is None
+    env = [c for c in taxos["root_cause"] if c.get("value") == "Environment"][0]
+    assert {c.get("value") for c in env} == {"Incompatible Version", "Missing Dependency"}
+    assert root.find("Text").get("value") == "$text"
+
+    fresh = Store(tmp_path / "fresh.db")
+    fresh.upsert_issues(make_issues())
+    got = import_export(fresh, tmp_path / "ls" / "tasks.json", codebook=toy_codebook)
+    assert got["annotations"] == 18 and got["annotators"] == ["ann", "ben", "cy"]
+    assert _current(fresh, "toy") == _current(small_store, "toy")
+    again = import_export(fresh, tmp_path / "ls" / "tasks.json", codebook=toy_codebook)
+    assert again["annotations"] == 0 and again["already_imported"] == 18
+    fresh.close()
+
+
+def test_import_real_label_studio_export_shape(small_store, toy_codebook, tmp_path):
+    # As Label Studio writes it: numeric ids, "email, id" usernames, a cancelled annotation,
+    # tasks found by their GitHub URL.
+    export = [{
+        "id": 7, "project": 3,
+        "data": {"text": "...", "url": "https://github.com/vllm-project/vllm/issues/100"},
+        "annotations": [
+            {"id": 11, "completed_by": 1, "created_username": "ann@lab.org, 1", "was_cancelled": False,
+             "ground_truth": False, "created_at": "2026-01-02T10:00:00.000000Z", "lead_time": 12.5,
+             "result": [{"from_name": "symptom", "to_name": "text", "type": "taxonomy",
+                         "value": {"taxonomy": [["Crash"]]}},
+                        {"from_name": "component", "to_name": "text", "type": "taxonomy",
+                         "value": {"taxonomy": [["Kernel"], ["API Server"]]}}]},
+            {"id": 12, "completed_by": 2, "was_cancelled": False, "created_at": "2026-01-02T11:00:00Z",
+             "result": [{"from_name": "symptom", "to_name": "text", "type": "taxonomy",
+                         "value": {"taxonomy": [["System Hang"]]}}]},
+            {"id": 13, "completed_by": 3, "was_cancelled": True, "result": []},
+        ]}]
+    f = tmp_path / "export.json"
+    f.write_text(json.dumps(export))
+    got = import_export(small_store, f, sample="ls", taxonomy="toy", codebook=toy_codebook)
+    assert got["annotators"] == ["2", "ann@lab.org"] and got["skipped_cancelled"] == 1
+    cur = _current(small_store, "ls")
+    assert cur[("vllm-project/vllm", 100, "ann@lab.org")][0] == {
+        "symptom": ["Crash"], "root_cause": [], "component": ["API Server", "Kernel"]}
+    assert cur[("vllm-project/vllm", 100, "2")][0] == {"symptom": ["System Hang"], "root_cause": [], "component": []}
+    got = import_export(small_store, f, sample="ls2", taxonomy="toy", annotator_map={"2": "bob"},
+                        codebook=toy_codebook)
+    assert "bob" in got["annotators"]
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps([{"data": {"url": "https://github.com/vllm-project/vllm/issues/100"},
+                                "annotations": [{"completed_by": 1, "result": [
+                                    {"from_name": "symptom", "type": "taxonomy", "value": {"taxonomy": [["Boom"]]}}]}]}]))
+    with pytest.raises(BadInputError, match=r"bad.json: task 0 \(vllm-project/vllm#100\), annotation 0: symptom"):
+        import_export(small_store, bad, sample="ls", codebook=toy_codebook)

@@ -1,0 +1,178 @@
+"""Diagnosis end to end: library and CLI, on hand-written logs and the real corpus store."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+from typer.testing import CliRunner
+
+from bugatlas.cli import app
+from bugatlas.diagnose import diagnose
+from bugatlas.diagnose.batch import predict_batch
+from bugatlas.store.records import Comment, Fix, PullRequest
+
+LOGS = Path(__file__).parent / "logs"
+runner = CliRunner()
+
+
+def bugatlas(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    """The real command in a subprocess: exit codes and error lines as a user sees them."""
+    return subprocess.run([sys.executable, "-m", "bugatlas.cli", *args], capture_output=True,
+                          text=True, input=stdin, timeout=300)
+
+
+def test_undefined_symbol_points_at_incompatible_version_with_next_steps():
+    d = diagnose((LOGS / "undefined_symbol.log").read_text())
+    rc = d.predictions["root_cause"]
+    assert rc.category == "Incompatible Version" and rc.path == ["Environment", "Incompatible Version"]
+    assert 0 < rc.confidence <= 0.95
+    assert any("undefined symbol" in e.text for e in rc.evidence)
+    assert any("rebuild it against the installed PyTorch" in s for s in d.next_steps)
+    assert d.predictions["symptom"].category == "Crash"
+    assert d.known_pattern and "Incompatible Version" in d.verdict
+
+
+def test_nothing_recognizable_is_said_honestly(indexed_store):
+    d = diagnose((LOGS / "nothing.log").read_text(), indexed_store)
+    assert not d.known_pattern
+    assert d.verdict.startswith("no known pattern")
+    assert all(p.category is None for p in d.predictions.values())
+    assert d.next_steps == []
+    assert len(d.similar) == 5  # still the nearest issues, by text
+
+
+def test_similar_issues_carry_resolution(indexed_store):
+    # Give one same-signature issue a fixing PR and a maintainer's closing comment.
+    indexed_store.upsert_pull_requests([PullRequest(repo="ggml-org/llama.cpp", number=4500,
+                                                    title="cuda: fix invalid resource handle with multiple GPUs",
+                                                    state="closed", merged_at="2023-12-20T10:00:00Z",
+                                                    html_url="https://github.com/ggml-org/llama.cpp/pull/4500")])
+    indexed_store.add_fixes([Fix(repo="ggml-org/llama.cpp", issue_number=4442, pr_repo="ggml-org/llama.cpp", pr_number=4500)])
+    indexed_store.upsert_comments([Comment(repo="ggml-org/llama.cpp", issue_number=4442, comment_id=1,
+                                           author="maint", author_association="MEMBER",
+                                           body="Fixed in b1700, please update.", created_at="2023-12-21T00:00:00Z")])
+    log = "CUDA error 400 at ggml-cuda.cu:6120: invalid resource handle\ncurrent device: 1"
+    d = diagnose(log, indexed_store, k=5)
+    by_number = {s.number: s for s in d.similar}
+    assert 4442 in by_number
+    res = by_number[4442].resolution
+    assert res["fixing_prs"][0]["number"] == 4500 and res["fixed_version"] == "b1700"
+    assert res["closing_comment"]["association"] == "MEMBER"
+    assert by_number[4442].same_signature and by_number[4442].url.endswith("/4442")
+
+
+def test_cli_diagnose_json_and_text(indexed_store):
+    db = str(indexed_store.path)
+    result = runner.invoke(app, ["diagnose", str(LOGS / "torch_oom.log"), "--db", db, "--json", "-k", "3"])
+    assert result.exit_code == 0, result.output
+    data = orjson.loads(result.stdout)
+    assert data["parsed"]["family"] == "torch_oom" and data["known_pattern"]
+    assert len(data["similar"]) == 3 and data["similar"][0]["same_signature"]
+    assert data["predictions"]["symptom"]["category"] == "Crash"
+    text = runner.invoke(app, ["diagnose", "-", "--db", db], input=(LOGS / "nothing.log").read_text())
+    assert text.exit_code == 0 and "no known pattern" in text.stdout
+
+
+def test_cli_diagnose_without_store_still_parses(tmp_path):
+    result = runner.invoke(app, ["diagnose", str(LOGS / "ggml_assert_new.log"), "--db", str(tmp_path / "none.db"), "--json"])
+    assert result.exit_code == 0, result.output
+    data = orjson.loads(result.stdout)
+    assert data["parsed"]["signature"].startswith("GGML_ASSERT(") and data["similar"] == []
+    assert any("no study store" in n for n in data["notes"])
+    assert not (tmp_path / "none.db").exists()
+
+
+def test_cli_command_captures_failure_output(tmp_path):
+    script = tmp_path / "fail.py"
+    script.write_text("import sys\nprint('starting')\nraise ModuleNotFoundError(\"No module named 'vllm._C'\")\n")
+    result = runner.invoke(app, ["diagnose", "--command", f"{sys.executable} {script}",
+                                 "--db", str(tmp_path / "x.db"), "--json"])
+    assert result.exit_code == 0, result.output
+    data = orjson.loads(result.stdout)
+    assert data["command"]["returncode"] == 1
+    assert data["parsed"]["signature"] == "ModuleNotFoundError: No module named 'vllm._C'"
+
+
+def test_cli_errors_name_the_fault(tmp_path):
+    result = bugatlas("diagnose", str(tmp_path / "missing.log"), "--db", str(tmp_path / "x.db"))
+    assert result.returncode == 2 and "missing.log: cannot read" in result.stderr
+    result = bugatlas("diagnose", "--command", "no-such-binary-xyz --help", "--db", str(tmp_path / "x.db"))
+    assert result.returncode == 2 and "no-such-binary-xyz: command not found" in result.stderr
+    result = bugatlas("diagnose", "--batch", "--input", str(tmp_path / "in.jsonl"))
+    assert result.returncode == 2 and "--output" in result.stderr
+    (tmp_path / "x.log").write_text("KeyError: 'x'")
+    result = bugatlas("diagnose", str(tmp_path / "x.log"), "--taxonomy", "nosuchbook", "--db", str(tmp_path / "x.db"))
+    assert result.returncode != 0 and "nosuchbook" in result.stderr
+
+
+def test_batch_format(tmp_path):
+    records = [
+        {"repo": "vllm-project/vllm", "number": 1, "title": "x",
+         "body": "```\n" + (LOGS / "undefined_symbol.log").read_text() + "```"},
+        {"repo": "vllm-project/vllm", "number": 2, "title": "slow", "body": "It is slower than last week."},
+    ]
+    out = list(predict_batch(records, "liu2025"))
+    assert out[0]["labels"]["root_cause"] == ["Incompatible Version"]
+    assert out[0]["labels"]["root_cause_group"] == ["Environment"]
+    assert out[0]["labels"]["symptom"] == ["Crash"]
+    assert set(out[0]["confidence"]) == set(out[0]["labels"])
+    assert out[1]["labels"] == {} and out[1]["has_log"] is False
+    src = tmp_path / "issues.jsonl"
+    src.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in records))
+    dst = tmp_path / "labels.jsonl"
+    result = runner.invoke(app, ["diagnose", "--batch", "--input", str(src), "--output", str(dst)])
+    assert result.exit_code == 0, result.output
+    rows = [orjson.loads(l) for l in dst.read_bytes().splitlines()]
+    assert [r["number"] for r in rows] == [1, 2] and rows[0]["taxonomy"] == "liu2025"
+
+
+def test_batch_rejects_bad_lines(tmp_path):
+    src = tmp_path / "bad.jsonl"
+    src.write_text('{"repo": "a/b", "number": 1}\n{not json\n')
+    result = bugatlas("diagnose", "--batch", "--input", str(src), "--output", str(tmp_path / "o.jsonl"))
+    assert result.returncode == 2 and "bad.jsonl: line 2" in result.stderr
+    assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_index_cli(indexed_store):
+    db = str(indexed_store.path)
+    result = runner.invoke(app, ["index", "status", "--db", db, "--json"])
+    assert result.exit_code == 0 and orjson.loads(result.stdout)["up_to_date"]
+    result = runner.invoke(app, ["index", "build", "--db", db, "--json"])
+    assert result.exit_code == 0 and orjson.loads(result.stdout)["indexed"] == 0
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in LOGS.glob("*.log")))
+def test_every_sample_log_diagnoses(name):
+    d = diagnose((LOGS / name).read_text())
+    assert d.to_dict()["parsed"]["recognized"] == (name not in {"nothing.log", "versions.log"})
+
+
+def test_yu2026_taxonomy():
+    d = diagnose((LOGS / "torch_oom.log").read_text(), taxonomy="yu2026")
+    assert d.taxonomy == "yu2026"
+    assert d.predictions["symptom"].category == "GPU OOM"
+    assert d.predictions["root_cause"].category == "GPU Memory Insufficiency"
+    assert d.predictions["root_cause"].path[-1] == "GPU Memory Insufficiency" and len(d.predictions["root_cause"].path) == 3
+    assert d.next_steps
+    nccl = diagnose((LOGS / "nccl.log").read_text(), taxonomy="yu2026")
+    assert nccl.predictions["root_cause"].category == "Multi-GPU Communication Failure"
+
+
+def test_batch_looks_up_bodies_in_the_store(indexed_store, tmp_path):
+    src = tmp_path / "keys.jsonl"
+    src.write_text('{"repo": "ggml-org/llama.cpp", "number": 2503}\n{"repo": "ggml-org/llama.cpp", "number": 4442}\n')
+    dst = tmp_path / "labels.jsonl"
+    result = bugatlas("diagnose", "--batch", "--input", str(src), "--output", str(dst), "--db", str(indexed_store.path))
+    assert result.returncode == 0, result.stderr
+    rows = [orjson.loads(l) for l in dst.read_bytes().splitlines()]
+    assert all(r["has_log"] and r["labels"]["symptom"] == ["Crash"] for r in rows)
+    assert rows[0]["signature"] == rows[1]["signature"]
+    missing = tmp_path / "missing.jsonl"
+    missing.write_text('{"repo": "ggml-org/llama.cpp", "number": 77777777}\n')
+    result = bugatlas("diagnose", "--batch", "--input", str(missing), "--output", str(dst), "--db", str(indexed_store.path))
+    assert result.returncode == 2 and "record 1 (ggml-org/llama.cpp#77777777): no body in the store" in result.stderr

@@ -1,0 +1,167 @@
+"""The failure filter on real issues of the shared corpus: rules, text preparation, classifier,
+batch interface and store writes."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from tests.conftest import CORPUS
+
+from bugatlas.errors import BadInputError
+from bugatlas.filter import (
+    IssueKindModel,
+    ModelParams,
+    body_headings,
+    cross_validate,
+    gold_set,
+    judge,
+    load_model,
+    load_rules,
+    strip_template_prefix,
+)
+from bugatlas.filter.pipeline import _labels, filter_store
+
+
+@pytest.fixture(scope="module")
+def corpus(shared_data: Path) -> list[dict]:
+    with gzip.open(CORPUS, "rt", encoding="utf-8") as f:
+        recs = [json.loads(l) for l in f]
+    for r in recs:
+        r["labels"] = _labels(r["labels"])
+    return recs
+
+
+def test_template_prefixes_are_stripped_from_real_titles(corpus: list[dict]) -> None:
+    prefixed = [r["title"] for r in corpus if r["title"].lstrip().startswith(("[Bug]", "[Feature]", "[Usage]", "Bug:", "[Misc]"))]
+    assert len(prefixed) > 800
+    for t in prefixed:
+        s = strip_template_prefix(t)
+        assert not s.lower().startswith(("[bug]", "[feature]", "[usage]", "bug:", "[misc]")), t
+    assert strip_template_prefix("[Bug]: vLLM crashes with CUDA graphs") == "vLLM crashes with CUDA graphs"
+    assert strip_template_prefix("🐛 [BUG] - server hangs") == "server hangs"
+    # Error names at the start of a title are content, not a template prefix.
+    assert strip_template_prefix("ValueError: bad shape") == "ValueError: bad shape"
+
+
+def test_body_template_headings_are_read(corpus: list[dict]) -> None:
+    vllm_bug = next(r for r in corpus if r["repo"] == "vllm-project/vllm" and "bug" in r["labels"]
+                    and "Describe the bug" in (r["body"] or ""))  # fmt: skip
+    heads = body_headings(vllm_bug["body"])
+    assert "describe the bug" in heads and "your current environment" in heads
+
+
+def test_rules_yu_keywords_and_liu_labels(corpus: list[dict]) -> None:
+    yu = load_rules("yu2026")
+    assert len(yu.terms) == 14
+    r = yu.check("Model fails to load", "It crashed with errors", [], "open")
+    assert r.passed and r.keywords == ["fail", "crash", "error"]
+    assert not yu.check("Add support for Gemma", "It would be nice", [], "open").passed
+    liu = load_rules("liu2025")
+    assert liu.check("x", "", ["bug"], "closed").passed
+    res = liu.check("x", "", ["bug"], "open")
+    assert not res.passed and "state open" in res.reasons[0]
+    passed = sum(yu.check(i["title"], i["body"], i["labels"], i["state"]).passed for i in corpus)
+    assert 0.5 * len(corpus) < passed < len(corpus)
+
+
+def test_bad_rules_file_is_one_line(tmp_path: Path) -> None:
+    f = tmp_path / "r.yaml"
+    f.write_text("keywords: {terms: error}\nlabels: {require_any: [1, 2]}\n")
+    with pytest.raises(BadInputError, match="r.yaml.*require_any"):
+        load_rules(f)
+    with pytest.raises(BadInputError, match="unknown filter rules 'nope'"):
+        load_rules("nope")
+
+
+def _small_gold(corpus: list[dict], per_repo: int = 400):
+    seen: dict[str, int] = {}
+    picked = []
+    for r in corpus:
+        if seen.get(r["repo"], 0) < per_repo:
+            seen[r["repo"]] = seen.get(r["repo"], 0) + 1
+            picked.append(r)
+    return gold_set(picked, kinds=["failure", "feature", "question"])
+
+
+def test_classifier_learns_and_beats_majority_by_cv(corpus: list[dict]) -> None:
+    gold = _small_gold(corpus)
+    assert len(gold) > 300
+    res = cross_validate(gold, grid=[ModelParams(classifier="logreg", C=10.0)], folds=3)
+    assert res["model"].macro_f1 > res["majority"].macro_f1 + 0.4
+    assert res["model"].per_class["failure"].f1 > 0.85
+    assert set(res["model"].confusion) == {"failure", "feature", "question"}
+
+
+def test_model_round_trip_and_labels_never_used(corpus: list[dict], tmp_path: Path) -> None:
+    gold = _small_gold(corpus, 250)
+    m = IssueKindModel.train(gold.titles, gold.bodies, gold.kinds, ModelParams(classifier="logreg", C=10.0))
+    path = m.save(tmp_path / "m.pkl.gz")
+    m2 = IssueKindModel.load(path)
+    p1 = m.predict(gold.titles[:20], gold.bodies[:20])
+    p2 = m2.predict(gold.titles[:20], gold.bodies[:20])
+    assert [p.kind for p in p1] == [p.kind for p in p2]
+    issue = dict(corpus[5])
+    a = next(judge([{**issue, "labels": ["bug"]}], model=m2))
+    b = next(judge([{**issue, "labels": ["enhancement", "question"]}], model=m2))
+    assert (a.kind, a.confidence) == (b.kind, b.confidence)  # maintainers' labels are not an input
+    assert a.maintainer_kind == "failure" and b.maintainer_kind is None
+    (tmp_path / "bad.pkl.gz").write_bytes(b"not a model")
+    with pytest.raises(Exception, match="bad.pkl.gz"):
+        IssueKindModel.load(tmp_path / "bad.pkl.gz")
+
+
+def test_shipped_model_judges_real_reports(corpus: list[dict]) -> None:
+    model = load_model()
+    assert {"failure", "feature", "question", "documentation"} <= set(model.classes)
+    crash = {"repo": "x/y", "number": 1, "title": "[Bug]: CUDA error: an illegal memory access was encountered",
+             "body": "### Your current environment\n...\n### 🐛 Describe the bug\nTraceback (most recent call last):\nRuntimeError: CUDA error"}  # fmt: skip
+    feat = {"repo": "x/y", "number": 2, "title": "[Feature]: support for Gemma 3",
+            "body": "### 🚀 The feature, motivation and pitch\nPlease add support for the new model.\n### Alternatives\n"}  # fmt: skip
+    got = {k.number: k for k in judge([crash, feat], model=model)}
+    assert got[1].kind == "failure" and got[1].confidence > 0.5
+    assert got[2].kind == "feature"
+    assert 0.99 < sum(got[1].probabilities.values()) < 1.01
+
+
+def bugatlas(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "bugatlas.cli", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_batch_interface_on_real_issues(corpus: list[dict], tmp_path: Path) -> None:
+    inp = tmp_path / "issues.jsonl"
+    with inp.open("w") as f:
+        for r in corpus[:150]:
+            f.write(json.dumps(r) + "\n")
+    out = tmp_path / "kinds.jsonl"
+    res = bugatlas("filter", "--input", str(inp), "--output", str(out), "--json")
+    assert res.returncode == 0, res.stderr
+    rows = [json.loads(l) for l in out.read_text().splitlines()]
+    assert len(rows) == 150
+    assert all(set(r) == {"repo", "number", "kind", "confidence"} for r in rows)
+    assert {r["kind"] for r in rows} <= {"failure", "feature", "question", "documentation", "other"}
+    assert all(0 < r["confidence"] <= 1 for r in rows)
+    assert json.loads(res.stdout)["issues"] == 150
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"repo": "a/b", "number": 1}\n{oops\n')
+    res = bugatlas("filter", "--input", str(bad), "--output", str(tmp_path / "o.jsonl"))
+    assert res.returncode == 2 and "bad.jsonl:2" in res.stderr
+
+
+def test_store_filter_writes_kinds_view_and_labels(corpus_store) -> None:
+    s1 = filter_store(corpus_store, repos=["sgl-project/sglang"])
+    assert s1["judged"] == 813 and sum(s1["kinds"].values()) == 813
+    rows = corpus_store.query("SELECT kind, COUNT(*) AS n FROM issue_kinds GROUP BY kind")
+    assert sum(r["n"] for r in rows) == 813
+    fr = corpus_store.query("SELECT COUNT(*) AS n FROM failure_reports")[0]["n"]
+    assert 0 < fr <= s1["kinds"]["failure"]
+    labels = list(corpus_store.iter_labels("issue-kind", source_kind="model"))
+    assert len(labels) == 813 and all(l.confidence is not None and l.evidence for l in labels)
+    # Resumes: a second run judges nothing new; --redo judges again without duplicating labels.
+    assert filter_store(corpus_store, repos=["sgl-project/sglang"])["judged"] == 0
+    filter_store(corpus_store, repos=["sgl-project/sglang"], redo=True)
+    assert len(list(corpus_store.iter_labels("issue-kind", source_kind="model"))) == 813
