@@ -259,13 +259,17 @@ def _maintenance_section(data: StudyData) -> Section | None:
 
 
 def _examples(data: StudyData, section: Section, *, per_category: int = 3) -> None:
-    """Quote a few issue titles per top-level symptom (untrusted text: escaped on output)."""
-    sym = A.find_dimension(data, A.SYMPTOM_DIMENSIONS)
+    """Quote the most discussed issue titles per top-level symptom or category (untrusted
+    text: escaped on output)."""
+    sym = A.find_dimension(data, A.SYMPTOM_DIMENSIONS) or A.find_dimension(data, A.CAUSE_DIMENSIONS)
     u = data.units
     if not sym or u["title"].isna().all():
         return
-    vals = data.values(sym, 0).merge(u[["title", "html_url", "repo", "issue_number"]], left_on="unit", right_index=True)
-    vals = vals[vals["title"].notna()]
+    vals = data.values(sym, 0).merge(u[["title", "html_url", "repo", "issue_number", "comments_count"]],
+                                     left_on="unit", right_index=True)  # fmt: skip
+    # the most discussed reports of each category: the ones maintainers and users know
+    vals = vals[vals["title"].notna()].sort_values(["comments_count", "repo", "issue_number"],
+                                                   ascending=[False, True, True], na_position="last")  # fmt: skip
     for cat, g in vals.groupby("value", sort=False):
         for r in g.head(per_category).itertuples():
             section.examples.append({"category": cat, "title": r.title, "url": r.html_url or "",
