@@ -276,6 +276,44 @@ def _examples(data: StudyData, section: Section, *, per_category: int = 3) -> No
                                      "ref": f"{r.repo}#{r.issue_number}"})  # fmt: skip
 
 
+def _probe_section(store: Store, data: StudyData) -> Section | None:
+    """Failures the probe stage found on live engines, beside the mined symptom distribution
+    (both in liu2025 symptoms). Skipped when the probe stage or its findings are absent."""
+    try:
+        from bugatlas.probe.storage import probe_findings_frame
+    except ImportError:
+        return None
+    try:
+        f = probe_findings_frame(store)
+    except Exception:  # store written before the probe stage existed
+        return None
+    if f.empty:
+        return None
+    s = Section("probe", "Probe findings beside the mined issues")
+    runs = f["probe_run_id"].nunique()
+    s.text.append(f"{len(f)} failures found by {runs} probe run(s) against live engines "
+                  f"({', '.join(sorted(map(str, f['engine'].fillna('unknown').unique())))}).")  # fmt: skip
+    counts = f.groupby("symptom").size().rename("probe findings").to_frame()
+    counts["probe share"] = counts["probe findings"] / counts["probe findings"].sum()
+    if data.taxonomy == "liu2025" and data.has("symptom"):
+        mined = A.distribution(data, "symptom", 0).set_index("category")
+        counts = counts.join(mined[["units", "share"]].rename(columns={"units": "mined issues", "share": "mined share"}),
+                             how="outer").fillna(0)  # fmt: skip
+    for col in ("probe findings", "mined issues"):
+        if col in counts:
+            counts[col] = counts[col].astype(int)
+    counts = counts.sort_values("probe findings", ascending=False, kind="stable")
+    counts.index.name = "symptom"
+    s.tables.append(Table("probe_symptoms", "Probe findings by liu2025 symptom (and the mined issues' shares)",
+                          counts, index=True, main=True, percent=("probe share", "mined share")))  # fmt: skip
+    share_cols = [c for c in ("probe share", "mined share") if c in counts]
+    s.figures.append(("probe-symptoms", F.stacked(counts[share_cols].T, "symptom shares: probe findings vs mined issues")))
+    detail = f[["engine", "model", "suite", "check_id", "oracle", "symptom", "unexpected_output", "message"]].copy()
+    detail["message"] = detail["message"].astype(str).str.slice(0, 240)
+    s.tables.append(Table("probe_findings", "Every probe finding (message truncated)", detail))
+    return s
+
+
 def _audit_section(store: Store, taxonomy: str | None, papers: list[str] | None, files: list[Path]) -> tuple[Section | None, dict | None]:
     from bugatlas.analyze.audit import audit, audit_summary, published
 
@@ -442,6 +480,9 @@ def build_report(
         raise BadInputError(f"{store.path}: no issues with text and no --taxonomy: nothing to report")
     data = load_study(store, taxonomy, source=source, restrict=restrict, attach=attach, names=names)
     sections = build_sections(data, by=by)
+    probe = _probe_section(store, data)
+    if probe is not None:
+        sections.append(probe)
     audit_summary = None
     if audit:
         sec, audit_summary = _audit_section(store, taxonomy, audit_papers, list(audit_files or []))
