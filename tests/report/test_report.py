@@ -211,3 +211,22 @@ def test_probe_findings_beside_mined_issues(_imported_store_file, tmp_path):
     assert "Crash,1," in table and "603" in table  # probe count beside the mined count
     body = r.html.read_text().split("</head>", 1)[1]
     assert "<script>window.__pwned" not in body
+
+
+def test_agreement_section_from_annotations(_imported_store_file, tmp_path):
+    """Two annotators label a liu2025 sample with the annotate stage; the report shows their
+    agreement (perfect here: both give the same symptom to each item)."""
+    ann = pytest.importorskip("bugatlas.annotate", reason="annotate stage not installed")
+    db = tmp_path / "a.db"
+    shutil.copy(_imported_store_file, db)
+    with Store(db) as store:
+        sample = ann.draw_sample(store, "liu2025", size=12, seed=3, dimensions=["symptom"], repos=["sgl-project/sglang"])
+        ann.assign(store, sample, ["ann", "ben"], k=2, arbitrator=["arb"], owner=["own"])
+        for who in ("ann", "ben"):
+            for q in ann.queue_for(store, sample, who):
+                value = ["Crash"] if q["item_id"] % 3 else ["System Hang"]
+                ann.save_annotation(store, sample, q["assignment_id"], who, {"symptom": value}, status="done")
+        r = build_report(store, tmp_path / "rep", taxonomy="liu2025", audit=False)
+    assert "agreement" in r.sections
+    text = (tmp_path / "rep" / "tables" / "agreement.csv").read_text()
+    assert "symptom" in text and "ann+ben: 1.000" in text

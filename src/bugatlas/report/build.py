@@ -314,6 +314,42 @@ def _probe_section(store: Store, data: StudyData) -> Section | None:
     return s
 
 
+def _agreement_section(store: Store, taxonomy: str | None) -> Section | None:
+    """Inter-rater agreement of the annotate stage's samples in this taxonomy (Cohen's kappa
+    per annotator pair, Fleiss' kappa, Krippendorff's alpha per dimension and level)."""
+    if not taxonomy:
+        return None
+    try:
+        from bugatlas.annotate.agreement import agreement, headline
+    except ImportError:
+        return None
+    try:
+        names = [r["name"] for r in store.query("SELECT name FROM ann_samples WHERE taxonomy = ? ORDER BY id", (taxonomy,))]
+    except Exception:  # store without the annotate tables
+        return None
+    rows = []
+    for name in names:
+        try:
+            rep = agreement(store, name)
+        except Exception as exc:  # a sample nobody has annotated yet, or an unknown codebook
+            rows.append({"sample": name, "dimension": "", "level": "", "items": 0, "note": str(exc)[:200]})
+            continue
+        for h in headline(rep):
+            if not h["items"]:
+                continue
+            rows.append({"sample": name, "annotators": ", ".join(rep["annotators"]), **{
+                k: ("; ".join(f"{a}: {v:.3f}" for a, v in h[k].items() if v is not None) if isinstance(h[k], dict) else h[k])
+                for k in ("dimension", "level", "items", "cohen_kappa", "observed_agreement", "fleiss_kappa",
+                          "krippendorff_alpha", "macro_category_kappa")}})  # fmt: skip
+    if not rows:
+        return None
+    s = Section("agreement", "Labelling agreement (annotate stage)")
+    s.text.append("Latest done annotation per annotator; kappa per annotator pair; multi-label dimensions "
+                  "compare label sets, with the macro kappa over categories.")  # fmt: skip
+    s.tables.append(Table("agreement", "Inter-rater agreement per sample, dimension and level", pd.DataFrame(rows), main=True))
+    return s
+
+
 def _audit_section(store: Store, taxonomy: str | None, papers: list[str] | None, files: list[Path]) -> tuple[Section | None, dict | None]:
     from bugatlas.analyze.audit import audit, audit_summary, published
 
@@ -480,6 +516,9 @@ def build_report(
         raise BadInputError(f"{store.path}: no issues with text and no --taxonomy: nothing to report")
     data = load_study(store, taxonomy, source=source, restrict=restrict, attach=attach, names=names)
     sections = build_sections(data, by=by)
+    agreement = _agreement_section(store, taxonomy)
+    if agreement is not None:
+        sections.append(agreement)
     probe = _probe_section(store, data)
     if probe is not None:
         sections.append(probe)
