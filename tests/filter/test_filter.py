@@ -180,3 +180,4 @@ def test_eval_cli_reports_per_class_and_majority(corpus: list[dict], tmp_path: P
     assert set(rep["classes"]) == {"failure", "feature", "question"} and rep["strip_prefixes"] is True
     assert rep["model"]["macro_f1"] > rep["majority"]["macro_f1"] + 0.4
     assert set(rep["model"]["per_class"]["question"]) == {"precision", "recall", "f1", "support"}
+    assert 0 <= rep["model"]["ece"] < 0.3 and 0 < rep["model"]["brier"] < 1
