@@ -119,8 +119,9 @@ def test_batch_format(tmp_path):
     assert out[0]["labels"]["root_cause"] == ["Incompatible Version"]
     assert out[0]["labels"]["root_cause_group"] == ["Environment"]
     assert out[0]["labels"]["symptom"] == ["Crash"]
-    assert set(out[0]["confidence"]) == set(out[0]["labels"])
-    assert out[1]["labels"] == {} and out[1]["has_log"] is False
+    assert set(out[0]["confidence"]) == {k for k, v in out[0]["labels"].items() if v}
+    assert not any(out[1]["labels"].values()) and out[1]["has_log"] is False
+    assert out[1]["labels"]["root_cause"] == [] and out[1]["confidence"] == {}
     src = tmp_path / "issues.jsonl"
     src.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in records))
     dst = tmp_path / "labels.jsonl"
@@ -128,6 +129,11 @@ def test_batch_format(tmp_path):
     assert result.exit_code == 0, result.output
     rows = [orjson.loads(l) for l in dst.read_bytes().splitlines()]
     assert [r["number"] for r in rows] == [1, 2] and rows[0]["taxonomy"] == "liu2025"
+    # classify's reader (the eval stage's input) takes these lines as they are
+    from bugatlas.classify.batch import read_label_records
+
+    recs = read_label_records(dst, taxonomy="liu2025")
+    assert recs[0].labels["root_cause"] == ["Incompatible Version"] and recs[1].labels["symptom"] == []
 
 
 def test_batch_rejects_bad_lines(tmp_path):
@@ -150,3 +156,29 @@ def test_index_cli(indexed_store):
 def test_every_sample_log_diagnoses(name):
     d = diagnose((LOGS / name).read_text())
     assert d.to_dict()["parsed"]["recognized"] == (name not in {"nothing.log", "versions.log"})
+
+
+def test_yu2026_taxonomy():
+    d = diagnose((LOGS / "torch_oom.log").read_text(), taxonomy="yu2026")
+    assert d.taxonomy == "yu2026"
+    assert d.predictions["symptom"].category == "GPU OOM"
+    assert d.predictions["root_cause"].category == "GPU Memory Insufficiency"
+    assert d.predictions["root_cause"].path[-1] == "GPU Memory Insufficiency" and len(d.predictions["root_cause"].path) == 3
+    assert d.next_steps
+    nccl = diagnose((LOGS / "nccl.log").read_text(), taxonomy="yu2026")
+    assert nccl.predictions["root_cause"].category == "Multi-GPU Communication Failure"
+
+
+def test_batch_looks_up_bodies_in_the_store(indexed_store, tmp_path):
+    src = tmp_path / "keys.jsonl"
+    src.write_text('{"repo": "ggml-org/llama.cpp", "number": 2503}\n{"repo": "ggml-org/llama.cpp", "number": 4442}\n')
+    dst = tmp_path / "labels.jsonl"
+    result = bugatlas("diagnose", "--batch", "--input", str(src), "--output", str(dst), "--db", str(indexed_store.path))
+    assert result.returncode == 0, result.stderr
+    rows = [orjson.loads(l) for l in dst.read_bytes().splitlines()]
+    assert all(r["has_log"] and r["labels"]["symptom"] == ["Crash"] for r in rows)
+    assert rows[0]["signature"] == rows[1]["signature"]
+    missing = tmp_path / "missing.jsonl"
+    missing.write_text('{"repo": "ggml-org/llama.cpp", "number": 77777777}\n')
+    result = bugatlas("diagnose", "--batch", "--input", str(missing), "--output", str(dst), "--db", str(indexed_store.path))
+    assert result.returncode == 2 and "record 1 (ggml-org/llama.cpp#77777777): no body in the store" in result.stderr

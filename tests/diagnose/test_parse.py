@@ -37,6 +37,9 @@ def parsed(name: str):
         ("segfault.log", "segfault", "fatal signal: SIGSEGV", "vllm", "Operators"),
         ("module_not_found.log", "module_not_found", "ModuleNotFoundError: No module named 'torch'", "llama.cpp", "Setup Tools"),
         ("undefined_symbol.log", "undefined_symbol", "<PATH>: undefined symbol: _ZN3c104cuda9SetDeviceEi", "vllm", "Setup Tools"),
+        ("argparse.log", "cli_usage", "argparse: unrecognized arguments: --enable_metrics", "sglang", "Engine Initializer"),
+        ("truncated.log", "python_traceback",
+         "truncated traceback at deepseek_v2.py:__init__: assert isinstance(layer, <MODEL>)", "vllm", None),
         ("chained.log", "python_exception", "RuntimeError: Failed to initialize the tokenizer for <MODEL>", "vllm", "Request Parser"),
     ],
 )
@@ -175,3 +178,13 @@ def test_corpus_parse_share(corpus):
     logs = [l for l in logs if l]
     share = sum(parse_log(l).recognized for l in logs) / len(logs)
     assert len(logs) > 700 and share > 0.75
+
+
+def test_markdown_bold_around_the_exception_line():
+    p = parse_log("Traceback (most recent call last):\n  File \"/x/vllm/a.py\", line 3, in f\n    g()\n**RuntimeError: mat1 and mat2 shapes cannot be multiplied (1x5120 and 4096x4096)**")
+    assert p.signature == "RuntimeError: mat1 and mat2 shapes cannot be multiplied (<N>x<N> and <N>x<N>)"
+
+
+def test_windows_access_violation_is_a_fatal_signal():
+    p = parse_log("An unhandled win32 exception occured in [5900] llama-quantize.exe")
+    assert p.family == "segfault" and p.signature == "fatal signal: ACCESS_VIOLATION"

@@ -133,3 +133,13 @@ def test_corrupt_or_unsizable_config(tmp_path):
     report = _run(tmp_path, model2)
     assert _one(report, "assets.files").severity == "warn"
     assert _one(report, "res.gpu_memory").severity == "skip"
+
+
+def test_kernel_choices_for_the_same_weights_are_not_contradictions(tmp_path):
+    model = build_model_dir(tmp_path / "m")
+    cfg = json.loads((model / "config.json").read_text())
+    cfg["quantization_config"] = {"quant_method": "awq", "bits": 4, "group_size": 16}
+    (model / "config.json").write_text(json.dumps(cfg))
+    assert _one(_run(tmp_path, model, extra="--quantization moe_wna16"), "assets.quantization").severity != "block"
+    assert _one(_run(tmp_path, model, extra="--quantization awq_marlin"), "assets.quantization").severity == "pass"
+    assert _one(_run(tmp_path, model, extra="--quantization fp8"), "assets.quantization").severity == "block"

@@ -143,3 +143,9 @@ def test_described_machine_file_formats(tmp_path):
 
     with pytest.raises(BadInputError, match="needs memory_gib"):
         load_machine(bad)
+
+
+def test_cpu_torch_build_on_a_gpu_machine_blocks():
+    m = _machine(packages={"torch": "2.4.0+cpu", "vllm": "0.6.3"})
+    f = _one(_run("vllm serve x", m), "env.cuda_driver")
+    assert f.severity == "block" and "cpu build" in f.message

@@ -49,3 +49,48 @@ def test_cuda_visible_devices_forms():
     assert m.visible_gpus("") == [] and m.visible_gpus("-1") == []
     assert [g.index for g in m.visible_gpus("0,-1,2")] == [0]  # CUDA stops at the invalid ordinal
     assert [g.index for g in m.visible_gpus("0,7")] == [0]
+
+
+def test_old_drivers_without_compute_cap_field_get_it_from_the_catalogue():
+    from bugatlas.preflight.machine import _insert_cc
+
+    line = _insert_cc("0, Tesla V100-SXM2-32GB, 32510, 470.82.01, GPU-1234")
+    gpus, driver = parse_nvidia_smi(line)
+    assert gpus[0].compute_capability == "7.0" and driver == "470.82.01" and gpus[0].uuid == "GPU-1234"
+    unknown, _ = parse_nvidia_smi(_insert_cc("0, Some Future GPU, 100000, 999.1, GPU-9"))
+    assert unknown[0].compute_capability is None
+
+
+def test_detect_machine_with_an_nvidia_smi_on_path(tmp_path, monkeypatch):
+    """A stand-in nvidia-smi executable (an old driver that rejects compute_cap) on PATH."""
+    script = tmp_path / "nvidia-smi"
+    script.write_text(
+        "#!/bin/sh\n"
+        'case "$1" in *compute_cap*) echo \'Field "compute_cap" is not a valid field to query.\' >&2; exit 2;; esac\n'
+        "echo '0, NVIDIA A100-SXM4-40GB, 40960, 470.82.01, GPU-aaaa'\n"
+        "echo '1, NVIDIA A100-SXM4-40GB, 40960, 470.82.01, GPU-bbbb'\n"
+    )
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{__import__('os').environ['PATH']}")
+    m = detect_machine()
+    assert [g.name for g in m.gpus] == ["NVIDIA A100-SXM4-40GB"] * 2
+    assert m.gpus[0].compute_capability == "8.0" and m.driver == "470.82.01"
+    assert m.gpus[1].memory_bytes == 40 * GIB
+
+
+def test_described_machine_round_trips_through_preflight_env(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from bugatlas.cli import app
+    from bugatlas.preflight import load_machine
+
+    script = tmp_path / "nvidia-smi"
+    script.write_text("#!/bin/sh\necho '0, NVIDIA L4, 23034, 8.9, 550.54.14, GPU-aaaa'\n")
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{__import__('os').environ['PATH']}")
+    out = tmp_path / "node.yaml"
+    result = CliRunner().invoke(app, ["preflight-env", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    here, back = detect_machine(), load_machine(out)
+    assert back.gpus[0].name == "NVIDIA L4" and back.gpus[0].cc == (8, 9) and back.driver == "550.54.14"
+    assert back.cpu_ram_bytes == here.cpu_ram_bytes and back.packages == here.packages and back.python == here.python

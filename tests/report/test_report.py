@@ -61,6 +61,23 @@ def test_files_and_numbers(liu_report):
     assert liu_report.figures >= 10
 
 
+@pytest.fixture(scope="module")
+def olf_report(_imported_store_file, tmp_path_factory):
+    out = tmp_path_factory.mktemp("olf-report")
+    with Store(_imported_store_file) as store:
+        return build_report(store, out, taxonomy="yu2026-artifact")
+
+
+def test_olf_report_renders_in_chromium(olf_report, tmp_path):
+    shot = tmp_path / "yu2026-artifact-report.png"
+    marks, (pwned, remote) = _render(olf_report.html, shot, section="#lifecycle")
+    assert len(marks) == olf_report.figures
+    assert not [m["id"] for m in marks if m["svg"] == 0 or m["marks"] == 0]
+    assert {"sankey-lifecycle", "versions-symptom", "sunburst-symptom"} <= {m["id"] for m in marks}
+    assert not remote and pwned == 0
+    _keep_screenshots(tmp_path)
+
+
 def test_markdown_escape():
     s = md_escape(EVIL + "\nsecond line")
     assert "<" not in s and "\n" not in s and "\\|" in s and "\\[" in s
@@ -108,7 +125,14 @@ def _browser():
     return sync_playwright()
 
 
-def _render(html: Path, shot: Path | None) -> tuple[list[dict], object]:
+def _keep_screenshots(folder: Path) -> None:
+    if os.environ.get("BUGATLAS_UPDATE_SCREENSHOTS"):
+        DOCS_SHOTS.mkdir(parents=True, exist_ok=True)
+        for png in folder.glob("*.png"):
+            shutil.copy(png, DOCS_SHOTS / png.name)
+
+
+def _render(html: Path, shot: Path | None, section: str = "#crosstab") -> tuple[list[dict], object]:
     with _browser() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
@@ -123,7 +147,7 @@ def _render(html: Path, shot: Path | None) -> tuple[list[dict], object]:
             if shot is not None:
                 shot.parent.mkdir(parents=True, exist_ok=True)
                 page.screenshot(path=str(shot), full_page=False)
-                page.locator("#crosstab, #lifecycle").first.screenshot(path=str(shot.with_name(shot.stem + "-section.png")))
+                page.locator(section).first.screenshot(path=str(shot.with_name(shot.stem + "-section.png")))
         finally:
             browser.close()
     remote = [u for u in requests if not u.startswith(("file:", "data:", "blob:", "about:"))]
@@ -139,10 +163,7 @@ def test_report_renders_in_chromium(liu_report, tmp_path):
     assert {m["id"].split("-")[0] for m in marks} >= {"bar", "sunburst", "heatmap", "sankey", "groups", "residuals"}
     assert not remote and pwned == 0
     assert shot.stat().st_size > 10_000
-    if os.environ.get("BUGATLAS_UPDATE_SCREENSHOTS"):
-        DOCS_SHOTS.mkdir(parents=True, exist_ok=True)
-        for png in tmp_path.glob("*.png"):
-            shutil.copy(png, DOCS_SHOTS / png.name)
+    _keep_screenshots(tmp_path)
 
 
 def test_hostile_report_runs_no_script(evil_store, tmp_path):

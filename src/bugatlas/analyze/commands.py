@@ -50,6 +50,8 @@ def _fmt(v: Any) -> str:
     if v is None:
         return ""
     if isinstance(v, float):
+        if v != 0 and abs(v) < 0.001:
+            return f"{v:.2e}"
         return f"{v:.3f}" if abs(v) < 10 else f"{v:.1f}"
     return str(v)
 

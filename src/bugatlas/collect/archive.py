@@ -79,7 +79,10 @@ def replay_archive(
         path = Path(source)
         if not path.exists():
             raise BadInputError(f"--replay: {path}: no such store")
-        src, own = Store(path, create=False), True
+        if path.name.endswith((".jsonl", ".jsonl.gz")):
+            src, own = _archive_file_as_store(path), True
+        else:
+            src, own = Store(path, create=False), True
     try:
         n = src.conn.execute("SELECT COUNT(*) FROM collect_archive").fetchone()[0]
         if n == 0:
@@ -125,6 +128,57 @@ def _copy_archive(src: Store, dst: Store, repos: Sequence[str] | None) -> None:
         if old_grp == old_id or (old_grp is not None and old_grp not in grp_map):
             grp_map[old_grp] = cur.lastrowid
             dst.conn.execute("UPDATE collect_archive SET grp = ? WHERE id = ?", (cur.lastrowid, cur.lastrowid))
+
+
+# -- archive files ---------------------------------------------------------------------------
+def export_archive(store: Store, path: str | Path, *, repos: Sequence[str] | None = None) -> int:
+    """Write the archive as JSON Lines (gzipped when ``path`` ends in .gz): the file a study
+    ships so others can ``--replay`` it. Returns the number of answers written."""
+    import gzip
+
+    path = Path(path)
+    sql = f"SELECT id, {', '.join(_ARCHIVE_COLS)} FROM collect_archive"
+    args: list[Any] = []
+    if repos:
+        sql += f" WHERE repo IN ({', '.join('?' * len(repos))})"
+        args = [r.lower() for r in repos]
+    opener = gzip.open if path.name.endswith(".gz") else open
+    n = 0
+    with opener(path, "wb") as fh:
+        for row in store.conn.execute(sql + " ORDER BY id", args):
+            fh.write(orjson.dumps(dict(zip(("id", *_ARCHIVE_COLS), row, strict=True))) + b"\n")
+            n += 1
+    if n == 0:
+        path.unlink()
+        raise BadInputError(f"{store.path}: the archive is empty (collect with --archive first)")
+    return n
+
+
+def _archive_file_as_store(path: Path) -> Store:
+    """An exported archive loaded into a scratch store (in a temporary folder)."""
+    import gzip
+    import tempfile
+
+    folder = tempfile.mkdtemp(prefix="bugatlas-replay-")
+    scratch = Store(Path(folder) / "archive.db")
+    opener = gzip.open if path.name.endswith(".gz") else open
+    cols = ("id", *_ARCHIVE_COLS)
+    try:
+        with opener(path, "rb") as fh, scratch.transaction():
+            for lineno, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                try:
+                    rec = orjson.loads(line)
+                    values = [rec[c] for c in cols]
+                except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+                    raise BadInputError(f"{path}: line {lineno}: not an archive record ({exc})") from None
+                scratch.conn.execute(
+                    f"INSERT INTO collect_archive ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+                    values)  # fmt: skip
+    except OSError as exc:
+        raise BadInputError(f"{path}: cannot read ({exc})") from None
+    return scratch
 
 
 # -- canonical dump ---------------------------------------------------------------------------

@@ -105,6 +105,7 @@ class GitHubClient:
         reserve: int = 0,
         backoff: float = 1.0,
         max_wait: float = 3900.0,
+        secondary_wait: float = 60.0,
         sleep: Callable[[float], None] = time.sleep,
         user_agent: str = "bugatlas-collect",
     ):
@@ -123,12 +124,14 @@ class GitHubClient:
         self._current = 0
         self.timeout, self.max_retries, self.reserve = timeout, max_retries, reserve
         self.backoff, self.max_wait, self._sleep = backoff, max_wait, sleep
+        self.secondary_wait = secondary_wait  # GitHub: without Retry-After, wait at least 1 min
         self.stats = ClientStats()
         self.on_fault: Callable[[str, Response | None], None] | None = None
         self.on_wait: Callable[[float, str], None] | None = None
         self._http = httpx.Client(timeout=timeout, headers={
             "User-Agent": user_agent, "Accept": "application/vnd.github+json"})  # fmt: skip
         self._checked = False
+        self._costs: dict[tuple[int, Any], int] = {}
 
     def close(self) -> None:
         self._http.close()
@@ -221,8 +224,17 @@ class GitHubClient:
         results beside per-field ``errors``). ``cost``: the points it is expected to take.
         ``shrink``: a variable (a page size) halved after a timeout, down to ``min_size``."""
         body = {"query": query, "variables": variables}
-        return self._request("POST", self.graphql_path, body, cost=cost, shrink=shrink,
+        # Learn what the server really charges for this document and page size: an estimate
+        # below the real cost would let a request through that the budget cannot pay.
+        key = (hash(query), variables.get(shrink) if shrink else None)
+        cost = max(cost, self._costs.get(key, 0))
+        resp = self._request("POST", self.graphql_path, body, cost=cost, shrink=shrink,
                              min_size=min_size)  # fmt: skip
+        rate = (resp.body.get("data") or {}).get("rateLimit") if isinstance(resp.body, dict) else None
+        if isinstance(rate, dict) and rate.get("cost") is not None:
+            key = (hash(query), body["variables"].get(shrink) if shrink else None)
+            self._costs[key] = max(self._costs.get(key, 0), int(rate["cost"]))
+        return resp
 
     def rest(self, path: str, params: dict[str, Any] | None = None) -> Response:
         if params:
@@ -249,6 +261,8 @@ class GitHubClient:
                     return resp
                 if kind == "rate-limited":  # primary limit: the server refused; wait for reset
                     state.remaining = 0
+                    if state.reset_at <= time.time():  # no usable reset time given: a minute
+                        state.reset_at = time.time() + 60
                     self._fault(kind, resp)
                     continue
                 if kind == "secondary":
@@ -258,7 +272,8 @@ class GitHubClient:
                         raise GitHubError(f"{self._where()}: still secondary-rate-limited after "
                                           f"{self.max_retries} waits; try again later")  # fmt: skip
                     retry_after = resp.retry_after
-                    wait = retry_after if retry_after is not None else min(60 * 2 ** (secondary - 1), 900)
+                    wait = retry_after if retry_after is not None else min(
+                        self.secondary_wait * 2 ** (secondary - 1), 900)
                     self._wait(wait, "secondary rate limit")
                     continue
             self._fault(kind or "error", resp)
@@ -293,9 +308,11 @@ class GitHubClient:
         if isinstance(resp.body, dict) and resp.body.get("errors") and not resp.body.get("data"):
             errors = resp.body["errors"]
             types = {e.get("type") for e in errors if isinstance(e, dict)}
+            text = " ".join(str(e.get("message", "")) for e in errors if isinstance(e, dict))
+            if "secondary rate limit" in text.lower():  # GitHub may send it as a 200
+                return "secondary"
             if "RATE_LIMITED" in types:
                 return "rate-limited"
-            text = " ".join(str(e.get("message", "")) for e in errors if isinstance(e, dict))
             if any(h in text.lower() for h in _TIMEOUT_HINTS):
                 return "graphql-timeout"
             if "NOT_FOUND" in types:

@@ -53,6 +53,7 @@ class RepoResult:
     complete: bool = False           # False: stopped by --limit (the next run continues)
     watermark: str | None = None
     missing: int = 0                 # hydrate: issues the server no longer has
+    error: str | None = None         # hydrate: why a repository was skipped
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -312,8 +313,12 @@ class Collector:
                 resp = None
             if resp is None or (resp.body.get("data") or {}).get("repository") is None:
                 if resp is not None and not _only_issue_errors(resp.body):
-                    raise GitHubError(f"{repo}: repository not found on {self.client._where()} "
-                                      f"(or the token cannot see it)")  # fmt: skip
+                    # References may point at repositories since deleted or made private:
+                    # note it and go on with the other repositories.
+                    result.missing, result.error = len(numbers), "repository not found"
+                    if self.bar:
+                        self.bar.update(advance=len(numbers) - start)
+                    break
                 result.missing += len(chunk)
                 if self.bar:
                     self.bar.update(advance=len(chunk))
@@ -403,6 +408,21 @@ def collect_repos(
         if client is None:
             gh.close()
     return result
+
+
+def collect_status(store: Store) -> list[dict[str, Any]]:
+    """One row per crawl (repository and filter set): how far it got, and what is archived."""
+    rows = store.query(
+        """SELECT s.repo, s.filter_key, s.watermark, s.cursor IS NOT NULL AS interrupted,
+                  s.issues AS issues_written, s.requests AS answers, s.updated_at AS last_page_at,
+                  (SELECT COUNT(*) FROM issues i WHERE i.repo = s.repo AND i.source = 'collect:github')
+                      AS issues_stored,
+                  (SELECT COUNT(*) FROM collect_archive a WHERE a.repo = s.repo) AS archived
+           FROM collect_state s ORDER BY s.repo, s.filter_key""")  # fmt: skip
+    for row in rows:
+        row["filters"] = {k: v for k, v in orjson.loads(row.pop("filter_key")).items() if v}
+        row["interrupted"] = bool(row["interrupted"])
+    return rows
 
 
 def reference_numbers(store: Store, repos: Sequence[str] | None = None) -> dict[str, list[int]]:

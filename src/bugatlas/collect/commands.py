@@ -31,11 +31,16 @@ def register(app: typer.Typer) -> None:
         archive: Annotated[bool, typer.Option(
             "--archive", help="Keep every raw answer in the store (for --replay).")] = False,
         replay: Annotated[Path | None, typer.Option(
-            "--replay", help="Rebuild the data offline from the archive in this store file "
-                             "(use the --db file itself to rebuild in place).")] = None,
+            "--replay", help="Rebuild the data offline from the archive in this store file or "
+                             "exported .jsonl[.gz] (the --db file itself rebuilds in place).")] = None,
+        export_archive_to: Annotated[Path | None, typer.Option(
+            "--export-archive", help="Write the store's archive to this .jsonl[.gz] file (to ship "
+                                     "with a study for --replay).")] = None,
         hydrate: Annotated[bool, typer.Option(
             "--hydrate", help="Fetch the text of issues imported as references (Liu et al., "
                               "Open-LLM-Failures); REPOS narrows which.")] = False,
+        status: Annotated[bool, typer.Option(
+            "--status", help="Show each crawl's watermark, interrupted crawls and archive size.")] = False,
         page_size: Annotated[int, typer.Option("--page-size", help="Issues per GraphQL page (1-100).")] = 100,
         timeout: Annotated[float, typer.Option("--timeout", help="Seconds before a request is retried.")] = 60.0,
         max_retries: Annotated[int, typer.Option(
@@ -45,12 +50,41 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Collect issues, comments, labels and fixing pull requests from GitHub (GraphQL, 100
         issues a request). Incremental and resumable; tokens from GITHUB_TOKEN or GITHUB_TOKENS."""
-        from bugatlas.collect import collect_repos, hydrate_references, replay_archive
+        from bugatlas.collect import (
+            collect_repos,
+            export_archive,
+            hydrate_references,
+            replay_archive,
+        )
 
-        modes = sum([bool(replay), hydrate])
+        modes = sum([replay is not None, hydrate, export_archive_to is not None, status])
         if modes > 1:
-            raise BadInputError("--replay and --hydrate: choose one")
+            raise BadInputError("--replay, --hydrate, --export-archive and --status: choose one")
+        if status:
+            from bugatlas.collect import collect_status
+
+            with open_store(db, create=False) as store:
+                rows = collect_status(store)
+            if as_json:
+                print_json(rows)
+                return
+            if not rows:
+                console.print("no crawls yet (bugatlas collect OWNER/REPO)")
+            for r in rows:
+                filters = ", ".join(f"{k}={v}" for k, v in r["filters"].items()) or "no filters"
+                state = "interrupted: the next run resumes" if r["interrupted"] else "complete"
+                console.print(f"{r['repo']} ({filters}): {r['issues_stored']} issues stored, up to date "
+                              f"to {r['watermark'] or '-'}, {state}; {r['archived']} archived answers")  # fmt: skip
+            return
         client_options = {"timeout": timeout, "max_retries": max_retries}
+        if export_archive_to is not None:
+            with open_store(db, create=False) as store:
+                n = export_archive(store, export_archive_to, repos=repos or None)
+            if as_json:
+                print_json({"path": str(export_archive_to), "answers": n})
+            else:
+                console.print(f"wrote {n} archived answers to {export_archive_to}")
+            return
         with open_store(db) as store:
             if replay is not None:
                 result = replay_archive(store, replay, repos=repos or None)
@@ -77,6 +111,9 @@ def register(app: typer.Typer) -> None:
             return
         for r in result.repos:
             if hydrate:
+                if r.error:
+                    console.print(f"{r.repo}: skipped, {r.error} ({r.total} references stay)")
+                    continue
                 console.print(f"{r.repo}: {r.issues} of {r.total} references hydrated"
                               f"{f', {r.missing} not found' if r.missing else ''}, {r.comments} comments, "
                               f"{r.requests} requests")  # fmt: skip

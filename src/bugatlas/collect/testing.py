@@ -522,14 +522,16 @@ class Faults:
 
     ``rate`` is the chance that a request (after the first ``skip``) gets one of ``kinds``:
     502, 503, 504, timeout (no answer for ``timeout_seconds``), graphql-timeout (a 200 whose
-    body is GitHub's timeout error), secondary-403, secondary-429 (with ``Retry-After``).
+    body is GitHub's timeout error), secondary-403, secondary-429 (with ``Retry-After``),
+    secondary-200 (a 200 whose GraphQL error names the secondary limit, no header).
     """
 
     rate: float = 0.0
     kinds: tuple[str, ...] = ("502", "503", "504", "timeout", "graphql-timeout", "secondary-403",
-                              "secondary-429")  # fmt: skip
+                              "secondary-429", "secondary-200")  # fmt: skip
     seed: int = 1
     skip: int = 0
+    sequence: tuple[str | None, ...] = ()   # scripted: the k-th request (after skip) gets sequence[k]
     timeout_seconds: float = 2.0
     retry_after: int = 1
 
@@ -588,6 +590,7 @@ class FakeGitHub:
         self.latency = latency
         self.stats = Stats()
         self._rng = random.Random(self.faults.seed)
+        self._served = 0  # requests that could be faulted (all but /rate_limit and bad auth)
         self._lock = threading.Lock()
         self._budgets: dict[tuple[str, str], _Budget] = {}
         self._retry_after_until: dict[str, float] = {}
@@ -634,7 +637,11 @@ class FakeGitHub:
     # request handling (called from handler threads)
     def _fault(self) -> str | None:
         with self._lock:
-            if self.stats.requests <= self.faults.skip or self.faults.rate <= 0:
+            self._served += 1
+            k = self._served - 1 - self.faults.skip
+            if 0 <= k < len(self.faults.sequence):
+                return self.faults.sequence[k]
+            if k < 0 or self.faults.rate <= 0:
                 return None
             if self._rng.random() >= self.faults.rate:
                 return None
@@ -676,6 +683,11 @@ class FakeGitHub:
                 return int(fault), {}, {"message": "Server Error"}, 0
             if fault == "timeout":
                 return 504, {}, {"message": "timeout"}, self.faults.timeout_seconds
+            if fault == "secondary-200":
+                # GitHub's advice without Retry-After: wait at least a minute. Not policed here.
+                return 200, {}, {"data": None, "errors": [{"type": "RATE_LIMITED", "message":
+                                 "You have exceeded a secondary rate limit. Please wait a few "
+                                 "minutes before you try again."}]}, 0  # fmt: skip
             if fault.startswith("secondary"):
                 with self._lock:
                     self._retry_after_until[token] = time.time() + self.faults.retry_after

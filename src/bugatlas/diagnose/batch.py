@@ -43,6 +43,9 @@ def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
 
 
 def predict_record(rec: dict[str, Any], codebook: Any) -> dict[str, Any]:
+    """One line of the batch format (classify's ``LabelRecord`` shape, plus ``has_log`` and
+    ``signature``). Abstained dimensions are written as classify writes them: ``[]`` for a
+    multi-label dimension, ``null`` for a single-valued one."""
     log = extract_log(rec.get("body") or "")
     parsed = parse_log(log) if log else ParsedLog(recognized=False)
     preds = predict(parsed, log, codebook) if log else {}
@@ -50,10 +53,14 @@ def predict_record(rec: dict[str, Any], codebook: Any) -> dict[str, Any]:
     confidence: dict[str, float] = {}
     evidence: dict[str, list[str]] = {}
     for dim_name in DIMENSIONS:
+        if dim_name not in codebook.dimensions:
+            continue
+        dim = codebook.dimension(dim_name)
+        for level in dim.levels:  # every level of the dimension, abstained unless predicted
+            labels[level] = [] if dim.multi_label else None
         pred = preds.get(dim_name)
         if pred is None or pred.category is None:
             continue
-        dim = codebook.dimension(dim_name)
         # Hierarchical dimensions: each level in its own store dimension (root_cause_group, …).
         for name in pred.path:
             store_dim = dim.level_name(name)
@@ -62,14 +69,23 @@ def predict_record(rec: dict[str, Any], codebook: Any) -> dict[str, Any]:
         evidence[dim_name] = [f"{e.line_no}: {e.text}" for e in pred.evidence[:3]]
     return {
         "repo": rec["repo"], "number": int(rec["number"]), "taxonomy": codebook.name,
-        "labels": labels, "confidence": confidence, "source": SOURCE,
-        "has_log": bool(log), "signature": parsed.signature, "evidence": evidence,
+        "labels": labels, "confidence": confidence, "evidence": evidence,
+        "source": {"classifier": SOURCE, "input": "error log of the body only"},
+        "has_log": bool(log), "signature": parsed.signature,
     }  # fmt: skip
 
 
-def predict_batch(records: Iterable[dict[str, Any]], taxonomy: str) -> Iterator[dict[str, Any]]:
-    from bugatlas.taxonomy import load_codebook
+def predict_batch(records: Iterable[dict[str, Any]], taxonomy: str, store: Any = None) -> Iterator[dict[str, Any]]:
+    """Predict each record. A record without ``body`` (a key list such as the dev-set sample) is
+    looked up in ``store``; it must be there."""
+    from bugatlas.diagnose.predict import get_codebook
 
-    cb = load_codebook(taxonomy)
-    for rec in records:
+    cb = get_codebook(taxonomy)
+    for n, rec in enumerate(records, 1):
+        if "body" not in rec:
+            issue = store.get_issue(rec["repo"], int(rec["number"])) if store is not None else None
+            if issue is None or issue.is_reference:
+                where = "the store" if store is not None else "the record (no --db store to look it up)"
+                raise BadInputError(f"record {n} ({rec['repo']}#{rec['number']}): no body in {where}")
+            rec = {**rec, "title": issue.title, "body": issue.body}
         yield predict_record(rec, cb)

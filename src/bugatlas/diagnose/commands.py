@@ -67,7 +67,7 @@ def diagnose_cmd(
     taxonomy: Annotated[str, typer.Option("--taxonomy", help="Codebook: liu2025 | yu2026 | a YAML path.")] = "liu2025",
     k: Annotated[int, typer.Option("-k", "--top", help="How many similar issues.", min=0)] = 5,
     batch: Annotated[bool, typer.Option("--batch", help="Log-only predictions for a JSONL of issues.")] = False,
-    input_path: Annotated[Path | None, typer.Option("--input", help="--batch: issues JSONL (repo, number, body).")] = None,
+    input_path: Annotated[Path | None, typer.Option("--input", help="--batch: issues JSONL (repo, number, body; without body: looked up in --db).")] = None,
     output_path: Annotated[Path | None, typer.Option("--output", help="--batch: predictions JSONL.")] = None,
     timeout: Annotated[float, typer.Option("--timeout", help="--command: seconds before it is stopped.")] = 600.0,
     db: DbOption = None,
@@ -78,7 +78,7 @@ def diagnose_cmd(
     from bugatlas.diagnose.diagnose import capture_command, diagnose
 
     if batch:
-        _batch(input_path, output_path, taxonomy)
+        _batch(input_path, output_path, taxonomy, db)
         return
     cmd_info = None
     if command is not None:
@@ -109,22 +109,27 @@ def diagnose_cmd(
         render(result)
 
 
-def _batch(input_path: Path | None, output_path: Path | None, taxonomy: str) -> None:
+def _batch(input_path: Path | None, output_path: Path | None, taxonomy: str, db: Path | None) -> None:
     from bugatlas.diagnose.batch import predict_batch, read_jsonl
 
     if input_path is None or output_path is None:
         raise BadInputError("--batch needs --input issues.jsonl and --output labels.jsonl")
     records = list(read_jsonl(input_path))  # reads it all first: a bad line fails before writing
+    db_path = db or default_db_path()
+    store = open_store(db_path) if Path(db_path).exists() else None
     n_labeled = 0
     tmp = output_path.with_name(output_path.name + ".part")
     try:
         with open(tmp, "wb") as fh:
-            for row in predict_batch(records, taxonomy):
-                n_labeled += bool(row["labels"])
+            for row in predict_batch(records, taxonomy, store):
+                n_labeled += any(row["labels"].values())
                 fh.write(orjson.dumps(row) + b"\n")
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    finally:
+        if store is not None:
+            store.close()
     tmp.replace(output_path)
     err_console.print(f"{output_path}: {len(records)} issues, {n_labeled} with a log-only prediction")
 
@@ -158,7 +163,10 @@ def render(d) -> None:
         t.add_column(col)
     for dim, pred in d.predictions.items():
         if pred.category:
-            ev = "\n".join(escape(f"L{e.line_no}: {e.text[:70]}") for e in pred.evidence[:2])
+            shown: dict[int | None, str] = {}
+            for e in pred.evidence:  # one row per log line, whatever number of signals it matched
+                shown.setdefault(e.line_no, e.text)
+            ev = "\n".join(escape(f"L{ln}: {txt[:70]}") for ln, txt in list(shown.items())[:3])
             t.add_row(dim, escape(" › ".join(pred.path)), f"{pred.confidence:.2f}", ev)
         else:
             t.add_row(dim, "[yellow]no known pattern[/]", "-", "nothing in the log matches this dimension's signals")

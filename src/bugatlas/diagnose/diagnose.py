@@ -47,7 +47,11 @@ class Diagnosis:
     def to_dict(self) -> dict[str, Any]:
         parsed = self.parsed.to_dict()
         parsed.pop("matches", None)
+        # Line numbers in the JSON are 1-based, like the evidence lines of the predictions.
+        if parsed["line_no"] is not None:
+            parsed["line_no"] += 1
         for exc in parsed.get("chain", []):
+            exc["line_no"] += 1
             exc["frames"] = exc["frames"][-6:]  # the full chain is long; the tail is what matters
         return {
             "taxonomy": self.taxonomy,
@@ -128,10 +132,10 @@ def diagnose(
 ) -> Diagnosis:
     """Diagnose a log. ``store`` (with a built index) adds similar issues; without it the parse,
     the predictions and the next steps still work."""
-    from bugatlas.taxonomy import load_codebook
+    from bugatlas.diagnose.predict import get_codebook
 
     parsed = parse_log(text)
-    cb = load_codebook(taxonomy)
+    cb = get_codebook(taxonomy)
     preds = predict(parsed, text, cb)
     notes: list[str] = []
     similar: list[SimilarIssue] = []
@@ -140,12 +144,8 @@ def diagnose(
         if not index.is_built():
             notes.append("the store has no search index yet: run `bugatlas index build` to list similar issues")
         else:
-            status_stale = index.store.conn.execute(
-                "SELECT COUNT(*) FROM issues i LEFT JOIN diagnose_docs d ON d.repo = i.repo AND d.number = i.number "
-                "WHERE i.is_reference = 0 AND i.is_pull_request = 0 AND d.doc_id IS NULL"
-            ).fetchone()[0]
-            if status_stale:
-                notes.append(f"{status_stale} issues are not indexed yet: run `bugatlas index build`")
+            if not index.is_current():
+                notes.append("issues were added to the store since the index was built: run `bugatlas index build`")
             for hit in index.search(parsed, text, k=k, exclude=exclude):
                 issue = store.get_issue(hit.repo, hit.number)
                 similar.append(SimilarIssue(

@@ -62,9 +62,16 @@ class Doc:
     parsed: ParsedLog
 
     def semantic_text(self, chars: int) -> str:
-        p = self.parsed
-        text = f"{self.title}\n{p.search_text}\n{self.log[: chars // 2]}\n{self.body_head}"
-        return text[:chars]
+        return _semantic_text(self.title, self.parsed.search_text[:4000], self.fts_body, chars)
+
+    @property
+    def fts_body(self) -> str:
+        return f"{self.body_head}\n{self.log}"
+
+
+def _semantic_text(title: str | None, terms: str | None, fts_body: str | None, chars: int) -> str:
+    # The parsed failure first (it is the most specific), then title, then body head and log.
+    return f"{title or ''}\n{terms or ''}\n{fts_body or ''}"[:chars]
 
 
 def make_doc(repo: str, number: int, title: str | None, body: str | None) -> Doc:
@@ -337,6 +344,7 @@ class SearchIndex:
             if changed_any or self._meta("generation") is None:
                 self._set_meta("generation", self.generation + 1)
             self._set_meta("built_at", now_iso())
+            self._set_meta("issues_mark", self._issues_mark())
         stats.model_version = None if model is None else model.version
         self._write_cache()
         stats.seconds = round(time.perf_counter() - t0, 3)
@@ -380,7 +388,7 @@ class SearchIndex:
         sig_text = " ".join(filter(None, [p.signature, *p.secondary_signatures, p.search_text]))
         conn.execute(
             "INSERT INTO diagnose_fts (rowid, title, body, signature) VALUES (?, ?, ?, ?)",
-            (doc_id, doc.title, f"{doc.body_head}\n{doc.log}", sig_text),
+            (doc_id, doc.title, doc.fts_body, sig_text),
         )
         keys = []
         if p.signature_key:
@@ -394,18 +402,17 @@ class SearchIndex:
         conn.executemany("INSERT OR IGNORE INTO diagnose_signatures VALUES (?, ?, ?)", keys)
 
     def _semantic_texts(self, doc_ids: Sequence[int]) -> list[str]:
+        """The text each issue is embedded from, rebuilt from what the index stores (title, parsed
+        terms, and the FTS body column: the head of the body plus its extracted log), so
+        vectorizing never re-parses."""
         chars = self.settings["semantic"]["text_chars"]
-        lex = self.settings["lexical"]
         out = []
         for doc_id in doc_ids:
-            title, body, terms = self.store.conn.execute(
-                "SELECT i.title, i.body, d.search_terms FROM diagnose_docs d JOIN issues i "
-                "ON i.repo = d.repo AND i.number = d.number WHERE d.doc_id = ?", (doc_id,)
+            title, terms, fts_body = self.store.conn.execute(
+                "SELECT f.title, d.search_terms, f.body FROM diagnose_docs d JOIN diagnose_fts f "
+                "ON f.rowid = d.doc_id WHERE d.doc_id = ?", (doc_id,)
             ).fetchone()
-            body = body or ""
-            log = extract_log(body)[: lex["log_chars"]]
-            text = f"{title or ''}\n{terms or ''}\n{log[: chars // 2]}\n{body[: lex['body_chars']]}"
-            out.append(text[:chars])
+            out.append(_semantic_text(title, terms, fts_body, chars))
         return out
 
     def _fit(self, n_docs: int) -> LsaModel:
@@ -474,6 +481,16 @@ class SearchIndex:
         return ids, vecs
 
     # -- search ---------------------------------------------------------------------------------
+    def _issues_mark(self) -> str:
+        # Cheap fingerprint of the issues table (max rowid, count): changes when issues are added.
+        row = self.store.conn.execute("SELECT MAX(rowid), COUNT(*) FROM issues").fetchone()
+        return f"{row[0]}:{row[1]}"
+
+    def is_current(self) -> bool:
+        """False when issues were added or removed since the last build (checked in O(1)-ish;
+        `status` does the full per-issue comparison, including edited issues)."""
+        return self._meta("issues_mark") == self._issues_mark()
+
     def is_built(self) -> bool:
         return self.store.conn.execute("SELECT 1 FROM diagnose_docs LIMIT 1").fetchone() is not None
 

@@ -50,6 +50,15 @@ class Prediction:
         return asdict(self)
 
 
+@lru_cache(maxsize=8)
+def get_codebook(name: str) -> Any:
+    """A codebook by name or path, resolved once per process (resolving a name reads every
+    codebook file, which would cost more than a whole diagnosis)."""
+    from bugatlas.taxonomy import load_codebook
+
+    return load_codebook(name)
+
+
 def _line_index(text: str) -> tuple[list[int], list[str]]:
     lines = text.split("\n")
     starts = [0]
@@ -60,10 +69,11 @@ def _line_index(text: str) -> tuple[list[int], list[str]]:
 
 def predict(parsed: ParsedLog, text: str, codebook: Any, *, dimensions=DIMENSIONS) -> dict[str, Prediction]:
     """Predict each of ``dimensions`` the codebook has. ``codebook`` is a Codebook or its name."""
-    from bugatlas.taxonomy import load_codebook
-
-    cb = load_codebook(codebook) if isinstance(codebook, str) else codebook
+    cb = get_codebook(codebook) if isinstance(codebook, str) else codebook
     priors = load_priors()
+    if parsed.code_lines:  # source lines under traceback frames are code, not what happened
+        blank = set(parsed.code_lines)
+        text = "\n".join("" if i in blank else line for i, line in enumerate(text.split("\n")))
     starts, lines = _line_index(text)
     out: dict[str, Prediction] = {}
     for dim_name in dimensions:
@@ -76,6 +86,11 @@ def predict(parsed: ParsedLog, text: str, codebook: Any, *, dimensions=DIMENSION
                 for name, w in (src.get(dim_name) or {}).items():
                     prior[name] = prior.get(name, 0.0) + float(w)
         scored: list[tuple[float, Any, list[Evidence]]] = []
+        leaves = {c.id for c in dim.leaves()}
+        fam_ev = Evidence(parsed.line_no + 1 if parsed.line_no is not None else None,
+                          (parsed.line or "")[:300], f"failure family {parsed.family} ({parsed.kind})")
+        prior_cats = [(dim.find(name), w) for name, w in prior.items()]
+        prior_cats = [(c, w) for c, w in prior_cats if c is not None]
         for cat in dim.categories.values():
             ev: list[Evidence] = []
             for signal, rx in zip(cat.signals, cat.patterns, strict=True):
@@ -84,15 +99,15 @@ def predict(parsed: ParsedLog, text: str, codebook: Any, *, dimensions=DIMENSION
                     ln = bisect.bisect_right(starts, m.start()) - 1
                     ev.append(Evidence(ln + 1, lines[ln].strip()[:300], f"signal /{signal}/"))
             score = float(len(ev))
-            for key, w in prior.items():
-                if dim.find(key) is cat:
+            for pc, w in prior_cats:
+                # On the leaf itself; a group's weight only on leaves with evidence of their own.
+                if pc is cat or (pc.id not in leaves and ev and pc in dim.path(cat.id)):
                     score += w
-                    ev.append(Evidence(parsed.line_no + 1 if parsed.line_no is not None else None,
-                                       (parsed.line or "")[:300], f"failure family {parsed.family} ({parsed.kind})"))
+                    if fam_ev not in ev:
+                        ev.append(fam_ev)
             if score > 0:
                 scored.append((score, cat, ev))
-        # A parent scores with its best child: predictions are leaves, their group follows.
-        leaves = {c.id for c in dim.leaves()}
+        # Predictions are leaves; their groups follow from the codebook's hierarchy.
         leaf_scored = [s for s in scored if s[1].id in leaves]
         leaf_scored.sort(key=lambda s: (-s[0], -(s[1].dataset_count or 0)))
         pred = Prediction(dim_name, None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from bugatlas.preflight.machine import Machine
 from bugatlas.preflight.model import (
     ModelSpec,
     find_known,
+    spec_for_name,
     spec_from_config_file,
     spec_from_known,
 )
@@ -76,7 +78,7 @@ def resolve_model(launch: Launch, model_config: str | None = None) -> tuple[Mode
         elif path.is_file():
             spec = assets.spec_from_gguf(path) if path.suffix.lower() == ".gguf" else spec_from_config_file(path)
         else:
-            spec = spec_from_known(model_config)
+            spec = spec_for_name(model, model_config) if model else spec_from_known(model_config)
     elif model_dir is not None and (model_dir / "config.json").exists():
         try:
             spec = spec_from_config_file(model_dir / "config.json")
@@ -88,7 +90,7 @@ def resolve_model(launch: Launch, model_config: str | None = None) -> tuple[Mode
         except BadInputError:
             spec = None  # a broken GGUF file is a blocking finding of assets.gguf, not bad input
     elif model and (key := find_known(model)):
-        spec = spec_from_known(key)
+        spec = spec_for_name(model, key)
     if spec is not None and model_dir is not None:
         spec.directory = model_dir
     return spec, model_dir, gguf
@@ -116,6 +118,16 @@ def run_preflight(
         config_problem = exc
         spec, gguf = None, None
         model_dir = Path(launch.model).expanduser() if launch.model else None
+    overrides = launch.get("hf_overrides")
+    if spec is not None and overrides:
+        try:  # vLLM --hf-overrides / SGLang --json-model-override-args: merged into config.json
+            extra = json.loads(overrides) if isinstance(overrides, str) else dict(overrides)
+        except ValueError as exc:
+            raise BadInputError(f"launch command: config overrides are not JSON ({exc})") from exc
+        if not isinstance(extra, dict):
+            raise BadInputError("launch command: config overrides must be a JSON object")
+        spec.config.update(extra)
+        spec.source += " + overrides"
     if spec is not None:
         try:  # a config without the fields sizing needs (an unfamiliar architecture)
             spec.param_count()
@@ -130,6 +142,8 @@ def run_preflight(
     if config_problem is not None:
         ctx.cache["config_problem"] = config_problem
     assets.prepare(ctx)
+    if spec is not None and overrides and any(k in str(overrides) for k in ("num_hidden_layers", "hidden_size", "num_experts", "n_routed_experts")):
+        spec.weights_bytes_on_disk = None  # the engine builds a different shape than the files hold
     findings = []
     order = {cid: n for n, cid in enumerate(load("checks"))}  # the order of checks.yaml
     for check_id, fn in sorted(REGISTRY, key=lambda item: order[item[0]]):

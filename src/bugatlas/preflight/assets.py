@@ -344,7 +344,8 @@ def check_quantization(ctx: Context) -> list[Finding]:
         return [ctx.finding("assets.quantization", "pass", "unquantized checkpoint")]
     requested = ctx.launch.get("quantization")
     in_config = ctx.model.quant_method if ctx.model else None
-    if requested and in_config and str(requested).lower() not in (in_config, f"{in_config}_marlin") and in_config != "compressed-tensors":
+    accepted = load("compat")["quantization_overrides"].get(in_config or "", [in_config, f"{in_config}_marlin"])
+    if requested and in_config and str(requested).lower() not in accepted and in_config not in ("compressed-tensors", "gguf"):
         return [ctx.finding(
             "assets.quantization", "block",
             f"--quantization {requested} contradicts the checkpoint's {in_config}",

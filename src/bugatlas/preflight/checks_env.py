@@ -164,6 +164,16 @@ def cuda_runtime(ctx: Context) -> tuple[str | None, str]:
 def check_cuda_driver(ctx: Context) -> list[Finding]:
     if not ctx.gpus:
         return [ctx.finding("env.cuda_driver", "skip", "no GPU visible")]
+    torch = ctx.machine.package("torch") or ""
+    if re.search(r"\+(cpu|rocm[\d.]*|xpu)$", torch) and ctx.launch.engine != "llama.cpp":
+        build = torch.split("+")[1]
+        return [ctx.finding(
+            "env.cuda_driver", "block", f"torch {torch} is a {build} build; this machine has NVIDIA GPUs",
+            numbers={"torch": torch},
+            why="'Torch not compiled with CUDA enabled' (or no CUDA device found) at start-up: the "
+                "wrong wheel was installed, usually by a later `pip install torch` from the CPU index.",
+            fix="Reinstall the engine in a clean venv so its CUDA torch pin is resolved (`pip install --force-reinstall ENGINE`).",
+        )]  # fmt: skip
     runtime, origin = cuda_runtime(ctx)
     driver = _v(ctx.machine.driver)
     if runtime is None or driver is None:

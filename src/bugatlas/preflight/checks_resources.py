@@ -19,7 +19,7 @@ def check_parallel_gpus(ctx: Context) -> list[Finding]:
         return [ctx.finding("res.parallel_gpus", "pass", f"{visible} GPU(s) visible; llama.cpp splits layers across them")]
     need = ctx.gpus_needed
     numbers = {"tensor_parallel_size": ctx.tp, "pipeline_parallel_size": ctx.pp,
-               "data_parallel_size": ctx.dp, "gpus_needed": need, "gpus_visible": visible,
+               "data_parallel_size": ctx.dp, "nnodes": ctx.nnodes, "gpus_needed": need, "gpus_visible": visible,
                "cuda_visible_devices": ctx.cuda_visible_devices}  # fmt: skip
     if visible == 0:
         return [ctx.finding(
@@ -31,7 +31,9 @@ def check_parallel_gpus(ctx: Context) -> list[Finding]:
             fix="Run on a GPU host (check `nvidia-smi` and CUDA_VISIBLE_DEVICES), or use the engine's CPU build / llama.cpp.",
         )]  # fmt: skip
     if need > visible:
-        sizes = f"tensor-parallel {ctx.tp}" + (f" × pipeline-parallel {ctx.pp}" if ctx.pp > 1 else "") + (f" × data-parallel {ctx.dp}" if ctx.dp > 1 else "")
+        sizes = (f"tensor-parallel {ctx.tp}" + (f" × pipeline-parallel {ctx.pp}" if ctx.pp > 1 else "")
+                 + (f" × data-parallel {ctx.dp}" if ctx.dp > 1 and not ctx.dp_attention else "")
+                 + (f" over {ctx.nnodes} nodes" if ctx.nnodes > 1 else ""))
         return [ctx.finding(
             "res.parallel_gpus", "block",
             f"{sizes} needs {need} GPUs; {visible} visible" + (f" (CUDA_VISIBLE_DEVICES={ctx.cuda_visible_devices})" if ctx.cuda_visible_devices is not None else ""),
@@ -51,8 +53,11 @@ def check_parallel_heads(ctx: Context) -> list[Finding]:
         return [ctx.finding("res.parallel_heads", "skip", "no model config")]
     if ctx.launch.engine == "llama.cpp" or (ctx.tp == 1 and ctx.pp == 1):
         return [ctx.finding("res.parallel_heads", "pass", "no tensor/pipeline parallel split")]
-    m, tp, pp = ctx.model, ctx.tp, ctx.pp
+    m, tp, pp = ctx.model, ctx.attention_tp, ctx.pp
     problems: list[tuple[str, str]] = []
+    notes = []
+    if ctx.dp_attention:
+        notes.append(f"DP attention: heads split {tp} ways (TP {ctx.tp} / DP {ctx.dp})")
     if m.num_heads % tp:
         problems.append((f"{m.num_heads} attention heads are not divisible by tensor-parallel size {tp}",
                          f"Total number of attention heads ({m.num_heads}) must be divisible by tensor parallel size ({tp})"))  # fmt: skip
@@ -61,22 +66,42 @@ def check_parallel_heads(ctx: Context) -> list[Finding]:
         if (kv >= tp and kv % tp) or (kv < tp and tp % kv):
             problems.append((f"{kv} KV heads cannot be split or replicated evenly over {tp} shards",
                              "the QKV projection cannot be partitioned"))  # fmt: skip
-    inter = m.intermediate_size if not m.num_experts else int(m._get("moe_intermediate_size", default=m.intermediate_size))
-    if inter % tp:
-        problems.append((f"MLP size {inter} is not divisible by tensor-parallel size {tp}", "the MLP weights cannot be sharded"))
-    elif (bits := m.weight_bits()) and bits < 8:
-        group = int((m.quantization_config or {}).get("group_size") or 128)
-        if group > 0 and (inter // tp) % group:
-            problems.append((f"each shard's MLP input ({inter // tp}) is not a multiple of the quantization group size {group}",
+    tp = ctx.tp  # MLP weights are split over the full tensor-parallel group
+    mlps = []  # (what, width, ways it is sliced)
+    if not m.num_experts or int(m._get("first_k_dense_replace", default=0) or 0) > 0:
+        dense_tp = int(ctx.launch.get("moe_dense_tp_size") or tp) if m.num_experts else tp
+        mlps.append(("dense MLP", m.intermediate_size, dense_tp))
+    if m.num_experts:
+        if ctx.expert_parallel:
+            notes.append("expert parallelism: experts are placed whole, not sliced")
+        else:
+            mlps.append(("expert MLP", int(m._get("moe_intermediate_size", default=m.intermediate_size)), tp))
+    q = m.quantization_config or {}
+    bits = m.weight_bits()
+    block = q.get("weight_block_size")
+    for what, width, ways in mlps:
+        if width % ways:
+            problems.append((f"{what} size {width} is not divisible by tensor-parallel size {ways}", "the MLP weights cannot be sharded"))
+            continue
+        part = width // ways
+        group = int(q.get("group_size") or 128)
+        if bits and bits < 8 and group > 0 and part % group:
+            problems.append((f"each shard's {what} input ({part}) is not a multiple of the quantization group size {group}",
                              "'The input size is not aligned with the quantized weight shape'"))  # fmt: skip
+        elif block and (part % int(block[0]) or part % int(block[1])):
+            problems.append((f"each shard's {what} slice ({part}) is not a multiple of the FP8 weight block {block[0]}×{block[1]}",
+                             f"'Weight output_partition_size = {part} is not divisible by weight quantization block_n = {block[0]}'"))  # fmt: skip
+    inter = mlps[0][1] if mlps else m.intermediate_size
     if pp > m.num_layers:
         problems.append((f"pipeline-parallel size {pp} exceeds the {m.num_layers} layers", "a pipeline stage would hold no layer"))
     numbers = {"attention_heads": m.num_heads, "kv_heads": m.num_kv_heads, "layers": m.num_layers,
                "intermediate_size": inter, "tensor_parallel_size": tp, "pipeline_parallel_size": pp}  # fmt: skip
     if not problems:
         return [ctx.finding("res.parallel_heads", "pass",
-                            f"{m.num_heads} heads / {m.num_kv_heads} KV heads split evenly over {tp} shards", numbers=numbers)]  # fmt: skip
-    good = [d for d in range(1, 17) if m.num_heads % d == 0 and (m.is_mla or m.num_kv_heads % d == 0 or d % m.num_kv_heads == 0) and inter % d == 0]
+                            f"{m.num_heads} heads / {m.num_kv_heads} KV heads split evenly over {ctx.attention_tp} shards"
+                            + "".join(f"; {n}" for n in notes), numbers=numbers)]  # fmt: skip
+    good = [d for d in range(1, 17) if m.num_heads % d == 0 and (m.is_mla or m.num_kv_heads % d == 0 or d % m.num_kv_heads == 0)
+            and all(w % d == 0 and not (block and (w // d) % int(block[0])) for _, w, _ in mlps)]
     return [ctx.finding(
         "res.parallel_heads", "block", "; ".join(p for p, _ in problems), numbers={**numbers, "valid_tp_sizes": good},
         why="Weight sharding fails at start-up: " + "; ".join(w for _, w in problems) + ".",

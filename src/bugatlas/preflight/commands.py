@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -28,6 +29,7 @@ def register(app: typer.Typer) -> None:
         only: Annotated[list[str] | None, typer.Option("--only", help="Run only checks whose id starts with this (env, res, assets, tok, res.gpu_memory …); repeatable.")] = None,
         list_models: Annotated[bool, typer.Option("--list-models", help="List the known model shapes and exit.")] = False,
         no_examples: Annotated[bool, typer.Option("--no-examples", help="Do not look up example issues in the study store.")] = False,
+        junit: Annotated[Path | None, typer.Option("--junit", help="Also write a JUnit XML report (blocking findings as failures).")] = None,
         db: DbOption = None,
         as_json: JsonOption = False,
     ) -> None:
@@ -86,6 +88,10 @@ def register(app: typer.Typer) -> None:
             if store is not None:
                 store.close()
         worst = max(r.exit_code for _, r in reports)
+        if junit is not None:
+            from bugatlas.preflight.render import write_junit
+
+            write_junit(reports, junit)
         if as_json:
             if len(reports) == 1:
                 print_json(reports[0][1].to_dict())
@@ -99,3 +105,69 @@ def register(app: typer.Typer) -> None:
             if len(reports) > 1:
                 console.print(f"{len(reports)} deployments · exit code {worst} (the worst)")
         raise typer.Exit(worst)
+
+    @app.command("preflight-env")
+    def preflight_env(
+        python: Annotated[str | None, typer.Option("--python", help="Read packages from this interpreter (the engine's venv).")] = None,
+        output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the YAML here instead of stdout.")] = None,
+    ) -> None:
+        """Describe this machine (GPUs, driver, CUDA, RAM, Python, packages) as a YAML file that
+        `bugatlas preflight --env FILE` reads: detect on the GPU host, check anywhere."""
+        import yaml
+
+        from bugatlas.preflight import detect_machine
+
+        text = yaml.safe_dump(detect_machine(python=python).to_description(), sort_keys=False)
+        if output is None:
+            sys.stdout.write(text)
+        else:
+            output.write_text(text, encoding="utf-8")
+            console.print(f"wrote {output}")
+
+    @app.command("preflight-issues")
+    def preflight_issues(
+        repo: Annotated[list[str] | None, typer.Option("--repo", help="Only these repositories (repeatable).")] = None,
+        labels: Annotated[bool, typer.Option("--labels/--no-labels", help="Store findings as labels (taxonomy preflight, source preflight-retro).")] = True,
+        show: Annotated[int, typer.Option("--show", help="List this many issues with findings.")] = 15,
+        guess_gpu: Annotated[bool, typer.Option("--guess-gpu", help="Also run memory/kernel/quantization checks against the GPU the issue text names (noisy).")] = False,
+        db: DbOption = None,
+        as_json: JsonOption = False,
+    ) -> None:
+        """Retrospective preflight: run the machine-free checks (and, where the issue names a GPU,
+        memory/kernels/quantization) on the launch commands pasted in stored issues."""
+        from rich.markup import escape
+        from rich.table import Table
+
+        from bugatlas.cli_common import open_store
+        from bugatlas.preflight.retro import scan_store, store_labels
+
+        store = open_store(db, create=False)
+        try:
+            with store.run("preflight-issues", {"repos": repo or [], "labels": labels, "guess_gpu": guess_gpu}) as run:
+                result = scan_store(store, repos=repo, progress=not as_json, guess_gpu=guess_gpu)
+                written = store_labels(store, result, run_id=run.id) if labels else 0
+                data = result.to_dict()
+                run.summary.update({k: v for k, v in data.items() if k != "issues"} | {"labels": written})
+        finally:
+            store.close()
+        if as_json:
+            print_json(data | {"labels_written": written})
+            return
+        console.print(
+            f"{data['issues_scanned']:,} issues · {data['with_command']:,} paste a launch command · "
+            f"{data['parsed']:,} parsed · {data['with_known_model']:,} with a known model shape"
+            + (f" · {data['with_gpu_named']:,} name a GPU" if guess_gpu else " · GPU-bound checks off (--guess-gpu)"))
+        console.print(f"[bold red]{data['issues_with_block']}[/] issues with a blocking finding, "
+                      f"[yellow]{data['issues_with_warn_only']}[/] with warnings only"
+                      + (f" · {written} labels stored" if labels else ""))
+        table = Table(title="findings by check (issues)")
+        table.add_column("check")
+        table.add_column("block", justify="right")
+        table.add_column("warn", justify="right")
+        for check_id in sorted(set(data["block_by_check"]) | set(data["warn_by_check"])):
+            table.add_row(check_id, str(data["block_by_check"].get(check_id, 0)), str(data["warn_by_check"].get(check_id, 0)))
+        console.print(table)
+        issues = sorted(data["issues"], key=lambda i: (i["worst"] != "block", i["repo"], i["number"]))[:show]
+        for i in issues:
+            f = next(x for x in i["findings"] if x["severity"] == i["worst"])
+            console.print(escape(f"{i['worst'].upper():5} {i['repo']}#{i['number']} [{f['check']}] {f['message'][:160]}"))

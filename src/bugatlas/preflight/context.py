@@ -52,8 +52,28 @@ class Context:
         return int(self.launch.get("data_parallel_size", 1) or 1)
 
     @property
+    def nnodes(self) -> int:
+        return max(1, int(self.launch.get("nnodes", 1) or 1))
+
+    @property
+    def dp_attention(self) -> bool:
+        """SGLang's DP attention: the DP groups live inside the TP GPUs."""
+        return bool(self.launch.get("enable_dp_attention"))
+
+    @property
+    def expert_parallel(self) -> bool:
+        return bool(self.launch.get("enable_expert_parallel")) or int(self.launch.get("expert_parallel_size", 1) or 1) > 1
+
+    @property
+    def attention_tp(self) -> int:
+        """How many ways the attention heads are split."""
+        return max(1, self.tp // self.dp) if self.dp_attention else self.tp
+
+    @property
     def gpus_needed(self) -> int:
-        return self.tp * self.pp * self.dp
+        """GPUs on THIS node (multi-node SGLang splits the world over --nnodes)."""
+        world = self.tp * self.pp * (1 if self.dp_attention else self.dp)
+        return -(-world // self.nnodes)
 
     def min_cc(self) -> tuple[int, int] | None:
         ccs = [g.cc for g in self.gpus[: max(self.gpus_needed, 1)] if g.cc]

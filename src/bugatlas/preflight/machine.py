@@ -81,6 +81,25 @@ class Machine:
             visible.append(match[0])
         return visible
 
+    def to_description(self) -> dict[str, Any]:
+        """This machine as a description ``--env`` reads back (detect on the GPU host, check
+        anywhere)."""
+        out: dict[str, Any] = {
+            "gpus": [{"name": g.name, "memory_bytes": g.memory_bytes, "compute_capability": g.compute_capability,
+                      **({"uuid": g.uuid} if g.uuid else {})} for g in self.gpus],
+        }  # fmt: skip
+        for key in ("driver", "cuda_runtime", "python", "platform"):
+            if getattr(self, key):
+                out[key] = getattr(self, key)
+        if self.cpu_ram_bytes:
+            out["cpu_ram_bytes"] = self.cpu_ram_bytes
+        if self.cpu_ram_available_bytes:
+            out["cpu_ram_available_bytes"] = self.cpu_ram_available_bytes
+        for key in ("packages", "requirements", "requires_python"):
+            if getattr(self, key):
+                out[key] = dict(getattr(self, key))
+        return out
+
     def package(self, name: str) -> str | None:
         return self.packages.get(_norm(name))
 
@@ -190,15 +209,30 @@ def _nvidia_smi() -> tuple[list[GPU], str | None]:
     exe = shutil.which("nvidia-smi")
     if not exe:
         return [], None
-    try:
-        out = subprocess.run(
-            [exe, "--query-gpu=index,name,memory.total,compute_cap,driver_version,uuid",
-             "--format=csv,noheader,nounits"],
-            capture_output=True, text=True, timeout=20, check=True,
-        ).stdout  # fmt: skip
-    except (OSError, subprocess.SubprocessError):
-        return [], None
-    return parse_nvidia_smi(out)
+    # Drivers before 510 do not know the compute_cap field: ask again without it, and take the
+    # compute capability from the GPU catalogue (data/gpus.yaml) by name.
+    for fields in ("index,name,memory.total,compute_cap,driver_version,uuid",
+                   "index,name,memory.total,driver_version,uuid"):  # fmt: skip
+        try:
+            out = subprocess.run([exe, f"--query-gpu={fields}", "--format=csv,noheader,nounits"],
+                                 capture_output=True, text=True, timeout=20, check=True).stdout  # fmt: skip
+        except (OSError, subprocess.SubprocessError):
+            continue
+        if "compute_cap" not in fields:
+            out = "\n".join(_insert_cc(line) for line in out.strip().splitlines())
+        return parse_nvidia_smi(out)
+    return [], None
+
+
+def _insert_cc(line: str) -> str:
+    """index,name,mem,driver,uuid -> index,name,mem,cc,driver,uuid with cc from the catalogue."""
+    from bugatlas.preflight._data import load
+
+    parts = [p.strip() for p in line.split(",")]
+    if len(parts) < 4:
+        return line
+    cc = next((r["compute_capability"] for r in load("gpus") if re.search(r["match"], parts[1], re.I)), "[N/A]")
+    return ", ".join(parts[:3] + [str(cc)] + parts[3:])
 
 
 def _torch_info() -> tuple[list[GPU], str | None]:

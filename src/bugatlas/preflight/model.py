@@ -228,7 +228,7 @@ class ModelSpec:
             bits = _compressed_tensors_bits(q)
             return float(bits) if bits else 8.0
         if method == "gguf":
-            return None
+            return float(q["bits"]) if q.get("bits") else None
         bits = float(q.get("bits") or q.get("w_bit") or 4)
         group = q.get("group_size") or q.get("q_group_size") or 128
         group = int(group) if int(group) > 0 else 4096
@@ -243,6 +243,8 @@ class ModelSpec:
         bits = self.weight_bits(quantization)
         if bits is None:
             return int(pc.total * unq)
+        if (quantization or self.quant_method) == "gguf":  # llama.cpp types cover every tensor
+            return int(pc.total * bits / 8)
         return int(pc.linear * bits / 8 + (pc.total - pc.linear) * unq)
 
     def kv_bytes_per_token(self, kv_dtype_bytes: float = 2.0, tp: int = 1) -> float:
@@ -306,13 +308,41 @@ def known_models() -> dict[str, dict[str, Any]]:
 
 def find_known(name: str) -> str | None:
     """The known shape whose key or alias matches a model name (its last path component)."""
-    leaf = re.sub(r"[-_.](gguf|awq|gptq|fp8|int4|int8|bnb.*|q\d.*)$", "", name.rstrip("/").split("/")[-1].lower())
+    leaf = name.rstrip("/").split("/")[-1].lower()
+    for _ in range(3):  # strip quantization/format suffixes: -AWQ, .gguf, -Q4_K_M, -FP8-dynamic
+        leaf = re.sub(r"([-_.](gguf|awq|gptq|fp8|fp8-dynamic|dynamic|int4|int8|w4a16|w8a8|bnb|4bit|nf4|i?q\d[a-z0-9_]*|f16|bf16))$", "", leaf)
     models = known_models()
     for key, entry in models.items():
         names = {key.lower(), *(a.lower() for a in entry.get("aliases", []))}
         if leaf in names or name.lower() in names:
             return key
     return None
+
+
+def quantization_from_name(name: str) -> dict[str, Any] | None:
+    """The quantization a checkpoint's name announces (…-AWQ, …-FP8, …Q4_K_M.gguf), or None."""
+    leaf = name.rstrip("/").split("/")[-1]
+    compat = load("compat")
+    gguf = re.search(r"(?i)(?:^|[-_.])(i?q\d_[a-z0-9_]+?|q\d_\d|f16|bf16|f32)(?:\.gguf)?$", leaf)
+    if gguf:
+        bits = compat["gguf_bits"]["types"].get(gguf.group(1).upper())
+        if bits:
+            return {"quant_method": "gguf", "bits": bits, "type": gguf.group(1).upper()}
+    for row in compat["name_quantization"]:
+        if re.search(row["match"], leaf, re.IGNORECASE):
+            return dict(row["config"])
+    return None
+
+
+def spec_for_name(model: str, key: str | None = None) -> ModelSpec:
+    """A known shape for a model name, with the quantization its name announces applied."""
+    spec = spec_from_known(key or model)
+    q = quantization_from_name(model)
+    if q is not None:
+        spec.config["quantization_config"] = q
+        spec.notes.append(f"quantization {q['quant_method']} taken from the name {model!r}")
+        spec.source += f" + {q.get('type') or q['quant_method']} from the name"
+    return spec
 
 
 def spec_from_known(key: str) -> ModelSpec:

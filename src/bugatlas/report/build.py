@@ -139,9 +139,12 @@ def _crosstab_section(data: StudyData) -> Section | None:
     s.tables.append(Table("crosstab_symptom_cause", f"{sym} × {cause} (top levels; label pairs)", A.with_totals(t),
                           index=True, main=True))  # fmt: skip
     s.figures.append(("heatmap-crosstab", F.heatmap(t, f"{sym} × {cause} (label pairs)")))
-    if data.depth(cause) > 1:
-        leaf = A.crosstab(data, sym, cause, row_level=0, col_level=None, count="units")
-        s.tables.append(Table("crosstab_symptom_cause_leaf", f"{sym} × {cause} leaves (records)", A.with_totals(leaf), index=True))
+    for lvl in range(1, data.depth(cause)):  # every deeper level (Yu et al.'s Table 2 is level 2)
+        name = data.level_names(cause)[lvl]
+        t2 = A.crosstab(data, cause, sym, row_level=lvl, col_level=0, count="units")
+        last = lvl == data.depth(cause) - 1
+        s.tables.append(Table("crosstab_symptom_cause_leaf" if last else f"crosstab_cause_level{lvl + 1}_symptom",
+                              f"{cause} ({name}) × {sym} (records)", A.with_totals(t2), index=True, main=not last))  # fmt: skip
     dg = A.diagnostics(data, sym, cause, top=3)
     s.tables.append(Table("diagnostics", "Given a symptom, the most likely causes: P(cause | symptom), Wilson 95% CI, lift over the base rate",
                           dg, main=True, percent=("p_cause_given_symptom", "ci_low", "ci_high")))  # fmt: skip
@@ -190,7 +193,8 @@ def _lifecycle_section(data: StudyData) -> Section | None:
         table, test = A.lifecycle(data, dim, 0, stage=stage)
         sh = A.shares(table)
         s.tables.append(Table(f"lifecycle_{dim}", f"{dim} by {stage}: records", A.with_totals(table), index=True, main=True))
-        s.tables.append(Table(f"lifecycle_{dim}_shares", f"{dim} by {stage}: share of the {stage}'s records", sh.round(4), index=True))
+        s.tables.append(Table(f"lifecycle_{dim}_shares", f"{dim} by {stage}: share of the {stage}'s records", sh.round(4), index=True,
+                              percent=tuple(map(str, sh.columns))))  # fmt: skip
         if test is not None:
             s.text.append(f"{dim} by {stage}: chi-square {test.chi2:.1f}, df {test.dof}, p = {test.p_value:.2g}, Cramér's V = {test.cramers_v:.3f}.")
         chain.append((dim, 0))

@@ -1,0 +1,370 @@
+"""The library entry points behind ``bugatlas classify / train / suggest / eval``."""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from bugatlas.classify.base import DEFAULT_THRESHOLD, Prediction
+from bugatlas.classify.batch import LabelRecord, LabelWriter, read_issues, read_label_records
+from bugatlas.classify.combine import Ensemble
+from bugatlas.classify.evaluate import EvalReport, evaluate, learning_curve
+from bugatlas.classify.model import TextModel
+from bugatlas.classify.rules import RuleClassifier
+from bugatlas.classify.schema import TaxonomySpec, taxonomy_spec
+from bugatlas.errors import BadInputError, BugAtlasError
+from bugatlas.store import Store
+from bugatlas.store.records import Issue, Label
+from bugatlas.store.store import now_iso
+
+SOURCE = "bugatlas:classify"
+Progress = Callable[[int], None]
+
+
+def to_record(pred: Prediction) -> LabelRecord:
+    return LabelRecord(repo=pred.repo, number=pred.number, taxonomy=pred.taxonomy,
+                       labels={d: list(v) for d, v in pred.labels.items()},
+                       confidence=dict(pred.confidence), evidence=dict(pred.evidence),
+                       source=dict(pred.source_kind))
+
+
+def _has_text(issue: Issue) -> bool:
+    return bool((issue.title or "").strip() or (issue.body or "").strip())
+
+
+# -- the classifier -----------------------------------------------------------------------
+def build_classifier(
+    taxonomy: str,
+    *,
+    store: Store | None = None,
+    fit_on: Sequence[Issue] = (),
+    llm: Any = None,
+    threshold: float = DEFAULT_THRESHOLD,
+    use_trained: bool = True,
+) -> Ensemble:
+    """Rules + text model (+ LLM). The text model is the newest one ``train`` saved in the
+    store for this taxonomy; without one it is fitted here on ``fit_on`` (unlabeled issues,
+    weakly labeled by the rules)."""
+    spec = taxonomy_spec(taxonomy)
+    rules = RuleClassifier(spec.name)
+    model = load_trained(store, spec.name) if (store is not None and use_trained) else None
+    if model is not None:
+        model.rules = rules
+    ens = Ensemble(spec.name, rules=rules, model=model, llm=llm, threshold=threshold)
+    if model is None and fit_on:
+        ens.fit([i for i in fit_on if _has_text(i)])
+    return ens
+
+
+def classify_file(
+    taxonomy: str,
+    input_path: str | Path,
+    output_path: str | Path,
+    *,
+    background: Sequence[str | Path] = (),
+    threshold: float = DEFAULT_THRESHOLD,
+    llm: Any = None,
+    progress: Progress | None = None,
+    chunk: int = 500,
+) -> int:
+    """The batch interface: label every issue of ``input_path`` (corpus JSON Lines) into
+    ``output_path`` without a store. The text model is fitted on the input plus any
+    ``background`` files (unlabeled issues: more text to learn the rules' vocabulary from)."""
+    spec = taxonomy_spec(taxonomy)
+    issues = list(read_issues(input_path))
+    fit_on = list(issues)
+    for extra in background:
+        fit_on += list(read_issues(extra))
+    ens = build_classifier(spec.name, fit_on=fit_on, llm=llm, threshold=threshold)
+    with LabelWriter(output_path, spec.single_valued) as out:
+        for start in range(0, len(issues), chunk):
+            part = issues[start : start + chunk]
+            for pred in ens.predict(part):
+                out.write(to_record(pred))
+            if progress:
+                progress(len(part))
+        return out.count
+
+
+# -- store: which issues, labels in and out -----------------------------------------------
+def failure_issues(store: Store, *, all_issues: bool = False) -> list[Issue]:
+    """The issues ``classify`` labels: those the filter stage judged failure reports (its
+    ``issue-kind`` labels) when it has run, else every issue with text."""
+    issues = [i for i in store.iter_issues() if _has_text(i)]
+    if all_issues:
+        return issues
+    has_table = store.query("SELECT 1 AS x FROM sqlite_master WHERE type = 'table' AND name = 'issue_kinds'")
+    rows = store.query("SELECT repo, number, kind FROM issue_kinds") if has_table else []
+    if not rows:  # no filter table: the issue-kind labels (any source), if any
+        rows = store.query("SELECT repo, issue_number AS number, value AS kind FROM labels "
+                           "WHERE taxonomy = 'issue-kind' AND dimension = 'kind'")
+    if not rows:
+        return issues
+    failures = {(r["repo"], r["number"]) for r in rows if r["kind"] == "failure"}
+    return [i for i in issues if i.key in failures]
+
+
+def human_labels(store: Store, taxonomy: str, *, sources: Sequence[str] | None = None
+                 ) -> dict[tuple[str, int], dict[str, list[str]]]:
+    """Human labels of a taxonomy, per issue and dimension (all human sources merged)."""
+    out: dict[tuple[str, int], dict[str, list[str]]] = {}
+    for lab in store.iter_labels(taxonomy, source_kind="human"):
+        if sources and lab.source not in sources:
+            continue
+        dims = out.setdefault((lab.repo, lab.issue_number), {})
+        vals = dims.setdefault(lab.dimension, [])
+        if lab.value not in vals:
+            vals.append(lab.value)
+    return out
+
+
+def machine_labels(store: Store, taxonomy: str, *, source: str = SOURCE
+                   ) -> dict[tuple[str, int], dict[str, list[str]]]:
+    out: dict[tuple[str, int], dict[str, list[str]]] = {}
+    for lab in store.iter_labels(taxonomy, source=source):
+        if lab.source_kind == "human":
+            continue
+        out.setdefault((lab.repo, lab.issue_number), {}).setdefault(lab.dimension, []).append(lab.value)
+    return out
+
+
+def _labels_of(pred: Prediction, run_id: int | None) -> list[Label]:
+    out = []
+    for dim, values in pred.labels.items():
+        for v in values:
+            out.append(Label(repo=pred.repo, issue_number=pred.number, taxonomy=pred.taxonomy,
+                             dimension=dim, value=v, source_kind=pred.source_kind.get(dim, "model"),
+                             source=SOURCE, confidence=pred.confidence.get(dim),
+                             evidence=pred.evidence.get(dim) or [], run_id=run_id))
+    return out
+
+
+@dataclass
+class ClassifyResult:
+    run_id: int
+    version: str
+    candidates: int
+    skipped: int
+    labeled: int
+    abstained: dict[str, int]
+    by_source_kind: dict[str, int]
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def classify_store(
+    store: Store,
+    taxonomy: str,
+    *,
+    llm: Any = None,
+    threshold: float = DEFAULT_THRESHOLD,
+    all_issues: bool = False,
+    limit: int | None = None,
+    batch: int = 200,
+    progress: Callable[[int, int], None] | None = None,
+) -> ClassifyResult:
+    """Label every failure report in the store. Resumable: issues this classifier version
+    already labeled are skipped; each batch is written in one transaction."""
+    spec = taxonomy_spec(taxonomy)
+    candidates = failure_issues(store, all_issues=all_issues)
+    ens = build_classifier(spec.name, store=store, fit_on=candidates, llm=llm, threshold=threshold)
+    version = ens.version
+    done = {(r["repo"], r["number"]) for r in store.query(
+        "SELECT repo, number FROM classify_done WHERE taxonomy = ? AND source = ? AND version = ?",
+        (spec.name, SOURCE, version))}
+    todo = [i for i in candidates if i.key not in done]
+    if limit is not None:
+        todo = todo[:limit]
+    params = {"taxonomy": spec.name, "version": version, "threshold": threshold,
+              "llm": getattr(llm, "name", None), "all_issues": all_issues}
+    abstained: dict[str, int] = {d: 0 for d in spec.output_dims}
+    kinds: dict[str, int] = {}
+    errors: list[str] = []
+    with store.run("classify", params) as run:
+        if progress:
+            progress(0, len(todo))
+        for start in range(0, len(todo), batch):
+            part = todo[start : start + batch]
+            preds = ens.predict(part, on_llm_error=lambda i, e: errors.append(f"{i.repo}#{i.number}: {e}"))
+            labels = [lab for p in preds for lab in _labels_of(p, run.id)]
+            for p in preds:
+                for d in spec.output_dims:
+                    abstained[d] += not p.labels.get(d)
+                for k in p.source_kind.values():
+                    kinds[k] = kinds.get(k, 0) + 1
+            with store.transaction() as conn:
+                conn.executemany(
+                    "DELETE FROM labels WHERE taxonomy = ? AND source = ? AND repo = ? AND issue_number = ?",
+                    [(spec.name, SOURCE, i.repo, i.number) for i in part])
+                store.add_labels(labels)
+                conn.executemany(
+                    "INSERT OR REPLACE INTO classify_done VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [(spec.name, SOURCE, i.repo, i.number, version, run.id, now_iso()) for i in part])
+            if progress:
+                progress(len(part), len(todo))
+        run.summary.update({"candidates": len(candidates), "skipped": len(candidates) - len(todo)
+                            if limit is None else len(done), "labeled": len(todo),
+                            "abstained": abstained, "llm_errors": errors[:20]})
+    return ClassifyResult(run_id=run.id, version=version, candidates=len(candidates),
+                          skipped=len(done & {i.key for i in candidates}), labeled=len(todo),
+                          abstained=abstained, by_source_kind=kinds)
+
+
+# -- training -------------------------------------------------------------------------------
+@dataclass
+class TrainResult:
+    model_id: int
+    version: str
+    n_human: int
+    n_weak: int
+    n_issues: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def train_store(store: Store, taxonomy: str, *, min_labels: int = 5) -> TrainResult:
+    """Fit the text model on the human labels in the store (issues with text), plus the
+    rules' weak labels on the other failure reports; save it for later ``classify`` runs."""
+    spec = taxonomy_spec(taxonomy)
+    gold = human_labels(store, spec.name)
+    issues = failure_issues(store)
+    by_key = {i.key: i for i in issues}
+    for key in gold:  # a human-labeled issue is used even if the filter did not keep it
+        if key not in by_key:
+            issue = store.get_issue(*key)
+            if issue is not None and _has_text(issue):
+                by_key[key] = issue
+    labeled = [k for k in gold if k in by_key]
+    if len(labeled) < min_labels:
+        raise BugAtlasError(
+            f"taxonomy {spec.name}: {len(labeled)} issues with text have human labels; "
+            f"train needs at least {min_labels} (add labels with the annotate stage or Store.add_labels)")
+    items = list(by_key.values())
+    labels = [gold.get(i.key) for i in items]
+    with store.run("train", {"taxonomy": spec.name, "n_human": len(labeled)}) as run:
+        model = TextModel(spec.name, rules=RuleClassifier(spec.name))
+        model.fit(items, labels)
+        rules, model.rules = model.rules, None  # the rules are rebuilt from data at load time
+        blob = pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
+        model.rules = rules
+        with store.transaction() as conn:
+            cur = conn.execute(
+                "INSERT INTO classify_models (taxonomy, version, created_at, n_human, n_weak, params, run_id, blob) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (spec.name, model.version, now_iso(), model.n_human, model.n_weak,
+                 orjson.dumps({"alpha": model.alpha, "human_weight": model.human_weight}).decode(), run.id, blob))
+        run.summary.update({"model_id": cur.lastrowid, "n_human": model.n_human, "n_weak": model.n_weak})
+    return TrainResult(model_id=int(cur.lastrowid), version=model.version, n_human=model.n_human,
+                       n_weak=model.n_weak, n_issues=len(items))
+
+
+def load_trained(store: Store, taxonomy: str) -> TextModel | None:
+    """The newest model ``train`` saved for this taxonomy, or None. The store is the user's
+    own file: unpickling it is as trusted as the study itself."""
+    row = store.conn.execute(
+        "SELECT blob FROM classify_models WHERE taxonomy = ? ORDER BY id DESC LIMIT 1", (taxonomy,)).fetchone()
+    if row is None:
+        return None
+    model = pickle.loads(row[0])
+    if not isinstance(model, TextModel):
+        raise BugAtlasError(f"{store.path}: classify_models holds something that is not a text model")
+    return model
+
+
+# -- suggest ---------------------------------------------------------------------------------
+def suggest(store: Store, taxonomy: str, n: int = 50, *, dims: Sequence[str] | None = None
+            ) -> list[dict[str, Any]]:
+    """Uncertainty sampling: the unlabeled failure reports whose labels the classifier is
+    least sure of (smallest top-1/top-2 margin, averaged over ``dims``), best first."""
+    spec = taxonomy_spec(taxonomy)
+    labeled = set(human_labels(store, spec.name))
+    pool = [i for i in failure_issues(store) if i.key not in labeled]
+    if not pool:
+        return []
+    ens = build_classifier(spec.name, store=store, fit_on=pool)
+    dims = list(dims or [d for d in ("symptom", "root_cause") if d in spec.dims] or list(spec.dims))
+    out = []
+    for issue, pred in zip(pool, ens.predict(pool), strict=True):
+        margins = {d: round(pred.margin(d), 4) for d in dims}
+        out.append({"repo": issue.repo, "number": issue.number, "title": issue.title,
+                    "uncertainty": round(1 - sum(margins.values()) / len(margins), 4),
+                    "margins": margins, "labels": {d: pred.labels.get(d, []) for d in dims}})
+    out.sort(key=lambda r: (-r["uncertainty"], r["repo"], r["number"]))
+    return out[:n]
+
+
+# -- eval ------------------------------------------------------------------------------------
+def _records_map(records: Iterable[LabelRecord]) -> dict[tuple[str, int], dict[str, list[str]]]:
+    return {r.key: r.labels for r in records}
+
+
+def eval_labels(
+    taxonomy: str,
+    *,
+    store: Store | None = None,
+    gold_file: str | Path | None = None,
+    pred_file: str | Path | None = None,
+    source: str = SOURCE,
+    curve: bool = True,
+    folds: int = 5,
+) -> tuple[EvalReport, list[dict[str, Any]]]:
+    """Machine labels (``pred_file``, else the store's classify labels) against human labels
+    (``gold_file``, else the store's human labels); plus the learning curve when the gold
+    issues' texts are available (in the store)."""
+    spec = taxonomy_spec(taxonomy)
+    if gold_file is not None:
+        gold = _records_map(read_label_records(gold_file, taxonomy=spec.name))
+    elif store is not None:
+        gold = human_labels(store, spec.name)
+    else:
+        raise BadInputError("eval needs human labels: --gold FILE or a store with human labels")
+    if pred_file is not None:
+        pred = _records_map(read_label_records(pred_file, taxonomy=spec.name))
+    elif store is not None:
+        pred = machine_labels(store, spec.name, source=source)
+    else:
+        raise BadInputError("eval needs machine labels: --pred FILE or a store that `classify` has labeled")
+    _check_names(spec, gold, "gold")
+    report = evaluate(spec, gold, pred)
+    rows: list[dict[str, Any]] = []
+    if curve and store is not None:
+        items, golds = [], []
+        for key, labs in gold.items():
+            issue = store.get_issue(*key)
+            if issue is not None and _has_text(issue):
+                items.append(issue)
+                golds.append(labs)
+        if len(items) >= 2 * folds:
+            background = [i for i in failure_issues(store) if i.key not in gold][:3000]
+            rows = learning_curve(spec, items, golds, _curve_fitter(spec, background),
+                                  folds=folds, dims=[d for d in report.dimensions])
+    return report, rows
+
+
+def _curve_fitter(spec: TaxonomySpec, background: Sequence[Issue]):
+    def fit_predict(train_items, train_gold, test_items):
+        model = TextModel(spec.name, rules=RuleClassifier(spec.name))
+        model.fit(list(train_items) + list(background), list(train_gold) + [None] * len(background))
+        ens = Ensemble(spec.name, rules=model.rules, model=model)
+        return [p.labels for p in ens.predict(test_items)]
+    return fit_predict
+
+
+def _check_names(spec: TaxonomySpec, labels: dict, what: str) -> None:
+    for key, dims in labels.items():
+        for dim, values in dims.items():
+            try:
+                spec.base_of(dim)
+            except KeyError:
+                continue  # a dimension this codebook does not classify: ignored
+            bad = [v for v in values if not spec.valid(dim, v)]
+            if bad:
+                raise BadInputError(f"{what} labels of {key[0]}#{key[1]}: {dim}: not in the "
+                                    f"{spec.name} codebook: {', '.join(map(repr, bad))}")

@@ -1,0 +1,209 @@
+"""The one shape every classifier has: ``fit(issues, labels)`` then ``predict(issues)``.
+
+A classifier scores each base dimension of a codebook (``symptom``, ``root_cause`` ...) as
+a probability over its leaves (optionally also directly over the groups of a level), with
+evidence per category. :func:`decide` turns scores into labels: the best group first, then
+the best leaf inside it (so a leaf never contradicts its group), a second label for
+multi-label dimensions only when it is nearly as likely, and no label at all when the
+confidence is below the threshold (abstention).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from bugatlas.classify.schema import TaxonomySpec
+from bugatlas.store.records import Issue
+
+# Human labels given to fit(): per issue, output dimension -> names (leaves or groups).
+LabelSet = Mapping[str, Sequence[str]]
+
+DEFAULT_THRESHOLD = 0.35
+
+
+@dataclass
+class DimScores:
+    probs: dict[str, float]                                   # leaf -> probability (sums to 1)
+    evidence: dict[str, list[str]] = field(default_factory=dict)  # category -> lines/phrases
+    strength: float = 0.0                                     # how much evidence there was
+    level_probs: dict[str, dict[str, float]] = field(default_factory=dict)  # level dim -> group -> p
+
+
+@dataclass
+class Prediction:
+    repo: str
+    number: int
+    taxonomy: str
+    labels: dict[str, list[str]]
+    confidence: dict[str, float]
+    evidence: dict[str, list[str]]
+    source_kind: dict[str, str]
+    scores: dict[str, DimScores] = field(default_factory=dict)
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return (self.repo, self.number)
+
+    def margin(self, dim: str) -> float:
+        """Top-1 minus top-2 probability (small = uncertain), for uncertainty sampling."""
+        sc = self.scores.get(dim)
+        if sc is None or not sc.probs:
+            return 0.0
+        top = sorted(sc.probs.values(), reverse=True) + [0.0]
+        return top[0] - top[1]
+
+
+class Classifier(Protocol):
+    name: str
+    source_kind: str
+
+    @property
+    def version(self) -> str: ...
+
+    def fit(self, issues: Sequence[Issue], labels: Sequence[LabelSet | None] | None = None) -> Classifier: ...
+
+    def score(self, issues: Sequence[Issue]) -> list[dict[str, DimScores]]: ...
+
+    def predict(self, issues: Sequence[Issue], *, threshold: float = DEFAULT_THRESHOLD) -> list[Prediction]: ...
+
+
+def normalize(scores: Mapping[str, float]) -> dict[str, float]:
+    total = sum(max(v, 0.0) for v in scores.values())
+    if total <= 0:
+        n = len(scores) or 1
+        return {k: 1.0 / n for k in scores}
+    return {k: max(v, 0.0) / total for k, v in scores.items()}
+
+
+def level_probs(spec: TaxonomySpec, dim: str, sc: DimScores, out_dim: str) -> dict[str, float]:
+    """Probability of each value of ``out_dim``: the classifier's own scores for that level
+    when it has them, else the sum of the probabilities of the leaves under each value."""
+    if sc.level_probs.get(out_dim):
+        return dict(sc.level_probs[out_dim])
+    dspec = spec.dims[dim]
+    agg: dict[str, float] = {}
+    for leaf, p in sc.probs.items():
+        v = dspec.store.get(leaf, {}).get(out_dim)
+        if v is not None:
+            agg[v] = agg.get(v, 0.0) + p
+    return agg
+
+
+def decide(
+    spec: TaxonomySpec,
+    dim: str,
+    sc: DimScores,
+    *,
+    threshold: float = DEFAULT_THRESHOLD,
+    second_ratio: float = 0.75,
+    second_min: float = 0.3,
+) -> tuple[dict[str, list[str]], dict[str, float], dict[str, list[str]]]:
+    """Labels, confidence and evidence for every out dim of ``dim``, top level first: the
+    best value at a level, then only leaves under it compete at the next level. A
+    multi-label dimension gets a second top-level value when it is nearly as likely."""
+    dspec = spec.dims[dim]
+    labels: dict[str, list[str]] = {d: [] for d in dspec.out_dims}
+    conf: dict[str, float] = {d: 0.0 for d in dspec.out_dims}
+    evidence: dict[str, list[str]] = {d: [] for d in dspec.out_dims}
+    paths: list[set[str]] = []  # leaves still allowed under each chosen top-level value
+    path_conf: list[float] = []
+    path_labeled: list[bool] = []
+    for rank, out_dim in enumerate(dspec.out_dims):
+        probs = level_probs(spec, dim, sc, out_dim)
+        if rank == 0:
+            if not probs:
+                break
+            ranked = sorted(probs, key=probs.__getitem__, reverse=True)
+            best = ranked[0]
+            conf[out_dim] = round(float(probs[best]), 4)
+            chosen = [best] if probs[best] >= threshold else []
+            if chosen and dspec.multi_label:
+                for other in ranked[1 : dspec.max_labels]:
+                    if probs[other] >= second_min and probs[other] >= second_ratio * probs[best]:
+                        chosen.append(other)
+            labels[out_dim] = chosen
+            for v in chosen or [best]:
+                paths.append(set(dspec.leaves_under(out_dim, v)))
+                path_conf.append(float(probs[v]))
+                path_labeled.append(v in chosen)
+                evidence[out_dim] += _evidence_for(dspec, sc, out_dim, v)
+            continue
+        for i, allowed in enumerate(paths):
+            cands = {v: probs.get(v, 0.0) for v in {dspec.store[leaf].get(out_dim) for leaf in allowed} if v}
+            if not cands:
+                continue
+            total = sum(cands.values())
+            best = max(cands, key=cands.__getitem__)
+            # a lower level's confidence is joint: P(top value) * P(this value | top value)
+            path_conf[i] *= cands[best] / total if total > 0 else 1.0 / len(cands)
+            if i == 0:
+                conf[out_dim] = round(path_conf[i], 4)
+            # once a level abstains, the levels below it abstain too
+            path_labeled[i] = path_labeled[i] and path_conf[i] >= threshold
+            if path_labeled[i] and best not in labels[out_dim]:
+                labels[out_dim].append(best)
+            evidence[out_dim] += _evidence_for(dspec, sc, out_dim, best)
+            paths[i] = {leaf for leaf in allowed if dspec.store[leaf].get(out_dim) == best}
+    for d in evidence:
+        evidence[d] = list(dict.fromkeys(evidence[d]))[:6]
+        if labels[d] and not evidence[d]:  # every label says why, even a base-rate guess
+            evidence[d] = [f"no signature or distinctive term: {labels[d][0]} is the most likely "
+                           f"category overall (p={conf[d]:.2f})"]
+    return labels, conf, evidence
+
+
+def _evidence_for(dspec, sc: DimScores, out_dim: str, value: str) -> list[str]:
+    ev = list(sc.evidence.get(value, []))
+    for leaf in dspec.leaves_under(out_dim, value):
+        if leaf != value:
+            ev += sc.evidence.get(leaf, [])
+    return ev
+
+
+def predictions_from_scores(
+    spec: TaxonomySpec,
+    issues: Sequence[Issue],
+    scored: Sequence[Mapping[str, DimScores]],
+    source_kind: str,
+    *,
+    threshold: float = DEFAULT_THRESHOLD,
+) -> list[Prediction]:
+    out = []
+    for issue, dims in zip(issues, scored, strict=True):
+        labels: dict[str, list[str]] = {}
+        conf: dict[str, float] = {}
+        evidence: dict[str, list[str]] = {}
+        for dim, sc in dims.items():
+            lab, c, ev = decide(spec, dim, sc, threshold=threshold)
+            labels.update(lab)
+            conf.update(c)
+            evidence.update(ev)
+        out.append(Prediction(repo=issue.repo, number=issue.number, taxonomy=spec.name,
+                              labels=labels, confidence=conf, evidence=evidence,
+                              source_kind={d: source_kind for d in labels}, scores=dict(dims)))
+    return out
+
+
+def leaf_targets(spec: TaxonomySpec, dim: str, labels: LabelSet | None) -> list[str]:
+    """The leaves a human gave for ``dim`` (in any of its out dims)."""
+    if not labels:
+        return []
+    dspec = spec.dims[dim]
+    leaves = set(dspec.leaves)
+    found = [v for d in dspec.out_dims for v in (labels.get(d) or []) if v in leaves]
+    return list(dict.fromkeys(found))
+
+
+def level_targets(spec: TaxonomySpec, dim: str, out_dim: str, labels: LabelSet | None) -> list[str]:
+    """The values a human gave at ``out_dim`` (directly, or implied by the leaves)."""
+    if not labels:
+        return []
+    dspec = spec.dims[dim]
+    values = set(dspec.values(out_dim))
+    direct = [v for v in labels.get(out_dim) or [] if v in values]
+    if direct:
+        return list(dict.fromkeys(direct))
+    implied = [dspec.store[leaf].get(out_dim) for leaf in leaf_targets(spec, dim, labels)]
+    return list(dict.fromkeys(v for v in implied if v))

@@ -1,0 +1,171 @@
+"""The stable batch format shared by ``classify``, ``diagnose`` and ``eval``.
+
+Input: issues in the shared corpus format, one JSON object a line (``repo``, ``number``,
+``title``, ``body``, optionally ``labels`` and the rest), plain or gzipped.
+Output: one prediction a line::
+
+    {"repo": "vllm-project/vllm", "number": 1234, "taxonomy": "liu2025",
+     "labels": {"symptom": ["Crash"], "root_cause": ["Incompatible Version"],
+                "root_cause_group": ["Environment"], "component": [...], "phase": "Engine Setup"},
+     "confidence": {"symptom": 0.93, ...}, "evidence": {"symptom": ["..."]}, "source": {...}}
+
+A dimension whose codebook says single-valued is written as a string (or null when the
+classifier abstained); multi-label dimensions as lists (empty when abstained). Gold files
+use the same shape (``confidence`` optional), so one reader serves predictions and gold.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import orjson
+
+from bugatlas.errors import BadInputError
+from bugatlas.store.records import Issue
+
+
+def _open_text(path: Path, mode: str = "r") -> TextIO:
+    if path.suffix == ".gz":
+        return io.TextIOWrapper(gzip.open(path, mode + "b"), encoding="utf-8")
+    return open(path, mode, encoding="utf-8")
+
+
+def _iter_json_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    path = Path(path)
+    if not path.exists():
+        raise BadInputError(f"{path}: no such file")
+    with _open_text(path) as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                obj = orjson.loads(line)
+            except orjson.JSONDecodeError as exc:
+                raise BadInputError(f"{path}: line {lineno}: invalid JSON ({exc})") from exc
+            if not isinstance(obj, dict):
+                raise BadInputError(f"{path}: line {lineno}: expected a JSON object")
+            yield lineno, obj
+
+
+def read_issues(path: str | Path) -> Iterator[Issue]:
+    """Issues of a corpus-format JSON Lines file (``.gz`` allowed), in file order."""
+    for lineno, obj in _iter_json_lines(Path(path)):
+        try:
+            repo, number = obj["repo"], obj["number"]
+        except KeyError as exc:
+            raise BadInputError(f"{path}: line {lineno}: missing field {exc.args[0]!r}") from None
+        labels = obj.get("labels") or []
+        labels = [lab.get("name", "") if isinstance(lab, dict) else str(lab) for lab in labels]
+        try:
+            yield Issue(repo=repo, number=int(number), title=obj.get("title"), body=obj.get("body"),
+                        labels=labels, state=obj.get("state"), html_url=obj.get("html_url"))
+        except (ValueError, TypeError) as exc:
+            raise BadInputError(f"{path}: line {lineno}: {one_line(exc)}") from None
+
+
+def one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:300]
+
+
+@dataclass
+class LabelRecord:
+    """One line of a predictions (or gold) file."""
+
+    repo: str
+    number: int
+    taxonomy: str
+    labels: dict[str, list[str]]
+    confidence: dict[str, float] = field(default_factory=dict)
+    evidence: dict[str, list[str]] = field(default_factory=dict)
+    source: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return (self.repo.lower(), self.number)
+
+    def to_json(self, single_valued: Iterable[str] = ()) -> dict[str, Any]:
+        single = set(single_valued)
+        labels: dict[str, Any] = {}
+        for dim, values in self.labels.items():
+            labels[dim] = (values[0] if values else None) if dim in single else list(values)
+        out: dict[str, Any] = {"repo": self.repo, "number": self.number, "taxonomy": self.taxonomy,
+                               "labels": labels, "confidence": self.confidence}
+        if self.evidence:
+            out["evidence"] = self.evidence
+        if self.source:
+            out["source"] = self.source
+        return out
+
+
+def _as_list(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value] if value else []
+    if isinstance(value, list):
+        return [str(v) for v in value if v is not None and v != ""]
+    raise TypeError(f"expected a name or a list of names, got {type(value).__name__}")
+
+
+def read_label_records(path: str | Path, *, taxonomy: str | None = None) -> list[LabelRecord]:
+    """Predictions or gold labels in the batch format. ``taxonomy`` (when given) is the one a
+    record without a ``taxonomy`` field belongs to; a record of another taxonomy is an error."""
+    out = []
+    for lineno, obj in _iter_json_lines(Path(path)):
+        where = f"{path}: line {lineno}"
+        try:
+            repo, number, raw = obj["repo"], int(obj["number"]), obj["labels"]
+        except KeyError as exc:
+            raise BadInputError(f"{where}: missing field {exc.args[0]!r}") from None
+        tax = obj.get("taxonomy") or taxonomy or ""
+        if taxonomy and tax != taxonomy:
+            raise BadInputError(f"{where}: taxonomy {tax!r}, expected {taxonomy!r}")
+        if not isinstance(raw, dict):
+            raise BadInputError(f"{where}: 'labels' must be an object of dimension -> names")
+        try:
+            labels = {dim: _as_list(v) for dim, v in raw.items()}
+        except TypeError as exc:
+            raise BadInputError(f"{where}: {exc}") from None
+        conf = obj.get("confidence") or {}
+        out.append(LabelRecord(repo=repo.lower(), number=number, taxonomy=tax, labels=labels,
+                               confidence={k: float(v) for k, v in conf.items() if v is not None},
+                               evidence=obj.get("evidence") or {}, source=obj.get("source") or {}))
+    return out
+
+
+class LabelWriter:
+    """Writes prediction records, one JSON object a line (a context manager)."""
+
+    def __init__(self, path: str | Path, single_valued: Iterable[str] = ()):
+        self.path = Path(path)
+        if self.path.parent and not self.path.parent.exists():
+            raise BadInputError(f"{self.path}: folder {self.path.parent} does not exist")
+        self.single = set(single_valued)
+        self._fh = _open_text(self.path, "w")
+        self.count = 0
+
+    def write(self, record: LabelRecord) -> None:
+        self._fh.write(orjson.dumps(record.to_json(self.single)).decode() + "\n")
+        self.count += 1
+
+    def close(self) -> None:
+        self._fh.close()
+
+    def __enter__(self) -> LabelWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def write_label_records(path: str | Path, records: Iterable[LabelRecord],
+                        single_valued: Iterable[str] = ()) -> int:
+    with LabelWriter(path, single_valued) as w:
+        for rec in records:
+            w.write(rec)
+        return w.count

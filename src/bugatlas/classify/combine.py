@@ -1,0 +1,149 @@
+"""Rules first for strong signatures, the text model for the rest, the LLM (optional) for
+what both are unsure about; no label when the final confidence is below the threshold."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from bugatlas.classify.base import (
+    DEFAULT_THRESHOLD,
+    DimScores,
+    LabelSet,
+    Prediction,
+    decide,
+    normalize,
+)
+from bugatlas.classify.model import TextModel
+from bugatlas.classify.rules import RuleClassifier
+from bugatlas.classify.schema import TaxonomySpec, taxonomy_spec
+from bugatlas.store.records import Issue
+
+
+def blend(r: DimScores, m: DimScores, alpha: float) -> DimScores:
+    """alpha * rules + (1 - alpha) * model, for leaves and every level; evidence of both."""
+    probs = normalize({k: alpha * r.probs.get(k, 0.0) + (1 - alpha) * m.probs.get(k, 0.0)
+                       for k in set(r.probs) | set(m.probs)})
+    levels = {}
+    for level in set(r.level_probs) | set(m.level_probs):
+        rp, mp = r.level_probs.get(level, {}), m.level_probs.get(level, {})
+        levels[level] = normalize({k: alpha * rp.get(k, 0.0) + (1 - alpha) * mp.get(k, 0.0)
+                                   for k in set(rp) | set(mp)})
+    evidence: dict[str, list[str]] = {}
+    for src in (r.evidence, m.evidence):
+        for k, v in src.items():
+            evidence.setdefault(k, []).extend(v)
+    return DimScores(probs=probs, evidence=evidence, strength=r.strength, level_probs=levels)
+
+
+class Ensemble:
+    """The combined classifier ``classify`` runs. Same fit/predict shape as its parts."""
+
+    source_kind = "model"
+
+    def __init__(
+        self,
+        taxonomy: str,
+        *,
+        rules: RuleClassifier | None = None,
+        model: TextModel | None = None,
+        llm: object | None = None,
+        threshold: float = DEFAULT_THRESHOLD,
+        strong_probability: float = 0.6,
+        llm_below: float = 0.6,
+    ):
+        self.spec: TaxonomySpec = taxonomy_spec(taxonomy)
+        self.rules = rules or RuleClassifier(taxonomy)
+        self.model = model
+        self.llm = llm
+        self.threshold = threshold
+        self.strong_probability = strong_probability
+        self.llm_below = llm_below
+        self.name = f"ensemble:{self.spec.name}"
+
+    @property
+    def version(self) -> str:
+        parts = [self.rules.version]
+        if self.model is not None:
+            parts.append(self.model.version)
+        if self.llm is not None:
+            parts.append(self.llm.version)  # type: ignore[attr-defined]
+        return "+".join(parts)
+
+    def fit(self, issues: Sequence[Issue], labels: Sequence[LabelSet | None] | None = None) -> Ensemble:
+        if self.model is None:
+            self.model = TextModel(self.spec.name, rules=self.rules)
+        self.model.fit(issues, labels)
+        return self
+
+    def _rule_weight(self, r: DimScores) -> float:
+        """How far to trust the rules over the model when neither decides alone: in
+        proportion to how much signature evidence there was."""
+        strong = self.rules.sig.strong_score
+        return min(0.85, 0.35 + 0.5 * r.strength / strong) if r.strength > 0 else 0.25
+
+    def score(self, issues: Sequence[Issue]) -> list[tuple[dict[str, DimScores], dict[str, str]]]:
+        rs = self.rules.score(issues)
+        ms = self.model.score(issues) if self.model is not None and self.model.fitted else [None] * len(issues)
+        out = []
+        for r_dims, m_dims in zip(rs, ms, strict=True):
+            dims, kinds = {}, {}
+            for dim, r in r_dims.items():
+                m = m_dims.get(dim) if m_dims else None
+                top = max(r.probs.values(), default=0.0)
+                if m is None or (r.strength >= self.rules.sig.strong_score and top >= self.strong_probability):
+                    dims[dim], kinds[dim] = r, "rule"
+                else:
+                    dims[dim], kinds[dim] = blend(r, m, self._rule_weight(r)), "model"
+            out.append((dims, kinds))
+        return out
+
+    def predict(
+        self,
+        issues: Sequence[Issue],
+        *,
+        threshold: float | None = None,
+        on_llm_error: Callable[[Issue, Exception], None] | None = None,
+    ) -> list[Prediction]:
+        threshold = self.threshold if threshold is None else threshold
+        issues = list(issues)
+        preds = []
+        for issue, (dims, kinds) in zip(issues, self.score(issues), strict=True):
+            labels: dict[str, list[str]] = {}
+            conf: dict[str, float] = {}
+            evidence: dict[str, list[str]] = {}
+            source: dict[str, str] = {}
+            for dim, sc in dims.items():
+                lab, c, ev = decide(self.spec, dim, sc, threshold=threshold)
+                labels.update(lab)
+                conf.update(c)
+                evidence.update(ev)
+                source.update({d: kinds[dim] for d in lab})
+            preds.append(Prediction(repo=issue.repo, number=issue.number, taxonomy=self.spec.name,
+                                    labels=labels, confidence=conf, evidence=evidence,
+                                    source_kind=source, scores=dims))
+        if self.llm is not None:
+            self._ask_llm(issues, preds, threshold, on_llm_error)
+        return preds
+
+    def _ask_llm(self, issues, preds, threshold, on_error) -> None:
+        for issue, pred in zip(issues, preds, strict=True):
+            unsure = [d for d in self.spec.dims if pred.confidence.get(d, 0.0) < self.llm_below]
+            if not unsure:
+                continue
+            try:
+                answer = self.llm.label(issue)  # type: ignore[attr-defined]
+            except Exception as exc:  # the offline labels stand when the endpoint fails
+                if on_error is None:
+                    raise
+                on_error(issue, exc)
+                continue
+            for dim in unsure:
+                sc = answer.get(dim)
+                if sc is None:
+                    continue
+                lab, c, ev = decide(self.spec, dim, sc, threshold=threshold)
+                pred.labels.update(lab)
+                pred.confidence.update(c)
+                pred.evidence.update(ev)
+                pred.source_kind.update({d: "llm" for d in lab})
+                pred.scores[dim] = sc

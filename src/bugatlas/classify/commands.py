@@ -1,0 +1,172 @@
+"""CLI: ``bugatlas classify``, ``train``, ``suggest``, ``eval`` (thin over bugatlas.classify.api)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from bugatlas.classify.base import DEFAULT_THRESHOLD
+from bugatlas.cli_common import DbOption, JsonOption, console, err_console, open_store, print_json
+
+TaxonomyOption = Annotated[str, typer.Option("--taxonomy", "-t", help="Codebook name or path to a YAML codebook.")]
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeRemainingColumn(), console=err_console, transient=False)
+
+
+def _llm(taxonomy: str, url: str | None, model: str | None, store=None, timeout: float = 120.0,
+         retries: int = 3):
+    if not url:
+        return None
+    from bugatlas.classify.llm import LLMLabeler
+    from bugatlas.errors import BadInputError
+
+    if not model:
+        raise BadInputError("--llm-url needs --llm-model (the model name the endpoint serves)")
+    return LLMLabeler(taxonomy, url, model, store=store, api_key=os.environ.get("BUGATLAS_LLM_KEY"),
+                      timeout=timeout, retries=retries)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("classify")
+    def classify_cmd(
+        taxonomy: TaxonomyOption,
+        input: Annotated[Path | None, typer.Option("--input", "-i", help="Batch mode: issues as JSON Lines (corpus format, .gz ok); the store is not touched.")] = None,
+        output: Annotated[Path | None, typer.Option("--output", "-o", help="Batch mode: where to write one JSON object of labels per issue.")] = None,
+        background: Annotated[list[Path], typer.Option("--background", help="Batch mode: more unlabeled issues (JSON Lines) to fit the text model on.")] = [],  # noqa: B006
+        threshold: Annotated[float, typer.Option(help="Abstain (no label) below this confidence.")] = DEFAULT_THRESHOLD,
+        llm_url: Annotated[str | None, typer.Option("--llm-url", help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8080/v1; asked about dimensions the offline classifiers are unsure of.")] = None,
+        llm_model: Annotated[str | None, typer.Option("--llm-model", help="Model name the endpoint serves.")] = None,
+        llm_timeout: Annotated[float, typer.Option(help="Seconds per LLM request.")] = 120.0,
+        llm_retries: Annotated[int, typer.Option(help="Retries on invalid JSON, 5xx and timeouts.")] = 3,
+        all_issues: Annotated[bool, typer.Option("--all", help="Label every issue with text, not only the filter's failure reports.")] = False,
+        limit: Annotated[int | None, typer.Option(help="Label at most this many (unlabeled) issues.")] = None,
+        db: DbOption = None,
+        json: JsonOption = False,
+    ) -> None:
+        """Label failure reports with a codebook (rules, text model, optional LLM); every label
+        has a confidence and evidence. With --input/--output: the stable batch interface."""
+        from bugatlas.classify import api
+        from bugatlas.errors import BadInputError
+
+        if (input is None) != (output is None):
+            raise BadInputError("batch mode needs both --input and --output")
+        if input is not None:
+            llm = _llm(taxonomy, llm_url, llm_model, None, llm_timeout, llm_retries)
+            with _progress() as bar:
+                task = bar.add_task("classify", total=None)
+                n = api.classify_file(taxonomy, input, output, background=background, threshold=threshold,
+                                      llm=llm, progress=lambda k: bar.advance(task, k))
+            if json:
+                print_json({"issues": n, "output": str(output)})
+            else:
+                console.print(f"{n} issues labeled -> {output}")
+            return
+        store = open_store(db, create=False)
+        llm = _llm(taxonomy, llm_url, llm_model, store, llm_timeout, llm_retries)
+        with _progress() as bar:
+            task = bar.add_task(f"classify {taxonomy}", total=None)
+
+            def tick(k: int, total: int) -> None:
+                bar.update(task, total=total)
+                bar.advance(task, k)
+
+            res = api.classify_store(store, taxonomy, llm=llm, threshold=threshold, all_issues=all_issues,
+                                     limit=limit, progress=tick)
+        if json:
+            print_json(res.as_dict())
+            return
+        console.print(f"run {res.run_id}: {res.labeled} issues labeled, {res.skipped} already labeled by "
+                      f"this version ({res.version}), {res.candidates} failure reports")
+        table = Table("dimension", "abstained")
+        for dim, k in res.abstained.items():
+            table.add_row(dim, str(k))
+        console.print(table)
+
+    @app.command("train")
+    def train_cmd(taxonomy: TaxonomyOption, db: DbOption = None, json: JsonOption = False) -> None:
+        """Fit the text model on the human labels in the store; later classify runs use it."""
+        from bugatlas.classify import api
+
+        store = open_store(db, create=False)
+        with err_console.status("training"):
+            res = api.train_store(store, taxonomy)
+        if json:
+            print_json(res.as_dict())
+        else:
+            console.print(f"model {res.model_id} ({res.version}): {res.n_human} human-labeled issues, "
+                          f"{res.n_weak} weak labels from the rules, {res.n_issues} issues")
+
+    @app.command("suggest")
+    def suggest_cmd(
+        taxonomy: TaxonomyOption,
+        n: Annotated[int, typer.Option("-n", help="How many issues to suggest.")] = 50,
+        db: DbOption = None,
+        json: JsonOption = False,
+    ) -> None:
+        """The unlabeled issues whose human label would help most (uncertainty sampling)."""
+        from bugatlas.classify import api
+
+        store = open_store(db, create=False)
+        rows = api.suggest(store, taxonomy, n)
+        if json:
+            print_json(rows)
+            return
+        table = Table("issue", "uncertainty", "current guess", "title")
+        for r in rows:
+            guess = "; ".join(f"{d}: {', '.join(v) or '-'}" for d, v in r["labels"].items())
+            table.add_row(f"{r['repo']}#{r['number']}", f"{r['uncertainty']:.2f}", guess, (r["title"] or "")[:70])
+        console.print(table)
+
+    @app.command("eval")
+    def eval_cmd(
+        taxonomy: TaxonomyOption,
+        gold: Annotated[Path | None, typer.Option("--gold", help="Human labels (batch format). Default: the store's human labels.")] = None,
+        pred: Annotated[Path | None, typer.Option("--pred", help="Machine labels (batch format). Default: the store's classify labels.")] = None,
+        curve: Annotated[bool, typer.Option("--curve/--no-curve", help="Learning curve by cross-validation (needs the store).")] = True,
+        confusion: Annotated[list[str], typer.Option("--confusion", help="Print the confusion matrix of this dimension (repeatable).")] = [],  # noqa: B006
+        db: DbOption = None,
+        json: JsonOption = False,
+    ) -> None:
+        """Accuracy, macro-F1, Cohen's kappa per dimension and hierarchy level, confusion
+        matrix, learning curve (kappa vs number of human labels)."""
+        from bugatlas.classify import api
+
+        store = None
+        if gold is None or pred is None or curve:
+            path = db if db is not None else Path(os.environ.get("BUGATLAS_DB") or "bugatlas.db")
+            if gold is None or pred is None or path.exists():
+                store = open_store(db, create=False)
+        report, rows = api.eval_labels(taxonomy, store=store, gold_file=gold, pred_file=pred,
+                                       curve=curve and store is not None)
+        if json:
+            print_json({**report.as_dict(), "learning_curve": rows})
+            return
+        console.print(f"{report.taxonomy}: {report.n_common} issues with both gold and machine labels "
+                      f"({report.n_gold} gold, {report.n_pred} machine)")
+        table = Table("dimension", "n", "accuracy", "macro-F1", "kappa", "coverage", "majority (acc)")
+        for dim, s in report.dimensions.items():
+            table.add_row(dim, str(s.n), f"{s.accuracy:.3f}", f"{s.macro_f1:.3f}", f"{s.kappa:.3f}",
+                          f"{s.coverage:.2f}", f"{s.majority_label} ({s.majority_accuracy:.3f})")
+        console.print(table)
+        for dim in confusion:
+            s = report.dimensions.get(dim)
+            if s is None:
+                continue
+            cm = Table(f"{dim}: gold \\ predicted", *[c[:14] for c in s.labels + ["(none)"]])
+            for label, row in zip(s.labels, s.confusion, strict=True):
+                cm.add_row(label, *[str(v) for v in row])
+            console.print(cm)
+        if rows:
+            dims = [d for d in report.dimensions]
+            lc = Table("human labels", *[f"kappa {d}" for d in dims], title="learning curve (cross-validated)")
+            for r in rows:
+                lc.add_row(str(r["n"]), *[f"{r.get(d, float('nan')):.3f}" for d in dims])
+            console.print(lc)

@@ -1,0 +1,230 @@
+"""An LLM labeler for any OpenAI-compatible endpoint (vLLM, llama.cpp's server, Ollama,
+hosted APIs): the codebook goes into the prompt, the answer is constrained by a JSON schema
+(``response_format`` ``json_schema``; servers that only know ``json_object`` with a schema
+are detected and served that form), validated again here, cached in the store by a hash of
+the request, and retried a bounded number of times on invalid JSON, 5xx answers and
+timeouts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+import orjson
+
+from bugatlas.classify.base import (
+    DEFAULT_THRESHOLD,
+    DimScores,
+    LabelSet,
+    Prediction,
+    predictions_from_scores,
+)
+from bugatlas.classify.schema import TaxonomySpec, taxonomy_spec
+from bugatlas.classify.text import issue_doc
+from bugatlas.errors import BugAtlasError
+from bugatlas.store import Store
+from bugatlas.store.records import Issue
+from bugatlas.store.store import now_iso
+
+PROMPT_VERSION = "1"
+
+
+class LLMError(BugAtlasError):
+    """The endpoint failed or kept answering outside the schema after the retries."""
+
+
+def response_schema(spec: TaxonomySpec) -> dict[str, Any]:
+    """JSON schema of an answer: per dimension the leaf names (enum), a confidence per
+    dimension and a short quote of the issue as evidence."""
+    props: dict[str, Any] = {}
+    for dim, dspec in spec.dims.items():
+        enum = {"type": "string", "enum": list(dspec.leaves)}
+        props[dim] = ({"type": "array", "items": enum, "minItems": 1, "maxItems": dspec.max_labels}
+                      if dspec.multi_label else enum)
+    props["confidence"] = {"type": "number", "minimum": 0, "maximum": 1}
+    props["evidence"] = {"type": "string", "maxLength": 300}
+    return {"type": "object", "properties": props, "required": list(props), "additionalProperties": False}
+
+
+def validate(spec: TaxonomySpec, answer: Any) -> dict[str, Any]:
+    """The answer if it fits the schema, else ValueError naming what is wrong."""
+    if not isinstance(answer, dict):
+        raise ValueError("answer is not a JSON object")
+    for dim, dspec in spec.dims.items():
+        if dim not in answer:
+            raise ValueError(f"missing {dim!r}")
+        vals = answer[dim] if isinstance(answer[dim], list) else [answer[dim]]
+        if not vals or not all(isinstance(v, str) for v in vals):
+            raise ValueError(f"{dim!r} must name categories")
+        bad = [v for v in vals if v not in dspec.leaves]
+        if bad:
+            raise ValueError(f"{dim!r}: unknown categories {bad}")
+    conf = answer.get("confidence")
+    if not isinstance(conf, int | float) or not 0 <= conf <= 1:
+        raise ValueError("'confidence' must be a number in [0, 1]")
+    if not isinstance(answer.get("evidence", ""), str):
+        raise ValueError("'evidence' must be a string")
+    return answer
+
+
+def build_messages(spec: TaxonomySpec, issue: Issue, *, body_chars: int = 3000) -> list[dict[str, str]]:
+    lines = [f"You label GitHub issues of LLM inference engines with the {spec.name} codebook.",
+             "Answer with JSON only. For each dimension choose from these categories:"]
+    for dim, dspec in spec.dims.items():
+        kind = "one or two" if dspec.multi_label else "exactly one"
+        lines.append(f"\n{dim} ({kind}):")
+        for leaf in dspec.leaves:
+            desc = " ".join(dspec.descriptions.get(leaf, leaf).split())[:160]
+            lines.append(f"- {leaf}: {desc}")
+    lines.append("\nAlso give 'confidence' (0-1) and 'evidence': a short quote from the issue.")
+    doc = issue_doc(issue)
+    body = (doc.prose + "\n" + doc.log)[:body_chars]
+    user = f"Title: {doc.title}\n\n{body}"
+    return [{"role": "system", "content": "\n".join(lines)}, {"role": "user", "content": user}]
+
+
+class LLMLabeler:
+    source_kind = "llm"
+
+    def __init__(
+        self,
+        taxonomy: str,
+        url: str,
+        model: str,
+        *,
+        store: Store | None = None,
+        api_key: str | None = None,
+        timeout: float = 120.0,
+        retries: int = 3,
+        backoff: float = 0.5,
+        max_tokens: int = 400,
+        temperature: float = 0.0,
+        client: httpx.Client | None = None,
+    ):
+        self.spec = taxonomy_spec(taxonomy)
+        base = url.rstrip("/")
+        self.endpoint = base + ("/chat/completions" if base.endswith("/v1") else "/v1/chat/completions")
+        self.model = model
+        self.store = store
+        self.retries = retries
+        self.backoff = backoff
+        self.max_tokens = max_tokens
+        self.temperature = temperature
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self.client = client or httpx.Client(timeout=timeout, headers=headers)
+        self.schema = response_schema(self.spec)
+        self.format_mode = "json_schema"  # switched to "json_object" if the server rejects it
+        self.name = f"llm:{model}"
+        self.stats = {"requests": 0, "cache_hits": 0, "retries": 0}
+        self._memory: dict[str, dict[str, Any]] = {}
+
+    @property
+    def version(self) -> str:
+        return f"llm-{self.model}-p{PROMPT_VERSION}"
+
+    def fit(self, issues: Sequence[Issue], labels: Sequence[LabelSet | None] | None = None) -> LLMLabeler:
+        return self  # zero-shot: the codebook is the prompt
+
+    # -- transport -------------------------------------------------------------------------
+    def _body(self, messages: list[dict[str, str]]) -> dict[str, Any]:
+        if self.format_mode == "json_schema":
+            fmt = {"type": "json_schema",
+                   "json_schema": {"name": "labels", "strict": True, "schema": self.schema}}
+        else:
+            fmt = {"type": "json_object", "schema": self.schema}
+        return {"model": self.model, "messages": messages, "temperature": self.temperature,
+                "max_tokens": self.max_tokens, "response_format": fmt}
+
+    def cache_key(self, messages: list[dict[str, str]]) -> str:
+        payload = orjson.dumps({"model": self.model, "messages": messages, "schema": self.schema,
+                                "prompt": PROMPT_VERSION}, option=orjson.OPT_SORT_KEYS)
+        return hashlib.sha256(payload).hexdigest()
+
+    def _cached(self, key: str) -> dict[str, Any] | None:
+        if key in self._memory:
+            return self._memory[key]
+        if self.store is None:
+            return None
+        row = self.store.conn.execute("SELECT response FROM classify_llm_cache WHERE key = ?", (key,)).fetchone()
+        return orjson.loads(row[0]) if row else None
+
+    def _remember(self, key: str, answer: dict[str, Any]) -> None:
+        self._memory[key] = answer
+        if self.store is not None:
+            with self.store.transaction() as conn:
+                conn.execute("INSERT OR REPLACE INTO classify_llm_cache VALUES (?, ?, ?, ?)",
+                             (key, self.model, orjson.dumps(answer).decode(), now_iso()))
+
+    def ask(self, messages: list[dict[str, str]]) -> dict[str, Any]:
+        """The validated answer to ``messages`` (from the cache when asked before)."""
+        key = self.cache_key(messages)
+        cached = self._cached(key)
+        if cached is not None:
+            self.stats["cache_hits"] += 1
+            return cached
+        last = "no attempt"
+        for attempt in range(self.retries + 1):
+            if attempt:
+                self.stats["retries"] += 1
+                time.sleep(self.backoff * 2 ** (attempt - 1))
+            try:
+                self.stats["requests"] += 1
+                resp = self.client.post(self.endpoint, json=self._body(messages))
+            except httpx.TimeoutException:
+                last = "timed out"
+                continue
+            except httpx.TransportError as exc:
+                last = f"connection failed ({exc})"
+                continue
+            if resp.status_code >= 500 or resp.status_code == 429:
+                last = f"HTTP {resp.status_code}"
+                continue
+            if resp.status_code in (400, 422) and self.format_mode == "json_schema":
+                # some servers (llama-cpp-python) take a schema only as json_object
+                self.format_mode = "json_object"
+                last = f"HTTP {resp.status_code}: json_schema rejected"
+                continue
+            if resp.status_code >= 400:
+                raise LLMError(f"{self.endpoint}: HTTP {resp.status_code}: {resp.text[:200]}")
+            try:
+                content = resp.json()["choices"][0]["message"]["content"]
+                answer = validate(self.spec, orjson.loads(content))
+            except (KeyError, IndexError, TypeError, ValueError) as exc:  # JSONDecodeError is a ValueError
+                last = f"invalid answer ({' '.join(str(exc).split())[:120]})"
+                continue
+            self._remember(key, answer)
+            return answer
+        raise LLMError(f"{self.endpoint}: no valid answer after {self.retries + 1} attempts: {last}")
+
+    # -- classifier shape ------------------------------------------------------------------
+    def label(self, issue: Issue) -> dict[str, DimScores]:
+        answer = self.ask(build_messages(self.spec, issue))
+        conf = float(answer["confidence"])
+        quote = str(answer.get("evidence") or "").strip()
+        out = {}
+        for dim, dspec in self.spec.dims.items():
+            chosen = answer[dim] if isinstance(answer[dim], list) else [answer[dim]]
+            chosen = list(dict.fromkeys(chosen))
+            rest = (1.0 - conf) / max(len(dspec.leaves) - len(chosen), 1)
+            probs = {leaf: (conf / len(chosen) if leaf in chosen else rest) for leaf in dspec.leaves}
+            if len(chosen) > 1:  # both named: keep both above the multi-label bar
+                probs = {leaf: (conf if leaf in chosen else rest) for leaf in dspec.leaves}
+                total = sum(probs.values())
+                probs = {k: v / total for k, v in probs.items()}
+            ev = {leaf: [f"llm: {quote}"] if quote else [f"llm: {self.model}"] for leaf in chosen}
+            out[dim] = DimScores(probs=probs, evidence=ev, strength=conf)
+        return out
+
+    def score(self, issues: Sequence[Issue]) -> list[dict[str, DimScores]]:
+        return [self.label(i) for i in issues]
+
+    def predict(self, issues: Sequence[Issue], *, threshold: float = DEFAULT_THRESHOLD) -> list[Prediction]:
+        return predictions_from_scores(self.spec, issues, self.score(issues), self.source_kind,
+                                       threshold=threshold)
+
+    def close(self) -> None:
+        self.client.close()

@@ -1,0 +1,235 @@
+"""The local text model: TF-IDF word n-grams and one logistic regression (by SGD) per dimension and
+per hierarchy level, on the CPU, offline.
+
+No labeled issue text ships for the published taxonomies (Liu et al. and Open-LLM-Failures
+publish labels without text), so the model learns from three sources, weighted:
+
+1. *prototypes*: each category's codebook text (name, definition, inclusion notes), so every
+   category is known even before any issue is labeled;
+2. *weak labels*: the rule classifier's confident decisions on the unlabeled issues it is
+   fitted on; the model then generalises from the words that co-occur with strong
+   signatures to issues no rule matches;
+3. *human labels* when the store has them (``bugatlas train``), which outweigh the others.
+
+Why not a sentence-embedding model: see the README's dependency notes (speed on two cores,
+a multi-gigabyte install); TF-IDF + linear models reach the throughput target with room.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import SGDClassifier
+
+from bugatlas.classify.base import (
+    DEFAULT_THRESHOLD,
+    DimScores,
+    LabelSet,
+    Prediction,
+    leaf_targets,
+    level_targets,
+    normalize,
+    predictions_from_scores,
+)
+from bugatlas.classify.rules import RuleClassifier
+from bugatlas.classify.schema import TaxonomySpec, taxonomy_spec
+from bugatlas.classify.text import issue_doc, model_text
+from bugatlas.store.records import Issue
+
+TOKEN_PATTERN = r"(?u)\b[a-zA-Z_][a-zA-Z0-9_]+\b"  # identifiers like cuda_error, no bare numbers
+
+
+@dataclass
+class _Head:
+    """One logistic regression: a base dimension's leaves, or one level's groups."""
+
+    classes: list[str]
+    clf: SGDClassifier | None  # None: a single class seen, constant prediction
+
+
+class TextModel:
+    source_kind = "model"
+
+    def __init__(
+        self,
+        taxonomy: str,
+        *,
+        rules: RuleClassifier | None = None,
+        weak_min_confidence: float = 0.6,
+        weak_weight: float = 1.0,
+        prototype_weight: float = 2.0,
+        human_weight: float = 4.0,
+        alpha: float = 1e-4,
+        max_features: int = 50000,
+        seed: int = 0,
+    ):
+        self.spec: TaxonomySpec = taxonomy_spec(taxonomy)
+        self.rules = rules
+        self.weak_min_confidence = weak_min_confidence
+        self.weak_weight = weak_weight
+        self.prototype_weight = prototype_weight
+        self.human_weight = human_weight
+        self.alpha = alpha
+        self.max_features = max_features
+        self.seed = seed
+        self.name = f"model:{self.spec.name}"
+        self.vectorizer: TfidfVectorizer | None = None
+        self.heads: dict[str, _Head] = {}  # key: base dim, or "base_dim/level_dim"
+        self.n_human = 0
+        self.n_weak = 0
+        self._digest = "unfitted"
+
+    @property
+    def version(self) -> str:
+        return f"tfidf-lr-{self._digest}"
+
+    @property
+    def fitted(self) -> bool:
+        return self.vectorizer is not None
+
+    # -- fitting ---------------------------------------------------------------------------
+    def _prototypes(self) -> tuple[list[str], list[tuple[str, str, str]]]:
+        """Texts of the codebook categories and what they are: (head key, class)."""
+        texts, meta = [], []
+        for dim, dspec in self.spec.dims.items():
+            for leaf in dspec.leaves:
+                texts.append(dspec.descriptions.get(leaf, leaf))
+                meta.append((dim, leaf, "leaf"))
+            for level in self._level_dims(dim):
+                for value in dspec.values(level):
+                    members = [m for m in dspec.leaves_under(level, value) if m != value]
+                    texts.append("\n".join([dspec.descriptions.get(value, value)]
+                                           + [dspec.descriptions.get(m, m) for m in members]))
+                    meta.append((f"{dim}/{level}", value, "group"))
+        return texts, meta
+
+    def fit(self, issues: Sequence[Issue], labels: Sequence[LabelSet | None] | None = None) -> TextModel:
+        issues = list(issues)
+        labels = list(labels) if labels is not None else [None] * len(issues)
+        docs = [issue_doc(i) for i in issues]
+        texts = [model_text(d) for d in docs]
+        proto_texts, proto_meta = self._prototypes()
+        self.vectorizer = TfidfVectorizer(
+            sublinear_tf=True, ngram_range=(1, 2), min_df=2 if len(texts) >= 50 else 1,
+            max_df=0.9, max_features=self.max_features, token_pattern=TOKEN_PATTERN,
+            lowercase=True, dtype=np.float32,
+        )
+        self.vectorizer.fit(texts + proto_texts)
+        X = self.vectorizer.transform(texts)
+        P = self.vectorizer.transform(proto_texts)
+        weak = [None] * len(issues)
+        if self.rules is not None:
+            weak = [self.rules.score_doc(d) for d in docs]
+        self.n_human = sum(1 for lab in labels if lab)
+        self.n_weak = 0
+        for dim in self.spec.dims:
+            heads = [(dim, None)] + [(f"{dim}/{level}", level) for level in self._level_dims(dim)]
+            for key, level in heads:
+                rows, ys, ws = [], [], []
+                for j, (k, cls, _) in enumerate(proto_meta):
+                    if k == key:
+                        rows.append(("p", j)); ys.append(cls); ws.append(self.prototype_weight)  # noqa: E702
+                for i in range(len(issues)):
+                    human = (leaf_targets(self.spec, dim, labels[i]) if level is None
+                             else level_targets(self.spec, dim, level, labels[i]))
+                    if human:
+                        for cls in human:
+                            rows.append(("x", i)); ys.append(cls); ws.append(self.human_weight / len(human))  # noqa: E702
+                        continue
+                    sc = weak[i].get(dim) if weak[i] else None
+                    if sc is None or sc.strength <= 0:
+                        continue
+                    probs = sc.probs if level is None else sc.level_probs.get(level, {})
+                    if not probs:
+                        continue
+                    best = max(probs, key=probs.__getitem__)
+                    if probs[best] >= self.weak_min_confidence:
+                        rows.append(("x", i)); ys.append(best); ws.append(self.weak_weight * probs[best])  # noqa: E702
+                        self.n_weak += level is None
+                self.heads[key] = self._fit_head(X, P, rows, ys, ws)
+        self._digest = hashlib.sha256(
+            f"{len(issues)}:{self.n_human}:{self.n_weak}:{X.nnz}:{self.alpha}".encode()).hexdigest()[:10]
+        return self
+
+    def _fit_head(self, X, P, rows, ys, ws) -> _Head:
+        from scipy.sparse import vstack
+
+        classes = sorted(set(ys))
+        if len(classes) < 2:
+            return _Head(classes=classes, clf=None)
+        mat = vstack([X[i] if src == "x" else P[i] for src, i in rows]).tocsr()
+        # SGD on the log loss: logistic regression at a fraction of lbfgs's cost with 28
+        # classes and 50k features (fitting happens on every classify run without a trained model)
+        clf = SGDClassifier(loss="log_loss", alpha=self.alpha, max_iter=30, tol=1e-4,
+                            random_state=self.seed)
+        with warnings.catch_warnings():  # a few epochs are enough for ranking; no convergence noise
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            clf.fit(mat, ys, sample_weight=np.asarray(ws, dtype=float))
+        return _Head(classes=list(clf.classes_), clf=clf)
+
+    def _level_dims(self, dim: str) -> list[str]:
+        """Out dims that need a head of their own (their values are not just the leaves)."""
+        dspec = self.spec.dims[dim]
+        return [d for d in dspec.out_dims if d not in dspec.leaf_dims]
+
+    # -- prediction ------------------------------------------------------------------------
+    def _head_probs(self, key: str, X) -> np.ndarray:
+        head = self.heads[key]
+        if head.clf is None:
+            return np.ones((X.shape[0], max(len(head.classes), 1)))
+        return head.clf.predict_proba(X)
+
+    def _evidence(self, key: str, x, cls: str, k: int = 5) -> list[str]:
+        """The words that pushed this issue towards ``cls`` most."""
+        head = self.heads[key]
+        if head.clf is None or cls not in head.classes:
+            return []
+        coef = head.clf.coef_
+        row = head.classes.index(cls) if coef.shape[0] > 1 else 0
+        w = coef[row] if coef.shape[0] > 1 else (coef[0] if row == 1 else -coef[0])
+        idx, vals = x.indices, x.data * w[x.indices]
+        top = [idx[j] for j in np.argsort(-vals)[:k] if vals[j] > 0]
+        names = self.vectorizer.get_feature_names_out() if self._names is None else self._names
+        self._names = names
+        return [f"model terms: {', '.join(names[t] for t in top)}"] if top else []
+
+    _names = None
+
+    def score(self, issues: Sequence[Issue]) -> list[dict[str, DimScores]]:
+        if not self.fitted:
+            raise RuntimeError("TextModel.score before fit")
+        texts = [model_text(issue_doc(i)) for i in issues]
+        X = self.vectorizer.transform(texts)
+        out: list[dict[str, DimScores]] = [{} for _ in issues]
+        for dim, dspec in self.spec.dims.items():
+            leaf_p = self._head_probs(dim, X)
+            lv_p = {level: self._head_probs(f"{dim}/{level}", X) for level in self._level_dims(dim)}
+            classes = self.heads[dim].classes
+            for i in range(len(issues)):
+                probs = {leaf: 0.0 for leaf in dspec.leaves}
+                for c, p in zip(classes, leaf_p[i], strict=False):
+                    probs[c] = float(p)
+                probs = normalize(probs)
+                best = max(probs, key=probs.__getitem__)
+                evidence = {best: self._evidence(dim, X[i], best)}
+                level_probs = {}
+                for level, arr in lv_p.items():
+                    g = {grp: 0.0 for grp in dspec.values(level)}
+                    for c, p in zip(self.heads[f"{dim}/{level}"].classes, arr[i], strict=False):
+                        g[c] = float(p)
+                    level_probs[level] = normalize(g)
+                    gbest = max(level_probs[level], key=level_probs[level].__getitem__)
+                    evidence[gbest] = self._evidence(f"{dim}/{level}", X[i], gbest)
+                out[i][dim] = DimScores(probs=probs, evidence=evidence, strength=0.0,
+                                        level_probs=level_probs)
+        return out
+
+    def predict(self, issues: Sequence[Issue], *, threshold: float = DEFAULT_THRESHOLD) -> list[Prediction]:
+        return predictions_from_scores(self.spec, issues, self.score(issues), self.source_kind,
+                                       threshold=threshold)

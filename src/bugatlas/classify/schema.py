@@ -1,0 +1,138 @@
+"""What a classifier has to produce for a codebook: its dimensions, their leaves, and the
+store dimensions every level of a leaf's path is written to (liu2025: ``symptom`` +
+``unexpected_output``, ``root_cause_group`` + ``root_cause``; yu2026: ``symptom_category``,
+``symptom_subcategory``, ``symptom`` ...), all read from the taxonomy API, so a user's own
+YAML codebook works the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+
+from bugatlas.errors import BadInputError
+
+
+def load_codebook(name: str) -> Any:
+    from bugatlas.taxonomy import load_codebook as _load
+
+    try:
+        return _load(name)
+    except KeyError as exc:
+        raise BadInputError(f"taxonomy {name!r}: {exc.args[0] if exc.args else exc}") from None
+
+
+@dataclass
+class DimensionSpec:
+    """One codebook dimension: the leaves a classifier scores and where each is stored."""
+
+    name: str
+    multi_label: bool
+    leaves: list[str]
+    out_dims: list[str]                        # store dimensions, top level first
+    store: dict[str, dict[str, str]]           # leaf -> {out dim: value on the leaf's path}
+    max_labels: int = 2
+    descriptions: dict[str, str] = field(default_factory=dict)   # category name -> text
+    signals: dict[str, list[str]] = field(default_factory=dict)  # category name -> own signals
+    placed: dict[str, str] = field(default_factory=dict)         # category name -> its out dim
+
+    def values(self, out_dim: str) -> list[str]:
+        return list(dict.fromkeys(m[out_dim] for m in self.store.values() if out_dim in m))
+
+    def leaves_under(self, out_dim: str, value: str) -> list[str]:
+        return [leaf for leaf, m in self.store.items() if m.get(out_dim) == value]
+
+    @property
+    def leaf_dims(self) -> list[str]:
+        """Out dims whose values are exactly the leaves (no separate model head needed)."""
+        return [d for d in self.out_dims if set(self.values(d)) == set(self.leaves)]
+
+
+@dataclass
+class TaxonomySpec:
+    name: str
+    dims: dict[str, DimensionSpec]
+    codebook: Any = None
+
+    @property
+    def output_dims(self) -> list[str]:
+        return [d for spec in self.dims.values() for d in spec.out_dims]
+
+    @property
+    def single_valued(self) -> list[str]:
+        return [d for spec in self.dims.values() if not spec.multi_label for d in spec.out_dims]
+
+    def base_of(self, out_dim: str) -> str:
+        for spec in self.dims.values():
+            if out_dim in spec.out_dims:
+                return spec.name
+        raise KeyError(out_dim)
+
+    def expand(self, dim: str, leaves: list[str]) -> dict[str, list[str]]:
+        """Leaf names of ``dim`` -> names in every out dim (deduplicated, in order)."""
+        spec = self.dims[dim]
+        out: dict[str, list[str]] = {d: [] for d in spec.out_dims}
+        for leaf in leaves:
+            for d, v in spec.store.get(leaf, {}).items():
+                if v not in out[d]:
+                    out[d].append(v)
+        return out
+
+    def valid(self, out_dim: str, value: str) -> bool:
+        return value in self.dims[self.base_of(out_dim)].values(out_dim)
+
+
+def _text_of(cat: Any) -> str:
+    parts = [getattr(cat, "name", "") or "", getattr(cat, "definition", "") or ""]
+    parts += list(getattr(cat, "include", None) or [])
+    return "\n".join(p for p in parts if p)
+
+
+@cache
+def taxonomy_spec(name: str) -> TaxonomySpec:
+    """The classification spec of a codebook, with per-dimension settings of the package's
+    signature file (how many labels a multi-label dimension may get)."""
+    spec = _base_spec(name)
+    from bugatlas.classify.rules import signatures_path
+
+    path = signatures_path(spec.name)
+    if path is not None:
+        import yaml
+
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        for dim, block in (data.get("dimensions") or {}).items():
+            if dim in spec.dims and "max_labels" in (block or {}):
+                spec.dims[dim].max_labels = int(block["max_labels"])
+    return spec
+
+
+def _base_spec(name: str) -> TaxonomySpec:
+    """The classification spec of a codebook (built-in name or path to a YAML codebook)."""
+    cb = load_codebook(name)
+    dims: dict[str, DimensionSpec] = {}
+    for dim_name, dim in cb.dimensions.items():
+        leaves = list(dim.leaves())
+        store: dict[str, dict[str, str]] = {}
+        out_dims: list[str] = []
+        for leaf in leaves:
+            pairs = dim.store_labels(leaf.id)
+            store[leaf.name] = dict(pairs)
+            for d, _ in pairs:
+                if d not in out_dims:
+                    out_dims.append(d)
+        order = {lv: i for i, lv in enumerate(getattr(dim, "levels", None) or [])}
+        out_dims.sort(key=lambda d: order.get(d, len(order)))
+        spec = DimensionSpec(name=dim_name, multi_label=bool(dim.multi_label),
+                             leaves=[c.name for c in leaves], out_dims=out_dims, store=store)
+        for cat in dim.categories.values():
+            spec.signals[cat.name] = list(cat.signals or [])
+            spec.placed[cat.name] = dim.store_labels(cat.id)[-1][0] if cat.parent is None else next(
+                (d for d, v in dim.store_labels(cat.id) if v == cat.name), dim_name)
+        for leaf in leaves:
+            # a leaf's description includes its ancestors' (a group's wording helps its leaves)
+            spec.descriptions[leaf.name] = "\n".join(_text_of(n) for n in dim.path(leaf.id))
+        for cat in dim.categories.values():
+            spec.descriptions.setdefault(cat.name, _text_of(cat))
+        dims[dim_name] = spec
+    return TaxonomySpec(name=cb.name, dims=dims, codebook=cb)

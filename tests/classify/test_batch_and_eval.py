@@ -1,0 +1,89 @@
+"""The batch format (shared with diagnose) and the agreement metrics."""
+
+from __future__ import annotations
+
+import pytest
+from sklearn.metrics import cohen_kappa_score
+
+from bugatlas.classify import read_issues, read_label_records, taxonomy_spec, write_label_records
+from bugatlas.classify.batch import LabelRecord
+from bugatlas.classify.evaluate import ABSTAIN, cohen_kappa, evaluate, learning_curve
+from bugatlas.errors import BadInputError
+
+
+def test_read_issues_real_corpus_lines(corpus_records, write_jsonl) -> None:
+    recs = [corpus_records[("vllm-project/vllm", n)] for n in sorted(
+        n for r, n in corpus_records if r == "vllm-project/vllm")[:5]]
+    issues = list(read_issues(write_jsonl(recs)))
+    assert [i.number for i in issues] == [r["number"] for r in recs]
+    assert issues[0].title == recs[0]["title"] and issues[0].labels == recs[0]["labels"]
+
+
+def test_read_issues_names_the_bad_line(tmp_path) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"repo": "a/b", "number": 1, "title": "x"}\n{oops\n')
+    with pytest.raises(BadInputError, match=r"bad.jsonl: line 2: invalid JSON"):
+        list(read_issues(path))
+    path.write_text('{"repo": "a/b", "title": "x"}\n')
+    with pytest.raises(BadInputError, match=r"line 1: missing field 'number'"):
+        list(read_issues(path))
+
+
+def test_label_records_round_trip_single_and_multi(tmp_path) -> None:
+    rec = LabelRecord(repo="vllm-project/vllm", number=7, taxonomy="liu2025",
+                      labels={"symptom": ["Crash"], "phase": ["Engine Setup"], "root_cause": []},
+                      confidence={"symptom": 0.9, "phase": 0.5})
+    path = tmp_path / "labels.jsonl"
+    write_label_records(path, [rec], single_valued=["phase"])
+    text = path.read_text()
+    assert '"phase":"Engine Setup"' in text and '"symptom":["Crash"]' in text
+    back = read_label_records(path, taxonomy="liu2025")[0]
+    assert back.labels == {"symptom": ["Crash"], "phase": ["Engine Setup"], "root_cause": []}
+    assert back.confidence["symptom"] == 0.9
+    with pytest.raises(BadInputError, match="taxonomy 'liu2025', expected 'yu2026'"):
+        read_label_records(path, taxonomy="yu2026")
+
+
+def test_kappa_matches_sklearn() -> None:
+    a = ["Crash", "Crash", "Hang", "Crash", "Slow", "Hang", "Crash", "Slow"]
+    b = ["Crash", "Hang", "Hang", "Crash", "Slow", "Crash", "Crash", ABSTAIN]
+    assert cohen_kappa(a, b) == pytest.approx(cohen_kappa_score(a, b))
+
+
+def test_evaluate_levels_multilabel_abstention_and_majority() -> None:
+    spec = taxonomy_spec("liu2025")
+    gold = {
+        ("r/x", 1): {"symptom": ["Crash"], "root_cause": ["Incompatible Version", "Misconfiguration"]},
+        ("r/x", 2): {"symptom": ["Crash"], "root_cause": ["Incorrect Algorithm Implementation"]},
+        ("r/x", 3): {"symptom": ["System Hang"], "root_cause": ["Concurrency Issue"]},
+        ("r/x", 4): {"symptom": ["Unexpected Output"], "root_cause_group": ["Functionality"]},
+    }
+    pred = {
+        ("r/x", 1): {"symptom": ["Crash"], "root_cause": ["Misconfiguration"]},  # either gold cause is right
+        ("r/x", 2): {"symptom": ["Crash"], "root_cause": ["Misused API"]},       # wrong leaf, right group
+        ("r/x", 3): {"symptom": [], "root_cause": ["Concurrency Issue"]},         # abstained on symptom
+        ("r/x", 4): {"symptom": ["Unexpected Output"], "root_cause": ["Numerical Issue"]},
+    }
+    rep = evaluate(spec, gold, pred)
+    sym, leaf, grp = (rep.dimensions[d] for d in ("symptom", "root_cause", "root_cause_group"))
+    assert sym.accuracy == 0.75 and sym.coverage == 0.75 and sym.accuracy_covered == 1.0
+    assert sym.majority_label == "Crash" and sym.majority_accuracy == 0.5
+    assert leaf.n == 3 and leaf.accuracy == pytest.approx(2 / 3, abs=1e-3)
+    # groups come from the leaves on both sides: Environment|Configuration vs Configuration, ...
+    assert grp.n == 4 and grp.accuracy == 1.0 and grp.kappa == 1.0
+    cm = dict(zip(sym.labels, sym.confusion, strict=True))
+    assert cm["System Hang"][-1] == 1  # the abstention is in the (none) column
+
+
+def test_learning_curve_improves_with_labels() -> None:
+    spec = taxonomy_spec("liu2025")
+    items = list(range(60))
+    gold = [{"symptom": ["Crash" if i % 3 else "System Hang"]} for i in items]
+
+    def fit_predict(train, train_gold, test):  # a learner that memorises the rule once it saw both classes
+        seen = {g["symptom"][0] for g in train_gold}
+        return [{"symptom": ["Crash" if (i % 3 or len(seen) < 2) else "System Hang"]} for i in test]
+
+    rows = learning_curve(spec, items, gold, fit_predict, sizes=[1, 40], folds=3)
+    assert [r["n"] for r in rows] == [1, 40]
+    assert rows[0]["symptom"] == 0.0 and rows[1]["symptom"] == 1.0

@@ -1,0 +1,137 @@
+"""The offline classifiers on real issues of the shared corpus: labels with the codebook's
+names, a confidence and the evidence that decided them; the combined classifier; the batch
+command end to end."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import orjson
+import pytest
+
+from bugatlas.classify import Ensemble, RuleClassifier, TextModel, read_issues, taxonomy_spec
+from bugatlas.classify.base import DimScores, decide
+from bugatlas.classify.text import make_doc, split_title
+from bugatlas.store.records import Issue
+
+
+def _issue(corpus_records, repo: str, number: int) -> Issue:
+    r = corpus_records[(repo, number)]
+    return Issue(repo=repo, number=number, title=r["title"], body=r["body"])
+
+
+def test_template_prefixes_and_boilerplate_sections_are_set_aside() -> None:
+    assert split_title("[Bug]: [V1] crash on start") == ("[Bug]: [V1]", "crash on start")
+    assert split_title("Eval bug: Gemma3 decode fails") == ("Eval bug:", "Gemma3 decode fails")
+    doc = make_doc("[Bug] x", "### Your current environment\n```\nCUDA 12.1 NCCL 2.18\n```\n"
+                   "### Describe the bug\nIt hangs forever\n```\nTraceback (most recent call last):\n```")
+    assert "NCCL" not in doc.text and "hangs forever" in doc.prose and "Traceback" in doc.log
+
+
+@pytest.mark.parametrize(("repo", "number", "symptom", "evidence"), [
+    ("ggml-org/llama.cpp", 5023, "Crash", "GGML_ASSERT"),
+    ("sgl-project/sglang", 3460, "Crash", "NCCL error"),
+    ("ggml-org/llama.cpp", 9013, "Abnormal Performance", "Slow response times"),
+    ("sgl-project/sglang", 6857, "System Hang", "hang after Decode"),
+    ("ggml-org/llama.cpp", 137, "Unexpected Output", "garbage output"),
+])  # fmt: skip
+def test_rules_label_real_issues_with_evidence(corpus_records, repo, number, symptom, evidence) -> None:
+    rules = RuleClassifier("liu2025")
+    pred = rules.predict([_issue(corpus_records, repo, number)])[0]
+    assert pred.labels["symptom"] == [symptom]
+    assert pred.confidence["symptom"] >= 0.6
+    assert any(evidence.lower() in e.lower() for e in rules.score([_issue(corpus_records, repo, number)])[0]
+               ["symptom"].evidence.get(symptom, []) + pred.evidence["symptom"]), pred.evidence["symptom"]
+    assert pred.source_kind["symptom"] == "rule"
+
+
+def test_every_label_uses_codebook_names_and_has_confidence(corpus_records) -> None:
+    spec = taxonomy_spec("liu2025")
+    issues = [_issue(corpus_records, r, n) for (r, n) in list(corpus_records)[:300]]
+    ens = Ensemble("liu2025").fit(issues)
+    preds = ens.predict(issues)
+    assert len(preds) == 300
+    labeled = 0
+    for p in preds:
+        for dim in spec.output_dims:
+            assert dim in p.confidence and 0.0 <= p.confidence[dim] <= 1.0
+            for v in p.labels[dim]:
+                assert spec.valid(dim, v), (dim, v)
+                labeled += 1
+            if p.labels[dim]:
+                assert p.evidence[dim], (p.key, dim)
+                assert p.source_kind[dim] in {"rule", "model"}
+        if p.labels["root_cause"]:  # a leaf's group is always labeled with it
+            groups = spec.expand("root_cause", p.labels["root_cause"])["root_cause_group"]
+            assert set(groups) <= set(p.labels["root_cause_group"])
+    assert labeled > 300 * 3
+
+
+def test_abstains_below_threshold() -> None:
+    spec = taxonomy_spec("liu2025")
+    leaves = spec.dims["symptom"].leaves
+    tops = spec.dims["symptom"].values("symptom")
+    flat = DimScores(probs={leaf: 1 / len(leaves) for leaf in leaves},
+                     level_probs={"symptom": {v: 1 / len(tops) for v in tops}})
+    labels, conf, _ = decide(spec, "symptom", flat, threshold=0.35)
+    assert labels["symptom"] == [] and 0 < conf["symptom"] < 0.35
+    labels, _, _ = decide(spec, "symptom", flat, threshold=0.0)
+    assert len(labels["symptom"]) == 1
+
+
+def test_text_model_learns_from_human_labels(corpus_records) -> None:
+    """Two made-up classes keyed on words the rules do not know: only the human labels
+    can teach them, and the fitted model must reproduce them on held-out issues."""
+    keys = [k for k, r in corpus_records.items() if r["body"]]
+    metal = [k for k in keys if "metal" in (corpus_records[k]["title"] or "").lower()][:30]
+    rocm = [k for k in keys if "rocm" in (corpus_records[k]["title"] or "").lower()][:30]
+    assert len(metal) >= 12 and len(rocm) >= 12
+    train = metal[:-4] + rocm[:-4]
+    gold = [{"symptom": ["Silent Error" if k in metal else "System Hang"]} for k in train]
+    model = TextModel("liu2025", human_weight=20.0).fit([_issue(corpus_records, *k) for k in train], gold)
+    assert model.n_human == len(train)
+    test = [_issue(corpus_records, *k) for k in metal[-4:] + rocm[-4:]]
+    got = [p.labels["symptom"] for p in model.predict(test, threshold=0.0)]
+    assert got[:4].count(["Silent Error"]) >= 3 and got[4:].count(["System Hang"]) >= 3
+
+
+def test_batch_cli_labels_corpus_issues(corpus_records, write_jsonl, tmp_path) -> None:
+    recs = [corpus_records[k] for k in list(corpus_records)[1000:1200]]
+    src = write_jsonl(recs)
+    out = tmp_path / "labels.jsonl"
+    res = subprocess.run([sys.executable, "-m", "bugatlas.cli", "classify", "--taxonomy", "liu2025",
+                          "--input", str(src), "--output", str(out)], capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr
+    lines = [orjson.loads(line) for line in out.read_text().splitlines()]
+    assert [(r["repo"], r["number"]) for r in lines] == [(r["repo"], r["number"]) for r in recs]
+    spec = taxonomy_spec("liu2025")
+    for r in lines:
+        assert r["taxonomy"] == "liu2025"
+        assert set(r["labels"]) >= {"symptom", "root_cause", "root_cause_group", "component", "phase"}
+        assert isinstance(r["labels"]["symptom"], list) and (r["labels"]["phase"] is None or isinstance(r["labels"]["phase"], str))
+        assert set(r["confidence"]) >= set(r["labels"])
+        for v in r["labels"]["root_cause_group"]:
+            assert v in spec.dims["root_cause"].values("root_cause_group")
+    assert not list(tmp_path.glob("*.db")), "batch mode must not create a store"
+
+
+def test_batch_yu2026_writes_every_level(corpus_records, write_jsonl, tmp_path) -> None:
+    from bugatlas.classify import classify_file
+
+    src = write_jsonl([corpus_records[k] for k in list(corpus_records)[:60]])
+    out = tmp_path / "yu.jsonl"
+    assert classify_file("yu2026", src, out) == 60
+    spec = taxonomy_spec("yu2026")
+    recs = [orjson.loads(line) for line in out.read_text().splitlines()]
+    assert set(recs[0]["labels"]) == set(spec.output_dims)
+    for r in recs:
+        leaf = r["labels"]["symptom"]
+        if leaf:
+            path = spec.dims["symptom"].store[leaf]
+            assert r["labels"]["symptom_category"] == path["symptom_category"]
+
+
+def test_read_issues_matches_store_issue_shape(corpus_records, write_jsonl) -> None:
+    issues = list(read_issues(write_jsonl([corpus_records[("ggml-org/llama.cpp", 5023)]])))
+    assert issues[0].key == ("ggml-org/llama.cpp", 5023)

@@ -1,0 +1,102 @@
+"""classify / train / suggest / eval on a store of real issues; human labels are created
+through the library API (Store.add_labels)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import orjson
+import pytest
+
+from bugatlas import Label, Store
+from bugatlas.classify import (
+    SOURCE,
+    classify_store,
+    eval_labels,
+    load_trained,
+    machine_labels,
+    suggest,
+    train_store,
+)
+from bugatlas.errors import BugAtlasError
+from bugatlas.store.records import Issue
+
+
+@pytest.fixture()
+def small_store(corpus_records, tmp_path) -> Store:
+    keys = sorted(corpus_records)[::15][:200]
+    store = Store(tmp_path / "s.db")
+    store.upsert_issues(Issue(repo=r["repo"], number=r["number"], title=r["title"], body=r["body"],
+                              labels=r["labels"], state=r["state"]) for r in (corpus_records[k] for k in keys))
+    yield store
+    store.close()
+
+
+def _human(store: Store, n: int) -> list[tuple[str, int]]:
+    """Label n issues by hand (a crude annotator: hang/slow/else crash from the title)."""
+    keys = []
+    labels = []
+    for issue in list(store.iter_issues())[:n]:
+        t = (issue.title or "").lower()
+        sym = "System Hang" if "hang" in t or "stuck" in t else "Abnormal Performance" if "slow" in t else "Crash"
+        labels.append(Label(repo=issue.repo, issue_number=issue.number, taxonomy="liu2025", dimension="symptom",
+                            value=sym, source_kind="human", source="annotator:a"))
+        labels.append(Label(repo=issue.repo, issue_number=issue.number, taxonomy="liu2025",
+                            dimension="root_cause", value="Incompatible Version", source_kind="human",
+                            source="annotator:a"))
+        keys.append(issue.key)
+    store.add_labels(labels)
+    return keys
+
+
+def test_classify_labels_store_and_resumes(small_store: Store) -> None:
+    res = classify_store(small_store, "liu2025", limit=120)
+    assert res.labeled == 120 and res.candidates == 200
+    labels = list(small_store.iter_labels("liu2025", source=SOURCE))
+    assert labels and all(lab.confidence is not None and lab.evidence and lab.run_id == res.run_id for lab in labels)
+    assert {lab.source_kind for lab in labels} <= {"rule", "model"}
+    run = small_store.runs("classify")[-1]
+    assert run["status"] == "ok" and run["params"]["version"] == res.version
+    # the second run only does what is left, with the same classifier version
+    again = classify_store(small_store, "liu2025")
+    assert again.version == res.version and again.labeled == 80 and again.skipped == 120
+    third = classify_store(small_store, "liu2025")
+    assert third.labeled == 0
+    assert len(machine_labels(small_store, "liu2025")) == 200
+
+
+def test_train_then_classify_uses_the_trained_model(small_store: Store) -> None:
+    with pytest.raises(BugAtlasError, match="train needs at least"):
+        train_store(small_store, "liu2025")
+    _human(small_store, 60)
+    res = train_store(small_store, "liu2025")
+    assert res.n_human == 60
+    model = load_trained(small_store, "liu2025")
+    assert model is not None and model.version == res.version
+    out = classify_store(small_store, "liu2025")
+    assert res.version in out.version
+
+
+def test_eval_and_suggest_on_human_labels(small_store: Store, tmp_path) -> None:
+    keys = _human(small_store, 40)
+    classify_store(small_store, "liu2025")
+    report, curve = eval_labels("liu2025", store=small_store, folds=4)
+    sym = report.dimensions["symptom"]
+    assert report.n_common == 40 and sym.n == 40
+    assert 0 <= sym.accuracy <= 1 and -1 <= sym.kappa <= 1 and sym.majority_label == "Crash"
+    assert "root_cause_group" in report.dimensions  # groups derived from the leaves
+    assert curve and curve[0]["n"] < curve[-1]["n"] and "symptom" in curve[0]
+    picks = suggest(small_store, "liu2025", n=10)
+    assert len(picks) == 10 and not ({(p["repo"], p["number"]) for p in picks} & set(keys))
+    assert picks[0]["uncertainty"] >= picks[-1]["uncertainty"]
+    # the CLI over the same store, JSON out
+    db = str(small_store.path)
+    res = subprocess.run([sys.executable, "-m", "bugatlas.cli", "eval", "--taxonomy", "liu2025", "--db", db,
+                          "--no-curve", "--json"], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    data = orjson.loads(res.stdout)
+    assert data["dimensions"]["symptom"]["n"] == 40
+    res = subprocess.run([sys.executable, "-m", "bugatlas.cli", "suggest", "--taxonomy", "liu2025", "--db", db,
+                          "-n", "5", "--json"], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0 and len(orjson.loads(res.stdout)) == 5
