@@ -342,7 +342,12 @@ class Runner:
         if fn is None:
             return "unavailable", "the classify stage is not in this build: skipped (the report uses the labels in the store)", {}
         opts = {k: v for k, v in config.items() if k != "function"}
-        return "ran", f"classified into {config.get('taxonomy')}", _summarise(_call(fn, store, opts))
+        summary = _summarise(_call(fn, store, opts))
+        msg = f"classified into {config.get('taxonomy')}"
+        if "labeled" in summary:
+            msg = (f"{summary['labeled']} issues labelled into {config.get('taxonomy')}"
+                   + (f" ({summary['skipped']} already done)" if summary.get("skipped") else ""))  # fmt: skip
+        return "ran", msg, summary
 
     def _step_report(self, store: Store, config: dict[str, Any]):
         from bugatlas.report.build import build_report
