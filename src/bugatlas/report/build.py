@@ -259,17 +259,95 @@ def _maintenance_section(data: StudyData) -> Section | None:
 
 
 def _examples(data: StudyData, section: Section, *, per_category: int = 3) -> None:
-    """Quote a few issue titles per top-level symptom (untrusted text: escaped on output)."""
-    sym = A.find_dimension(data, A.SYMPTOM_DIMENSIONS)
+    """Quote the most discussed issue titles per top-level symptom or category (untrusted
+    text: escaped on output)."""
+    sym = A.find_dimension(data, A.SYMPTOM_DIMENSIONS) or A.find_dimension(data, A.CAUSE_DIMENSIONS)
     u = data.units
     if not sym or u["title"].isna().all():
         return
-    vals = data.values(sym, 0).merge(u[["title", "html_url", "repo", "issue_number"]], left_on="unit", right_index=True)
-    vals = vals[vals["title"].notna()]
+    vals = data.values(sym, 0).merge(u[["title", "html_url", "repo", "issue_number", "comments_count"]],
+                                     left_on="unit", right_index=True)  # fmt: skip
+    # the most discussed reports of each category: the ones maintainers and users know
+    vals = vals[vals["title"].notna()].sort_values(["comments_count", "repo", "issue_number"],
+                                                   ascending=[False, True, True], na_position="last")  # fmt: skip
     for cat, g in vals.groupby("value", sort=False):
         for r in g.head(per_category).itertuples():
             section.examples.append({"category": cat, "title": r.title, "url": r.html_url or "",
                                      "ref": f"{r.repo}#{r.issue_number}"})  # fmt: skip
+
+
+def _probe_section(store: Store, data: StudyData) -> Section | None:
+    """Failures the probe stage found on live engines, beside the mined symptom distribution
+    (both in liu2025 symptoms). Skipped when the probe stage or its findings are absent."""
+    try:
+        from bugatlas.probe.storage import probe_findings_frame
+    except ImportError:
+        return None
+    try:
+        f = probe_findings_frame(store)
+    except Exception:  # store written before the probe stage existed
+        return None
+    if f.empty:
+        return None
+    s = Section("probe", "Probe findings beside the mined issues")
+    runs = f["probe_run_id"].nunique()
+    s.text.append(f"{len(f)} failures found by {runs} probe run(s) against live engines "
+                  f"({', '.join(sorted(map(str, f['engine'].fillna('unknown').unique())))}).")  # fmt: skip
+    counts = f.groupby("symptom").size().rename("probe findings").to_frame()
+    counts["probe share"] = counts["probe findings"] / counts["probe findings"].sum()
+    if data.taxonomy == "liu2025" and data.has("symptom"):
+        mined = A.distribution(data, "symptom", 0).set_index("category")
+        counts = counts.join(mined[["units", "share"]].rename(columns={"units": "mined issues", "share": "mined share"}),
+                             how="outer").fillna(0)  # fmt: skip
+    for col in ("probe findings", "mined issues"):
+        if col in counts:
+            counts[col] = counts[col].astype(int)
+    counts = counts.sort_values("probe findings", ascending=False, kind="stable")
+    counts.index.name = "symptom"
+    s.tables.append(Table("probe_symptoms", "Probe findings by liu2025 symptom (and the mined issues' shares)",
+                          counts, index=True, main=True, percent=("probe share", "mined share")))  # fmt: skip
+    share_cols = [c for c in ("probe share", "mined share") if c in counts]
+    s.figures.append(("probe-symptoms", F.stacked(counts[share_cols].T, "symptom shares: probe findings vs mined issues")))
+    detail = f[["engine", "model", "suite", "check_id", "oracle", "symptom", "unexpected_output", "message"]].copy()
+    detail["message"] = detail["message"].astype(str).str.slice(0, 240)
+    s.tables.append(Table("probe_findings", "Every probe finding (message truncated)", detail))
+    return s
+
+
+def _agreement_section(store: Store, taxonomy: str | None) -> Section | None:
+    """Inter-rater agreement of the annotate stage's samples in this taxonomy (Cohen's kappa
+    per annotator pair, Fleiss' kappa, Krippendorff's alpha per dimension and level)."""
+    if not taxonomy:
+        return None
+    try:
+        from bugatlas.annotate.agreement import agreement, headline
+    except ImportError:
+        return None
+    try:
+        names = [r["name"] for r in store.query("SELECT name FROM ann_samples WHERE taxonomy = ? ORDER BY id", (taxonomy,))]
+    except Exception:  # store without the annotate tables
+        return None
+    rows = []
+    for name in names:
+        try:
+            rep = agreement(store, name)
+        except Exception as exc:  # a sample nobody has annotated yet, or an unknown codebook
+            rows.append({"sample": name, "dimension": "", "level": "", "items": 0, "note": str(exc)[:200]})
+            continue
+        for h in headline(rep):
+            if not h["items"]:
+                continue
+            rows.append({"sample": name, "annotators": ", ".join(rep["annotators"]), **{
+                k: ("; ".join(f"{a}: {v:.3f}" for a, v in h[k].items() if v is not None) if isinstance(h[k], dict) else h[k])
+                for k in ("dimension", "level", "items", "cohen_kappa", "observed_agreement", "fleiss_kappa",
+                          "krippendorff_alpha", "macro_category_kappa")}})  # fmt: skip
+    if not rows:
+        return None
+    s = Section("agreement", "Labelling agreement (annotate stage)")
+    s.text.append("Latest done annotation per annotator; kappa per annotator pair; multi-label dimensions "
+                  "compare label sets, with the macro kappa over categories.")  # fmt: skip
+    s.tables.append(Table("agreement", "Inter-rater agreement per sample, dimension and level", pd.DataFrame(rows), main=True))
+    return s
 
 
 def _audit_section(store: Store, taxonomy: str | None, papers: list[str] | None, files: list[Path]) -> tuple[Section | None, dict | None]:
@@ -438,6 +516,12 @@ def build_report(
         raise BadInputError(f"{store.path}: no issues with text and no --taxonomy: nothing to report")
     data = load_study(store, taxonomy, source=source, restrict=restrict, attach=attach, names=names)
     sections = build_sections(data, by=by)
+    agreement = _agreement_section(store, taxonomy)
+    if agreement is not None:
+        sections.append(agreement)
+    probe = _probe_section(store, data)
+    if probe is not None:
+        sections.append(probe)
     audit_summary = None
     if audit:
         sec, audit_summary = _audit_section(store, taxonomy, audit_papers, list(audit_files or []))
