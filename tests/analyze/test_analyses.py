@@ -178,3 +178,18 @@ def test_references_have_no_dates(liu):
         monthly(liu)
     with pytest.raises(BadInputError, match="dimension 'nope'"):
         distribution(liu, "nope")
+
+
+def test_restrict_and_names(analysis_store):
+    from bugatlas.analyze import load_study
+
+    d = load_study(analysis_store, "liu2025", restrict="SELECT repo, number FROM issues WHERE repo = 'vllm-project/vllm'",
+                   names={"vllm-project/vllm": "vLLM (engine)"})  # fmt: skip
+    assert len(d.units) == 290 and set(d.units["group"]) == {"vLLM (engine)"}
+    raw = load_study(analysis_store, None, restrict="SELECT repo, number FROM issues WHERE repo = 'sgl-project/sglang'")
+    assert len(raw.units) == 813
+
+    with pytest.raises(BadInputError, match="--only"):
+        load_study(analysis_store, "liu2025", restrict="SELECT repo, number FROM no_such_view")
+    with pytest.raises(BadInputError, match="two columns"):
+        load_study(analysis_store, "liu2025", restrict="SELECT repo FROM issues")

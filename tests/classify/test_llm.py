@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import orjson
 import pytest
-from tests.llama_server import MODEL_NAME, llama_server  # noqa: F401 - the session fixture
+from tests.llama_server import llama_server  # noqa: F401 - the session fixture
 
 from bugatlas import Store
 from bugatlas.classify import Ensemble, LLMError, LLMLabeler, taxonomy_spec
@@ -23,6 +23,7 @@ from bugatlas.classify.llm import build_messages, response_schema, validate
 from bugatlas.store.records import Issue
 
 TINY = str(Path(__file__).parent / "data" / "tiny.yaml")
+MODEL_NAME = "gemma3-270m"  # the alias tests/llama_server.py serves the model under
 
 
 def _issue(corpus_records, repo: str, number: int) -> Issue:
@@ -93,7 +94,7 @@ def test_schema_lists_codebook_names_and_validate_rejects_others() -> None:
 def test_real_server_answers_in_schema_and_is_cached(llama_server, corpus_records, tmp_path) -> None:  # noqa: F811
     store = Store(tmp_path / "s.db")
     issue = _issue(corpus_records, "ggml-org/llama.cpp", 5023)
-    labeler = LLMLabeler(TINY, llama_server, MODEL_NAME, store=store, max_tokens=80, body_chars=600)
+    labeler = LLMLabeler(TINY, llama_server.base_url, MODEL_NAME, store=store, max_tokens=80, body_chars=600)
     spec = labeler.spec
     scores = labeler.label(issue)
     assert labeler.stats["requests"] >= 1 and labeler.stats["cache_hits"] == 0
@@ -114,7 +115,7 @@ def test_real_server_answers_in_schema_and_is_cached(llama_server, corpus_record
 
 
 def test_retries_invalid_json_and_5xx_then_succeeds(llama_server, corpus_records) -> None:  # noqa: F811
-    flaky = Flaky(llama_server, ["500", "badjson", "offschema"])
+    flaky = Flaky(llama_server.base_url, ["500", "badjson", "offschema"])
     try:
         labeler = LLMLabeler(TINY, flaky.url, MODEL_NAME, retries=3, backoff=0.01, max_tokens=80, body_chars=600)
         scores = labeler.label(_issue(corpus_records, "sgl-project/sglang", 6857))
@@ -125,7 +126,7 @@ def test_retries_invalid_json_and_5xx_then_succeeds(llama_server, corpus_records
 
 
 def test_retries_are_bounded_and_timeouts_count(llama_server, corpus_records) -> None:  # noqa: F811
-    flaky = Flaky(llama_server, ["500"] * 10)
+    flaky = Flaky(llama_server.base_url, ["500"] * 10)
     try:
         labeler = LLMLabeler(TINY, flaky.url, MODEL_NAME, retries=2, backoff=0.01)
         with pytest.raises(LLMError, match="no valid answer after 3 attempts: HTTP 500"):
@@ -133,7 +134,7 @@ def test_retries_are_bounded_and_timeouts_count(llama_server, corpus_records) ->
         assert flaky.seen == ["500"] * 3
     finally:
         flaky.close()
-    slow = Flaky(llama_server, ["slow", "slow"])
+    slow = Flaky(llama_server.base_url, ["slow", "slow"])
     try:
         labeler = LLMLabeler(TINY, slow.url, MODEL_NAME, retries=1, backoff=0.01, timeout=0.5)
         with pytest.raises(LLMError, match="timed out"):
@@ -144,7 +145,7 @@ def test_retries_are_bounded_and_timeouts_count(llama_server, corpus_records) ->
 
 def test_ensemble_asks_llm_when_unsure_and_cli_batch(llama_server, corpus_records, tmp_path) -> None:  # noqa: F811
     issues = [_issue(corpus_records, "ggml-org/llama.cpp", 9013)]
-    labeler = LLMLabeler(TINY, llama_server, MODEL_NAME, max_tokens=80, body_chars=600)
+    labeler = LLMLabeler(TINY, llama_server.base_url, MODEL_NAME, max_tokens=80, body_chars=600)
     ens = Ensemble(TINY, llm=labeler, llm_below=1.01)  # unsure about everything: always ask
     pred = ens.predict(issues, threshold=0.0)[0]
     assert pred.source_kind["symptom"] == "llm" and pred.evidence["symptom"][0].startswith("llm:")
@@ -152,7 +153,7 @@ def test_ensemble_asks_llm_when_unsure_and_cli_batch(llama_server, corpus_record
     src.write_bytes(orjson.dumps(corpus_records[("ggml-org/llama.cpp", 9013)]) + b"\n")
     out = tmp_path / "out.jsonl"
     res = subprocess.run([sys.executable, "-m", "bugatlas.cli", "classify", "--taxonomy", TINY, "--input", str(src),
-                          "--output", str(out), "--llm-url", llama_server, "--llm-model", MODEL_NAME,
+                          "--output", str(out), "--llm-url", llama_server.base_url, "--llm-model", MODEL_NAME,
                           "--llm-below", "1.01", "--llm-max-tokens", "80", "--llm-body-chars", "600"], capture_output=True, text=True, timeout=900)
     assert res.returncode == 0, res.stderr
     rec = orjson.loads(out.read_text())

@@ -119,8 +119,9 @@ def test_batch_format(tmp_path):
     assert out[0]["labels"]["root_cause"] == ["Incompatible Version"]
     assert out[0]["labels"]["root_cause_group"] == ["Environment"]
     assert out[0]["labels"]["symptom"] == ["Crash"]
-    assert set(out[0]["confidence"]) == set(out[0]["labels"])
-    assert out[1]["labels"] == {} and out[1]["has_log"] is False
+    assert set(out[0]["confidence"]) == {k for k, v in out[0]["labels"].items() if v}
+    assert not any(out[1]["labels"].values()) and out[1]["has_log"] is False
+    assert out[1]["labels"]["root_cause"] == [] and out[1]["confidence"] == {}
     src = tmp_path / "issues.jsonl"
     src.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in records))
     dst = tmp_path / "labels.jsonl"
@@ -128,6 +129,11 @@ def test_batch_format(tmp_path):
     assert result.exit_code == 0, result.output
     rows = [orjson.loads(l) for l in dst.read_bytes().splitlines()]
     assert [r["number"] for r in rows] == [1, 2] and rows[0]["taxonomy"] == "liu2025"
+    # classify's reader (the eval stage's input) takes these lines as they are
+    from bugatlas.classify.batch import read_label_records
+
+    recs = read_label_records(dst, taxonomy="liu2025")
+    assert recs[0].labels["root_cause"] == ["Incompatible Version"] and recs[1].labels["symptom"] == []
 
 
 def test_batch_rejects_bad_lines(tmp_path):

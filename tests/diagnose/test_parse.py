@@ -37,6 +37,9 @@ def parsed(name: str):
         ("segfault.log", "segfault", "fatal signal: SIGSEGV", "vllm", "Operators"),
         ("module_not_found.log", "module_not_found", "ModuleNotFoundError: No module named 'torch'", "llama.cpp", "Setup Tools"),
         ("undefined_symbol.log", "undefined_symbol", "<PATH>: undefined symbol: _ZN3c104cuda9SetDeviceEi", "vllm", "Setup Tools"),
+        ("argparse.log", "cli_usage", "argparse: unrecognized arguments: --enable_metrics", "sglang", "Engine Initializer"),
+        ("truncated.log", "python_traceback",
+         "truncated traceback at deepseek_v2.py:__init__: assert isinstance(layer, <MODEL>)", "vllm", None),
         ("chained.log", "python_exception", "RuntimeError: Failed to initialize the tokenizer for <MODEL>", "vllm", "Request Parser"),
     ],
 )
@@ -175,3 +178,43 @@ def test_corpus_parse_share(corpus):
     logs = [l for l in logs if l]
     share = sum(parse_log(l).recognized for l in logs) / len(logs)
     assert len(logs) > 700 and share > 0.75
+
+
+def test_markdown_bold_around_the_exception_line():
+    p = parse_log("Traceback (most recent call last):\n  File \"/x/vllm/a.py\", line 3, in f\n    g()\n**RuntimeError: mat1 and mat2 shapes cannot be multiplied (1x5120 and 4096x4096)**")
+    assert p.signature == "RuntimeError: mat1 and mat2 shapes cannot be multiplied (<N>x<N> and <N>x<N>)"
+
+
+def test_windows_access_violation_is_a_fatal_signal():
+    p = parse_log("An unhandled win32 exception occured in [5900] llama-quantize.exe")
+    assert p.family == "segfault" and p.signature == "fatal signal: ACCESS_VIOLATION"
+
+
+@pytest.mark.parametrize(
+    ("log", "family", "signature"),
+    [
+        ("llama_model_load: error loading model: error loading model architecture: unknown model architecture: 'qwen3moe'\n"
+         "llama_load_model_from_file: failed to load model",
+         "llamacpp_load", "llama.cpp load: error loading model: error loading model architecture: unknown model architecture: <MODEL>"),
+        ("CMake Error at CMakeLists.txt:95 (message):\n  CUDA Toolkit not found",
+         "build_error", "CMake Error"),
+        ("ggml/src/ggml-cuda/common.cuh:12:10: fatal error: cuda_fp16.h: No such file or directory",
+         "build_error", "fatal error: <FILE>: No such file or directory"),
+        ("torch.OutOfMemoryError: HIP out of memory. Tried to allocate 1.00 GiB. GPU 0 has a total capacity of 191.98 GiB",
+         "hip_oom", "OutOfMemoryError: HIP out of memory"),
+        ("ERROR:hf-to-gguf:Model Qwen2VLForConditionalGeneration is not supported",
+         "conversion_error", "hf-to-gguf: Model <MODEL> is not supported"),
+        ("[Rank 0] Watchdog caught collective operation timeout: WorkNCCL(SeqNum=1, OpType=ALLREDUCE, Timeout(ms)=600000) ran for 600123 milliseconds before timing out.",
+         "nccl_error", None),
+        ("OSError: libcudart.so.12: cannot open shared object file: No such file or directory",
+         "module_not_found", "OSError: <FILE>: cannot open shared object file: No such file or directory"),
+        ("RuntimeError: CUDA error: no kernel image is available for execution on the device",
+         "cuda_error", "CUDA error: no kernel image is available for execution on the device"),
+        ("Process exited with code 139", "segfault", "fatal signal: SIGSEGV"),
+    ],
+)
+def test_more_families(log, family, signature):
+    p = parse_log(log)
+    assert p.family == family, p.signature
+    if signature is not None:
+        assert p.signature == signature

@@ -165,3 +165,19 @@ def test_store_filter_writes_kinds_view_and_labels(corpus_store) -> None:
     assert filter_store(corpus_store, repos=["sgl-project/sglang"])["judged"] == 0
     filter_store(corpus_store, repos=["sgl-project/sglang"], redo=True)
     assert len(list(corpus_store.iter_labels("issue-kind", source_kind="model"))) == 813
+
+
+def test_eval_cli_reports_per_class_and_majority(corpus: list[dict], tmp_path: Path) -> None:
+    inp = tmp_path / "issues.jsonl"
+    with inp.open("w") as f:
+        for r in corpus:
+            if r["repo"] == "vllm-project/vllm":
+                f.write(json.dumps(r) + "\n")
+    res = bugatlas("filter", "eval", "--corpus", str(inp), "--folds", "3", "--kind", "failure",
+                   "--kind", "feature", "--kind", "question", "--json")  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    rep = json.loads(res.stdout)
+    assert set(rep["classes"]) == {"failure", "feature", "question"} and rep["strip_prefixes"] is True
+    assert rep["model"]["macro_f1"] > rep["majority"]["macro_f1"] + 0.4
+    assert set(rep["model"]["per_class"]["question"]) == {"precision", "recall", "f1", "support"}
+    assert 0 <= rep["model"]["ece"] < 0.3 and 0 < rep["model"]["brier"] < 1

@@ -76,3 +76,21 @@ def test_detect_machine_with_an_nvidia_smi_on_path(tmp_path, monkeypatch):
     assert [g.name for g in m.gpus] == ["NVIDIA A100-SXM4-40GB"] * 2
     assert m.gpus[0].compute_capability == "8.0" and m.driver == "470.82.01"
     assert m.gpus[1].memory_bytes == 40 * GIB
+
+
+def test_described_machine_round_trips_through_preflight_env(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from bugatlas.cli import app
+    from bugatlas.preflight import load_machine
+
+    script = tmp_path / "nvidia-smi"
+    script.write_text("#!/bin/sh\necho '0, NVIDIA L4, 23034, 8.9, 550.54.14, GPU-aaaa'\n")
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{__import__('os').environ['PATH']}")
+    out = tmp_path / "node.yaml"
+    result = CliRunner().invoke(app, ["preflight-env", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    here, back = detect_machine(), load_machine(out)
+    assert back.gpus[0].name == "NVIDIA L4" and back.gpus[0].cc == (8, 9) and back.driver == "550.54.14"
+    assert back.cpu_ram_bytes == here.cpu_ram_bytes and back.packages == here.packages and back.python == here.python

@@ -127,3 +127,18 @@ def test_sglang_static_fraction_covers_weights_and_kv_only():
     tight = [x for x in _run("python -m sglang.launch_server --model-path meta-llama/Llama-3.1-8B --context-length 8192 "
                              "--mem-fraction-static 0.97", m).findings if x.check == "res.gpu_memory"]
     assert [x.severity for x in tight] == ["warn"] and "left outside" in tight[0].message
+
+
+def test_fp8_block_quantization_limits_tensor_parallel_slices():
+    # DeepSeek-V3's experts are 2048 wide in 128×128 FP8 blocks: TP 32 leaves 64-wide slices
+    m = _machine(count=32)
+    f = _one(_run("vllm serve deepseek-ai/DeepSeek-V3 -tp 32 --max-model-len 4096", m), "res.parallel_heads")
+    assert f.severity == "block" and "FP8 weight block 128×128" in f.message
+    # expert parallelism keeps experts whole, but the 3 dense layers (18432 wide) are still sliced
+    ep = _one(_run("vllm serve deepseek-ai/DeepSeek-V3 -tp 32 --enable-expert-parallel --max-model-len 4096", m), "res.parallel_heads")
+    assert ep.severity == "block" and "dense MLP" in ep.message and "expert MLP" not in ep.message
+    # SGLang slices the dense layers over --moe-dense-tp-size instead
+    sg = _one(_run("python -m sglang.launch_server --model-path deepseek-ai/DeepSeek-V3 --tp 32 --enable-ep-moe "
+                   "--moe-dense-tp-size 1 --context-length 4096", m), "res.parallel_heads")
+    assert sg.severity == "pass"
+    assert _one(_run("vllm serve deepseek-ai/DeepSeek-V3 -tp 16 --max-model-len 4096", m), "res.parallel_heads").severity == "pass"

@@ -68,7 +68,7 @@ def test_sglang_dp_attention_multi_node_and_expert_parallel():
     machine = machine_from_mapping({"gpus": [{"name": "H20", "memory_gib": 96, "compute_capability": "9.0", "count": 8}]},
                                    where="t")
     cmd = ("python3 -m sglang.launch_server --model-path deepseek-ai/DeepSeek-V3 --nnodes 4 --tp-size 32 "
-           "--dp-size 32 --enable-dp-attention --enable-deepep-moe")
+           "--dp-size 32 --enable-dp-attention --enable-deepep-moe --moe-dense-tp-size 1")
     report = run_preflight(parse_command(cmd), machine, only=["res.parallel"])
     assert {f.check: f.severity for f in report.findings} == {"res.parallel_gpus": "pass", "res.parallel_heads": "pass"}
     gpus = next(f for f in report.findings if f.check == "res.parallel_gpus")

@@ -89,3 +89,17 @@ def test_several_deployments_in_one_file_share_a_machine(tmp_path):
     # 70B in bf16 is 131 GiB: two 24 GiB cards cannot hold it; one GPU cannot run TP 2
     assert verdicts == {"chat": "pass", "big": "block", "one-gpu": "block"}
     assert data["exit_code"] == 20
+
+
+def test_junit_report_for_ci(tmp_path):
+    import xml.etree.ElementTree as ET
+
+    env = gpu_machine(tmp_path)
+    out = tmp_path / "preflight.xml"
+    result = CliRunner().invoke(app, ["preflight", "--env", str(env), "--no-examples", "--junit", str(out), "--",
+                                      "vllm", "serve", "meta-llama/Llama-3.1-8B-Instruct", "-tp", "2", "--max-model-len", "131072"])
+    assert result.exit_code == 20
+    suite = ET.parse(out).getroot().find("testsuite")
+    failures = {case.get("name") for case in suite.iter("testcase") if case.find("failure") is not None}
+    assert failures == {"res.parallel_gpus", "res.gpu_memory"}
+    assert suite.get("failures") == "2" and int(suite.get("tests")) == len(list(suite.iter("testcase")))

@@ -40,6 +40,7 @@ FAULTS = {
     "runaway_turn": "chat answers run past end-of-turn into a new user turn",
     "lossy_roundtrip": "detokenize drops characters outside the Basic Multilingual Plane (emoji)",
     "bad_logprobs": "logprobs are positive and top_logprobs unsorted",
+    "greedy_not_argmax": "at temperature 0 a less likely token is returned (a hidden penalty)",
     "error_on_empty_prompt": "an empty prompt gets HTTP 500",
     "hang_on_long_prompt": "a prompt longer than the context never gets an answer",
     "accept_negative_max_tokens": "negative max_tokens is accepted",
@@ -171,6 +172,9 @@ class FaultyServer:
             others = [" " + VOCAB[(_h(key, i) + k) % len(VOCAB)] for k in range(1, top + 1)]
             others = [w for w in others if w != piece][: top - 1]
             alts = [(piece, lp)] + [(w, lp - 0.5 * (k + 1)) for k, w in enumerate(others)]
+            if "greedy_not_argmax" in self.faults and len(alts) > 1:
+                alts = [(alts[1][0], lp), (piece, lp - 0.3)] + alts[2:]
+                lp -= 0.3
             if "bad_logprobs" in self.faults:
                 lp = 0.5
                 alts = list(reversed(alts))

@@ -61,6 +61,23 @@ def test_files_and_numbers(liu_report):
     assert liu_report.figures >= 10
 
 
+@pytest.fixture(scope="module")
+def olf_report(_imported_store_file, tmp_path_factory):
+    out = tmp_path_factory.mktemp("olf-report")
+    with Store(_imported_store_file) as store:
+        return build_report(store, out, taxonomy="yu2026-artifact")
+
+
+def test_olf_report_renders_in_chromium(olf_report, tmp_path):
+    shot = tmp_path / "yu2026-artifact-report.png"
+    marks, (pwned, remote) = _render(olf_report.html, shot, section="#lifecycle")
+    assert len(marks) == olf_report.figures
+    assert not [m["id"] for m in marks if m["svg"] == 0 or m["marks"] == 0]
+    assert {"sankey-lifecycle", "versions-symptom", "sunburst-symptom"} <= {m["id"] for m in marks}
+    assert not remote and pwned == 0
+    _keep_screenshots(tmp_path)
+
+
 def test_markdown_escape():
     s = md_escape(EVIL + "\nsecond line")
     assert "<" not in s and "\n" not in s and "\\|" in s and "\\[" in s
@@ -108,7 +125,14 @@ def _browser():
     return sync_playwright()
 
 
-def _render(html: Path, shot: Path | None) -> tuple[list[dict], object]:
+def _keep_screenshots(folder: Path) -> None:
+    if os.environ.get("BUGATLAS_UPDATE_SCREENSHOTS"):
+        DOCS_SHOTS.mkdir(parents=True, exist_ok=True)
+        for png in folder.glob("*.png"):
+            shutil.copy(png, DOCS_SHOTS / png.name)
+
+
+def _render(html: Path, shot: Path | None, section: str = "#crosstab") -> tuple[list[dict], object]:
     with _browser() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
@@ -123,7 +147,7 @@ def _render(html: Path, shot: Path | None) -> tuple[list[dict], object]:
             if shot is not None:
                 shot.parent.mkdir(parents=True, exist_ok=True)
                 page.screenshot(path=str(shot), full_page=False)
-                page.locator("#crosstab, #lifecycle").first.screenshot(path=str(shot.with_name(shot.stem + "-section.png")))
+                page.locator(section).first.screenshot(path=str(shot.with_name(shot.stem + "-section.png")))
         finally:
             browser.close()
     remote = [u for u in requests if not u.startswith(("file:", "data:", "blob:", "about:"))]
@@ -139,10 +163,7 @@ def test_report_renders_in_chromium(liu_report, tmp_path):
     assert {m["id"].split("-")[0] for m in marks} >= {"bar", "sunburst", "heatmap", "sankey", "groups", "residuals"}
     assert not remote and pwned == 0
     assert shot.stat().st_size > 10_000
-    if os.environ.get("BUGATLAS_UPDATE_SCREENSHOTS"):
-        DOCS_SHOTS.mkdir(parents=True, exist_ok=True)
-        for png in tmp_path.glob("*.png"):
-            shutil.copy(png, DOCS_SHOTS / png.name)
+    _keep_screenshots(tmp_path)
 
 
 def test_hostile_report_runs_no_script(evil_store, tmp_path):
@@ -165,3 +186,47 @@ def test_cli_report(_imported_store_file, tmp_path):
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "o" / "tables" / "audit_differences.csv").exists()
     assert "Qwen,449" in (tmp_path / "o" / "tables" / "overview_groups.csv").read_text()
+
+
+def test_probe_findings_beside_mined_issues(_imported_store_file, tmp_path):
+    """Findings the probe stage stored (its tables, written here by SQL) get a report section
+    comparing their symptoms with the mined Liu et al. distribution; messages are escaped."""
+    pytest.importorskip("bugatlas.probe.storage", reason="probe stage not installed")
+    db = tmp_path / "p.db"
+    shutil.copy(_imported_store_file, db)
+    with Store(db) as store:
+        with store.transaction() as conn:
+            conn.execute("INSERT INTO probe_runs (id, base_url, model, engine, suite, started_at) "
+                         "VALUES (1, 'http://127.0.0.1:1', 'tiny', 'llama.cpp', 'smoke', '2026-11-27T00:00:00Z')")  # fmt: skip
+            conn.executemany(
+                "INSERT INTO probe_findings (probe_run_id, check_id, oracle, symptom, unexpected_output, message) "
+                "VALUES (1, ?, ?, ?, ?, ?)",
+                [("c1", "status", "Crash", None, "HTTP 500"),
+                 ("c2", "repetition", "Unexpected Output", "Repetition", EVIL),
+                 ("c3", "latency", "Abnormal Performance", None, "slow")],
+            )  # fmt: skip
+        r = build_report(store, tmp_path / "rep", taxonomy="liu2025", audit=False)
+    assert "probe" in r.sections
+    table = (tmp_path / "rep" / "tables" / "probe_symptoms.csv").read_text()
+    assert "Crash,1," in table and "603" in table  # probe count beside the mined count
+    body = r.html.read_text().split("</head>", 1)[1]
+    assert "<script>window.__pwned" not in body
+
+
+def test_agreement_section_from_annotations(_imported_store_file, tmp_path):
+    """Two annotators label a liu2025 sample with the annotate stage; the report shows their
+    agreement (perfect here: both give the same symptom to each item)."""
+    ann = pytest.importorskip("bugatlas.annotate", reason="annotate stage not installed")
+    db = tmp_path / "a.db"
+    shutil.copy(_imported_store_file, db)
+    with Store(db) as store:
+        sample = ann.draw_sample(store, "liu2025", size=12, seed=3, dimensions=["symptom"], repos=["sgl-project/sglang"])
+        ann.assign(store, sample, ["ann", "ben"], k=2, arbitrator=["arb"], owner=["own"])
+        for who in ("ann", "ben"):
+            for q in ann.queue_for(store, sample, who):
+                value = ["Crash"] if q["item_id"] % 3 else ["System Hang"]
+                ann.save_annotation(store, sample, q["assignment_id"], who, {"symptom": value}, status="done")
+        r = build_report(store, tmp_path / "rep", taxonomy="liu2025", audit=False)
+    assert "agreement" in r.sections
+    text = (tmp_path / "rep" / "tables" / "agreement.csv").read_text()
+    assert "symptom" in text and "ann+ben: 1.000" in text

@@ -279,6 +279,13 @@ def load_study(
     """
     notes: list[str] = []
     conn = store.conn
+    if restrict:
+        try:
+            cols = conn.execute(f"SELECT * FROM ({restrict}) LIMIT 0").description
+        except Exception as exc:  # sqlite3 errors: name the option, not a traceback
+            raise BadInputError(f"--only {restrict!r}: the query fails ({exc})") from exc
+        if len(cols) != 2:
+            raise BadInputError(f"--only {restrict!r}: must return two columns (repo, number), not {len(cols)}")
     where, args = [], []
     if repos:
         where.append(f"l.repo IN ({', '.join('?' * len(repos))})")

@@ -43,6 +43,9 @@ def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
 
 
 def predict_record(rec: dict[str, Any], codebook: Any) -> dict[str, Any]:
+    """One line of the batch format (classify's ``LabelRecord`` shape, plus ``has_log`` and
+    ``signature``). Abstained dimensions are written as classify writes them: ``[]`` for a
+    multi-label dimension, ``null`` for a single-valued one."""
     log = extract_log(rec.get("body") or "")
     parsed = parse_log(log) if log else ParsedLog(recognized=False)
     preds = predict(parsed, log, codebook) if log else {}
@@ -50,10 +53,14 @@ def predict_record(rec: dict[str, Any], codebook: Any) -> dict[str, Any]:
     confidence: dict[str, float] = {}
     evidence: dict[str, list[str]] = {}
     for dim_name in DIMENSIONS:
+        if dim_name not in codebook.dimensions:
+            continue
+        dim = codebook.dimension(dim_name)
+        for level in dim.levels:  # every level of the dimension, abstained unless predicted
+            labels[level] = [] if dim.multi_label else None
         pred = preds.get(dim_name)
         if pred is None or pred.category is None:
             continue
-        dim = codebook.dimension(dim_name)
         # Hierarchical dimensions: each level in its own store dimension (root_cause_group, …).
         for name in pred.path:
             store_dim = dim.level_name(name)
@@ -62,8 +69,9 @@ def predict_record(rec: dict[str, Any], codebook: Any) -> dict[str, Any]:
         evidence[dim_name] = [f"{e.line_no}: {e.text}" for e in pred.evidence[:3]]
     return {
         "repo": rec["repo"], "number": int(rec["number"]), "taxonomy": codebook.name,
-        "labels": labels, "confidence": confidence, "source": SOURCE,
-        "has_log": bool(log), "signature": parsed.signature, "evidence": evidence,
+        "labels": labels, "confidence": confidence, "evidence": evidence,
+        "source": {"classifier": SOURCE, "input": "error log of the body only"},
+        "has_log": bool(log), "signature": parsed.signature,
     }  # fmt: skip
 
 

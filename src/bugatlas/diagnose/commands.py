@@ -122,7 +122,7 @@ def _batch(input_path: Path | None, output_path: Path | None, taxonomy: str, db:
     try:
         with open(tmp, "wb") as fh:
             for row in predict_batch(records, taxonomy, store):
-                n_labeled += bool(row["labels"])
+                n_labeled += any(row["labels"].values())
                 fh.write(orjson.dumps(row) + b"\n")
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -37,6 +37,11 @@ def search_settings() -> dict[str, Any]:
     return yaml.safe_load(text)
 
 
+# Tokens that are addresses or hashes (x7f3c9e416f20, a hex commit): unique, so "specific", but
+# they say nothing about the failure.
+_NOISE = re.compile(r"^(?:x[0-9a-f]{4,}|(?=[0-9a-f]*\d)(?=[0-9a-f]*[a-f])[0-9a-f]{7,}|[a-z_]*\d{4,}\w*)$")
+
+
 class Tokenizer:
     def __init__(self, settings: dict[str, Any] | None = None):
         s = settings or search_settings()
@@ -44,7 +49,8 @@ class Tokenizer:
         self.stop = frozenset(s["stopwords"])
 
     def __call__(self, text: str) -> list[str]:
-        return [t for t in (m.lower() for m in self.rx.findall(text)) if t not in self.stop]
+        return [t for t in (m.lower() for m in self.rx.findall(text))
+                if t not in self.stop and not _NOISE.match(t)]
 
 
 # -- documents ----------------------------------------------------------------------------------
@@ -121,7 +127,7 @@ class LsaModel:
     def to_bytes(self) -> bytes:
         buf = io.BytesIO()
         terms = sorted(self.vocab, key=self.vocab.get)
-        np.savez_compressed(
+        np.savez(  # uncompressed: loading it is on the first query's path
             buf, terms=np.asarray(terms), idf=self.idf, components=self.components, df=self.df,
             n_fit=np.asarray([self.n_fit]),
         )

@@ -20,6 +20,7 @@ import yaml
 MAX_LOG_CHARS = 200_000  # a pasted log beyond this is truncated (keep the tail: errors end logs)
 MAX_SIGNATURE_CHARS = 160
 _EXC_WORD = re.compile(r"(?:Error|Exception): ")
+_MARKDOWN = re.compile(r"^\s*(?:>\s?)+|^\*\*|\*\*$")
 
 
 @dataclass
@@ -69,9 +70,12 @@ class ParsedLog:
     versions: dict[str, str] = field(default_factory=dict)
     matches: list[Match] = field(default_factory=list)
     secondary_signatures: list[str] = field(default_factory=list)
+    code_lines: list[int] = field(default_factory=list)  # source lines printed under frames
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        d.pop("code_lines")
+        return d
 
     @property
     def search_text(self) -> str:
@@ -184,7 +188,7 @@ def parse_log(text: str, patterns: Patterns | None = None) -> ParsedLog:
     lines, quiet = [], set()
     for i, raw in enumerate(raw_lines):
         line, level = strip_prefixes(raw, p)
-        line = line.rstrip()
+        line = _MARKDOWN.sub("", line.rstrip())  # **bold**, > quotes around pasted lines
         if line.lstrip().startswith("```"):
             line = ""
         lines.append(line)
@@ -203,7 +207,7 @@ def parse_log(text: str, patterns: Patterns | None = None) -> ParsedLog:
         return bisect.bisect_right(starts, offset) - 1
 
     chain, code_lines, tb_lines = _parse_tracebacks(lines, p)
-    out = ParsedLog(recognized=False, chain=chain)
+    out = ParsedLog(recognized=False, chain=chain, code_lines=sorted(code_lines))
     out.versions = _versions(clean, p)
     out.engine_scores = _engine_scores(clean, p)
     if out.engine_scores:
@@ -428,6 +432,16 @@ def _choose_primary(
         out.family, out.kind, out.title = "python_exception", "python", "Python exception"
         out.exception_type, out.message = e.type, e.message
         out.line_no, out.line = e.line_no, raw_lines[e.line_no].strip()
+    elif (tb := next((e for e in reversed(chain) if e.type == "(truncated traceback)" and e.frames), None)):
+        # A traceback cut before its exception line (a pasted log's tail missing): the failing
+        # frame and its source line still identify the failure.
+        f = tb.frames[-1]
+        code = normalize_message(f.code or "", p)
+        sig = f"truncated traceback at {f.file.replace(chr(92), '/').rsplit('/', 1)[-1]}:{f.func}" + (f": {code}" if code else "")
+        out.family, out.kind, out.title = "python_traceback", "python", "Python traceback (exception line missing)"
+        out.exception_type = "AssertionError" if (f.code or "").startswith("assert ") else None
+        out.message = f.code or ""
+        out.line_no, out.line = tb.line_no, raw_lines[tb.line_no].strip()
     else:
         return
     out.recognized = True

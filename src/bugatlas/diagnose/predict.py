@@ -71,6 +71,9 @@ def predict(parsed: ParsedLog, text: str, codebook: Any, *, dimensions=DIMENSION
     """Predict each of ``dimensions`` the codebook has. ``codebook`` is a Codebook or its name."""
     cb = get_codebook(codebook) if isinstance(codebook, str) else codebook
     priors = load_priors()
+    if parsed.code_lines:  # source lines under traceback frames are code, not what happened
+        blank = set(parsed.code_lines)
+        text = "\n".join("" if i in blank else line for i, line in enumerate(text.split("\n")))
     starts, lines = _line_index(text)
     out: dict[str, Prediction] = {}
     for dim_name in dimensions:

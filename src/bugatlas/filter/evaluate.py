@@ -83,6 +83,10 @@ class CVResult:
     fold_macro_f1: list[float] = field(default_factory=list)
     chosen: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
+    # Calibration of the confidence (probability of the predicted kind) on held-out issues:
+    # expected calibration error over 10 bins, and the multi-class Brier score.
+    ece: float | None = None
+    brier: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -104,9 +108,31 @@ def _scores(name: str, y: Sequence[str], p: Sequence[str], classes: list[str]) -
 
 
 def _fit_predict(params: ModelParams, Xtr, ytr, Xte) -> np.ndarray:  # noqa: ANN001
+    return _fit_proba(params, Xtr, ytr, Xte)[0]
+
+
+def _fit_proba(params: ModelParams, Xtr, ytr, Xte) -> tuple[np.ndarray, np.ndarray, list[str]]:  # noqa: ANN001
     pipe = build_pipeline(params)
     pipe.fit(Xtr, ytr)
-    return pipe.predict(Xte)
+    proba = pipe.predict_proba(Xte)
+    classes = [str(c) for c in pipe.classes_]
+    return np.array(classes, dtype=object)[proba.argmax(1)], proba, classes
+
+
+def calibration(y: Sequence[str], proba: np.ndarray, classes: list[str], bins: int = 10) -> tuple[float, float]:
+    """(expected calibration error of the top-class confidence, multi-class Brier score)."""
+    y = np.asarray(y, dtype=object)
+    conf = proba.max(1)
+    correct = np.array(classes, dtype=object)[proba.argmax(1)] == y
+    edges = np.linspace(0, 1, bins + 1)
+    ece = 0.0
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        m = (conf > lo) & (conf <= hi)
+        if m.any():
+            ece += m.mean() * abs(conf[m].mean() - correct[m].mean())
+    onehot = (y[:, None] == np.array(classes, dtype=object)[None, :]).astype(float)
+    brier = float(((proba - onehot) ** 2).sum(1).mean())
+    return round(float(ece), 4), round(brier, 4)
 
 
 def _inner_select(grid: list[ModelParams], X, y, folds: int, seed: int) -> tuple[ModelParams, dict[str, float]]:  # noqa: ANN001
@@ -139,6 +165,7 @@ def cross_validate(gold: GoldSet, *, grid: list[ModelParams] | None = None, fold
     X = features_frame(gold.titles, gold.bodies, strip=strip)
     skf = StratifiedKFold(folds, shuffle=True, random_state=seed)
     pred = np.empty(len(y), dtype=object)
+    proba = np.zeros((len(y), len(classes)))
     base = np.empty(len(y), dtype=object)
     chosen, fold_f1 = [], []
     t0 = time.perf_counter()
@@ -150,7 +177,8 @@ def cross_validate(gold: GoldSet, *, grid: list[ModelParams] | None = None, fold
             chosen.append({"fold": i, "params": asdict(params), "inner_macro_f1": round(inner[params.key()], 4)})
         else:
             params = grid[0]
-        pred[te] = _fit_predict(params, X.iloc[tr], y[tr], X.iloc[te])
+        pred[te], p, cls = _fit_proba(params, X.iloc[tr], y[tr], X.iloc[te])
+        proba[np.ix_(te, [classes.index(c) for c in cls])] = p
         vals, counts = np.unique(y[tr], return_counts=True)
         base[te] = vals[int(counts.argmax())]
         fold_f1.append(round(float(f1_score(y[te], pred[te], average="macro")), 4))
@@ -158,6 +186,7 @@ def cross_validate(gold: GoldSet, *, grid: list[ModelParams] | None = None, fold
             progress(f"fold {i}/{folds}: macro-F1 {fold_f1[-1]:.3f}")
     model = _scores("model", list(y), list(pred), classes)
     model.fold_macro_f1, model.chosen, model.seconds = fold_f1, chosen, round(time.perf_counter() - t0, 1)
+    model.ece, model.brier = calibration(y, proba, classes)
     baseline = _scores("majority", list(y), list(base), classes)
     return {"model": model, "majority": baseline}
 

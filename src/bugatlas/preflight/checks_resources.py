@@ -66,17 +66,32 @@ def check_parallel_heads(ctx: Context) -> list[Finding]:
         if (kv >= tp and kv % tp) or (kv < tp and tp % kv):
             problems.append((f"{kv} KV heads cannot be split or replicated evenly over {tp} shards",
                              "the QKV projection cannot be partitioned"))  # fmt: skip
-    inter = m.intermediate_size if not m.num_experts else int(m._get("moe_intermediate_size", default=m.intermediate_size))
     tp = ctx.tp  # MLP weights are split over the full tensor-parallel group
-    if ctx.expert_parallel and m.num_experts:
-        notes.append("expert parallelism: experts are placed whole, not sliced")
-    elif inter % tp:
-        problems.append((f"MLP size {inter} is not divisible by tensor-parallel size {tp}", "the MLP weights cannot be sharded"))
-    elif (bits := m.weight_bits()) and bits < 8:
-        group = int((m.quantization_config or {}).get("group_size") or 128)
-        if group > 0 and (inter // tp) % group:
-            problems.append((f"each shard's MLP input ({inter // tp}) is not a multiple of the quantization group size {group}",
+    mlps = []  # (what, width, ways it is sliced)
+    if not m.num_experts or int(m._get("first_k_dense_replace", default=0) or 0) > 0:
+        dense_tp = int(ctx.launch.get("moe_dense_tp_size") or tp) if m.num_experts else tp
+        mlps.append(("dense MLP", m.intermediate_size, dense_tp))
+    if m.num_experts:
+        if ctx.expert_parallel:
+            notes.append("expert parallelism: experts are placed whole, not sliced")
+        else:
+            mlps.append(("expert MLP", int(m._get("moe_intermediate_size", default=m.intermediate_size)), tp))
+    q = m.quantization_config or {}
+    bits = m.weight_bits()
+    block = q.get("weight_block_size")
+    for what, width, ways in mlps:
+        if width % ways:
+            problems.append((f"{what} size {width} is not divisible by tensor-parallel size {ways}", "the MLP weights cannot be sharded"))
+            continue
+        part = width // ways
+        group = int(q.get("group_size") or 128)
+        if bits and bits < 8 and group > 0 and part % group:
+            problems.append((f"each shard's {what} input ({part}) is not a multiple of the quantization group size {group}",
                              "'The input size is not aligned with the quantized weight shape'"))  # fmt: skip
+        elif block and (part % int(block[0]) or part % int(block[1])):
+            problems.append((f"each shard's {what} slice ({part}) is not a multiple of the FP8 weight block {block[0]}×{block[1]}",
+                             f"'Weight output_partition_size = {part} is not divisible by weight quantization block_n = {block[0]}'"))  # fmt: skip
+    inter = mlps[0][1] if mlps else m.intermediate_size
     if pp > m.num_layers:
         problems.append((f"pipeline-parallel size {pp} exceeds the {m.num_layers} layers", "a pipeline stage would hold no layer"))
     numbers = {"attention_heads": m.num_heads, "kv_heads": m.num_kv_heads, "layers": m.num_layers,
@@ -85,7 +100,8 @@ def check_parallel_heads(ctx: Context) -> list[Finding]:
         return [ctx.finding("res.parallel_heads", "pass",
                             f"{m.num_heads} heads / {m.num_kv_heads} KV heads split evenly over {ctx.attention_tp} shards"
                             + "".join(f"; {n}" for n in notes), numbers=numbers)]  # fmt: skip
-    good = [d for d in range(1, 17) if m.num_heads % d == 0 and (m.is_mla or m.num_kv_heads % d == 0 or d % m.num_kv_heads == 0) and inter % d == 0]
+    good = [d for d in range(1, 17) if m.num_heads % d == 0 and (m.is_mla or m.num_kv_heads % d == 0 or d % m.num_kv_heads == 0)
+            and all(w % d == 0 and not (block and (w // d) % int(block[0])) for _, w, _ in mlps)]
     return [ctx.finding(
         "res.parallel_heads", "block", "; ".join(p for p, _ in problems), numbers={**numbers, "valid_tp_sizes": good},
         why="Weight sharding fails at start-up: " + "; ".join(w for _, w in problems) + ".",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -28,6 +29,7 @@ def register(app: typer.Typer) -> None:
         only: Annotated[list[str] | None, typer.Option("--only", help="Run only checks whose id starts with this (env, res, assets, tok, res.gpu_memory …); repeatable.")] = None,
         list_models: Annotated[bool, typer.Option("--list-models", help="List the known model shapes and exit.")] = False,
         no_examples: Annotated[bool, typer.Option("--no-examples", help="Do not look up example issues in the study store.")] = False,
+        junit: Annotated[Path | None, typer.Option("--junit", help="Also write a JUnit XML report (blocking findings as failures).")] = None,
         db: DbOption = None,
         as_json: JsonOption = False,
     ) -> None:
@@ -86,6 +88,10 @@ def register(app: typer.Typer) -> None:
             if store is not None:
                 store.close()
         worst = max(r.exit_code for _, r in reports)
+        if junit is not None:
+            from bugatlas.preflight.render import write_junit
+
+            write_junit(reports, junit)
         if as_json:
             if len(reports) == 1:
                 print_json(reports[0][1].to_dict())
@@ -99,6 +105,24 @@ def register(app: typer.Typer) -> None:
             if len(reports) > 1:
                 console.print(f"{len(reports)} deployments · exit code {worst} (the worst)")
         raise typer.Exit(worst)
+
+    @app.command("preflight-env")
+    def preflight_env(
+        python: Annotated[str | None, typer.Option("--python", help="Read packages from this interpreter (the engine's venv).")] = None,
+        output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the YAML here instead of stdout.")] = None,
+    ) -> None:
+        """Describe this machine (GPUs, driver, CUDA, RAM, Python, packages) as a YAML file that
+        `bugatlas preflight --env FILE` reads: detect on the GPU host, check anywhere."""
+        import yaml
+
+        from bugatlas.preflight import detect_machine
+
+        text = yaml.safe_dump(detect_machine(python=python).to_description(), sort_keys=False)
+        if output is None:
+            sys.stdout.write(text)
+        else:
+            output.write_text(text, encoding="utf-8")
+            console.print(f"wrote {output}")
 
     @app.command("preflight-issues")
     def preflight_issues(

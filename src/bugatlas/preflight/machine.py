@@ -81,6 +81,25 @@ class Machine:
             visible.append(match[0])
         return visible
 
+    def to_description(self) -> dict[str, Any]:
+        """This machine as a description ``--env`` reads back (detect on the GPU host, check
+        anywhere)."""
+        out: dict[str, Any] = {
+            "gpus": [{"name": g.name, "memory_bytes": g.memory_bytes, "compute_capability": g.compute_capability,
+                      **({"uuid": g.uuid} if g.uuid else {})} for g in self.gpus],
+        }  # fmt: skip
+        for key in ("driver", "cuda_runtime", "python", "platform"):
+            if getattr(self, key):
+                out[key] = getattr(self, key)
+        if self.cpu_ram_bytes:
+            out["cpu_ram_bytes"] = self.cpu_ram_bytes
+        if self.cpu_ram_available_bytes:
+            out["cpu_ram_available_bytes"] = self.cpu_ram_available_bytes
+        for key in ("packages", "requirements", "requires_python"):
+            if getattr(self, key):
+                out[key] = dict(getattr(self, key))
+        return out
+
     def package(self, name: str) -> str | None:
         return self.packages.get(_norm(name))
 

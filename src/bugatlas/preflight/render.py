@@ -53,3 +53,33 @@ def render_report(report: Report, console: Console) -> None:
         f"verdict: {report.verdict.upper()} ({counts['block']} blocking, {counts['warn']} warnings, "
         f"{counts['pass']} passed, {counts['skip']} not applicable) · exit code {report.exit_code}",
         style=STYLE[report.verdict]))
+
+
+def write_junit(reports: list[tuple[str, Report]], path) -> None:
+    """JUnit XML for CI dashboards: one test suite per deployment, one test case per finding;
+    blocking findings are failures, checks that did not apply are skipped, warnings pass with
+    the warning in system-out (JUnit has no warning state)."""
+    import xml.etree.ElementTree as ET
+
+    root = ET.Element("testsuites", name="bugatlas preflight")
+    for name, report in reports:
+        findings = report.findings
+        suite = ET.SubElement(
+            root, "testsuite", name=name, tests=str(len(findings)),
+            failures=str(len(report.by_severity("block"))), skipped=str(len(report.by_severity("skip"))),
+        )  # fmt: skip
+        seen: dict[str, int] = {}
+        for f in findings:
+            seen[f.check] = seen.get(f.check, 0) + 1
+            case = ET.SubElement(suite, "testcase", classname=f"preflight.{f.group}",
+                                 name=f.check + (f"[{seen[f.check]}]" if seen[f.check] > 1 else ""))  # fmt: skip
+            detail = "\n".join(x for x in (f.message, f"why: {f.why}" if f.why else "", f"fix: {f.fix}" if f.fix else "",
+                                           "classes: " + "; ".join(c.label() for c in f.classes) if f.classes else "",
+                                           f"example: {f.example['url']}" if f.example else "") if x)  # fmt: skip
+            if f.severity == "block":
+                ET.SubElement(case, "failure", message=f.message, type="blocking").text = detail
+            elif f.severity == "skip":
+                ET.SubElement(case, "skipped", message=f.message)
+            elif f.severity == "warn":
+                ET.SubElement(case, "system-out").text = "WARNING: " + detail
+    ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)

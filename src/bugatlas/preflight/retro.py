@@ -126,6 +126,7 @@ class IssueScan:
     engine: str | None = None
     model: str | None = None
     gpu: str | None = None
+    sized: bool = False              # a known model shape was found for the command
     findings: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -189,7 +190,7 @@ def scan_issue(repo: str, number: int, title: str | None, body: str | None, *, g
             if f.severity in ("warn", "block") and (f.check, f.message) not in known:
                 scan.findings.append({"check": f.check, "severity": f.severity, "message": f.message,
                                       "command": " ".join(argv)})  # fmt: skip
-        scan.sized = report.model is not None  # type: ignore[attr-defined]
+        scan.sized = scan.sized or report.model is not None
     return scan
 
 
@@ -212,7 +213,7 @@ def scan_store(store: Any, *, repos: Iterable[str] | None = None, progress: bool
         result.with_command += 1
         if scan.parsed:
             result.parsed += 1
-            result.sized += int(getattr(scan, "sized", False))
+            result.sized += int(scan.sized)
             result.with_gpu += int(scan.gpu is not None)
         result.scans.append(scan)
     return result

@@ -139,7 +139,7 @@ class ProbeClient:
     """HTTP access to one OpenAI-compatible server under test."""
 
     def __init__(self, base_url: str, *, model: str | None = None, timeout: float = 60.0,
-                 max_connections: int = 64):  # fmt: skip
+                 max_connections: int = 64, record: list[dict[str, Any]] | None = None):  # fmt: skip
         self.base_url = base_url.rstrip("/")
         # Engines serve their extras (tokenize, health, version) beside /v1, not under it.
         self.root_url = self.base_url[: -len("/v1")] if self.base_url.endswith("/v1") else self.base_url
@@ -150,6 +150,7 @@ class ProbeClient:
         )
         self.model = model
         self.requests = 0
+        self.record = record  # when a list: every request is appended (the overhead benchmark replays them)
         self._tokenizer: Tokenizer | None | bool = False  # False: not yet discovered
 
     def close(self) -> None:
@@ -159,11 +160,13 @@ class ProbeClient:
     def request(self, method: str, url: str, *, json: Any = None, content: bytes | None = None,
                 headers: dict[str, str] | None = None, timeout: float | None = None) -> Reply:  # fmt: skip
         self.requests += 1
+        if json is not None:
+            content = orjson.dumps(json)
+            headers = {"content-type": "application/json", **(headers or {})}
+        if self.record is not None:
+            self.record.append({"method": method, "url": url, "content": content, "stream": False})
         t0 = time.perf_counter()
         try:
-            if json is not None:
-                content = orjson.dumps(json)
-                headers = {"content-type": "application/json", **(headers or {})}
             resp = self.http.request(method, url, content=content, headers=headers,
                                      timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT)  # fmt: skip
         except httpx.TimeoutException as exc:
@@ -191,6 +194,9 @@ class ProbeClient:
         self.requests += 1
         limit = timeout if timeout is not None else self.timeout
         payload = {**payload, "stream": True}
+        if self.record is not None:
+            self.record.append({"method": "POST", "url": self.base_url + path,
+                                "content": orjson.dumps(payload), "stream": True})  # fmt: skip
         t0 = time.perf_counter()
         lines: list[str] = []
         events: list[dict[str, Any]] = []
@@ -272,7 +278,14 @@ class ProbeClient:
                         info["context_length"] = rr.body["context_length"]
                 else:
                     info["engine_version"] = rr.body.get("version")
+        if "engine_version" in info and "engine" not in info:
+            info["engine"] = "vllm"  # vLLM answers /version; llama.cpp and SGLang have their own
         return info
+
+    @property
+    def known_tokenizer(self) -> Tokenizer | None:
+        """The tokenizer if a check already discovered it (no requests sent)."""
+        return self._tokenizer or None  # type: ignore[return-value]
 
     def tokenizer(self) -> Tokenizer | None:
         """The engine's tokenize/detokenize extras, or None when it offers none."""

@@ -161,13 +161,19 @@ class Context:
 
     def alive(self) -> tuple[bool, str]:
         """Does the server still answer a small normal request (within the timeout)?"""
-        try:
-            path, body = self.payload({"prompt": "Hello", "max_tokens": 2})
-            r = self.client.post(path, body)
-        except ServerTimeout as exc:
-            return False, f"a normal request then hung: {exc}"
-        except ServerUnreachable as exc:
-            return False, f"then the server stopped answering ({exc})"
+        path, body = self.payload({"prompt": "Hello", "max_tokens": 2})
+        for attempt in range(2):
+            try:
+                r = self.client.post(path, body)
+                break
+            except ServerTimeout as exc:
+                return False, f"a normal request then hung: {exc}"
+            except ServerUnreachable as exc:
+                # a server that closed the pooled keep-alive connection resets it once; only a
+                # failure on a fresh connection means the server is gone
+                if attempt:
+                    return False, f"then the server stopped answering ({exc})"
+                time.sleep(0.5)
         if r.ok:
             return True, f"a normal request then succeeded in {r.elapsed:.2f}s"
         return False, f"a normal request then got HTTP {r.status}: {short(r.error_message())}"
@@ -508,13 +514,24 @@ def special_tokens(ctx: Context, p: dict[str, Any]) -> Outcome:
 @oracle("end_of_turn")
 def end_of_turn(ctx: Context, p: dict[str, Any]) -> Outcome:
     """A short chat answer ends by itself (finish_reason "stop" before max_tokens) and does not
-    run on into a new turn (turn-start markers or role headers in the text)."""
+    run on into a new turn (turn-start markers or role headers in the text). The first of
+    ``prompts`` that gets a non-empty answer is judged; an empty turn shows nothing either way."""
     m = int(p.get("max_tokens", 160))
-    body = ctx.greedy({**p, "endpoint": "chat", "max_tokens": m})
-    text, fr = choice_text(body), body["choices"][0].get("finish_reason")
-    used = ctx.token_count(body)
     data = probe_data()
-    ev = {"text": short(text, 200), "finish_reason": fr, "completion_tokens": used, "max_tokens": m}
+    candidates = [[{"role": "user", "content": q}] for q in p.get("prompts") or []] or [p.get("messages")]
+    empty = 0
+    for messages in candidates:
+        body = ctx.greedy({**p, "endpoint": "chat", "max_tokens": m, "messages": messages})
+        text, fr = choice_text(body), body["choices"][0].get("finish_reason")
+        if text.strip():
+            break
+        empty += 1
+    else:
+        raise Skip(f"all {empty} chat answers were empty (the model ended its turn at once): "
+                   "end-of-turn handling cannot be judged")  # fmt: skip
+    used = ctx.token_count(body)
+    ev = {"prompt": short(messages[-1].get("content", ""), 80), "text": short(text, 200), "finish_reason": fr,
+          "completion_tokens": used, "max_tokens": m}  # fmt: skip
     for mk in p.get("turn_markers") or data["turn_markers"]:
         if mk in text:
             raise Fail(f"the answer runs into a new turn ({mk!r} in the text)", **ev)
@@ -566,7 +583,9 @@ def _check_top(tops: list[float], chosen: float | None, where: str, greedy: bool
 @oracle("logprobs")
 def logprobs(ctx: Context, p: dict[str, Any]) -> Outcome:
     """Where logprobs are offered: every token logprob is finite and <= 0, top_logprobs are
-    sorted in descending order, and (greedy) the chosen token is the most likely one."""
+    sorted in descending order; with ``greedy_top: true``, also that at temperature 0 the
+    returned token is the most likely one (no hidden logit processing such as a default
+    repetition penalty changes greedy choices)."""
     top = int(p.get("top", 5))
     endpoint = p.get("endpoint", "completions")
     eps = float(p.get("epsilon", 1e-4))
@@ -604,9 +623,9 @@ def logprobs(ctx: Context, p: dict[str, Any]) -> Outcome:
                 raise Fail(f"{where}: logprob {chosen} > 0", tokens=len(rows))
         if any(not isinstance(v, (int, float)) for v in tops_i):
             raise Fail(f"{where}: non-numeric top logprob in {tops_i}")
-        problem = _check_top([float(v) for v in tops_i], chosen, where, p.get("greedy_top", True), eps)
+        problem = _check_top([float(v) for v in tops_i], chosen, where, bool(p.get("greedy_top", False)), eps)
         if problem:
-            raise Fail(problem, chosen=chosen, top=tops_i[:top])
+            raise Fail(problem, chosen=chosen, top=tops_i[:top], text=short(choice_text(r.body)))
     return passed(f"{len(rows)} tokens: finite, <= 0, sorted top-{top}",
                   first=[rows[0][0], rows[0][1][:3]])  # fmt: skip
 

@@ -90,17 +90,19 @@ def run_probe(
     only: list[str] | None = None,
     on_result: Callable[[CheckResult], None] | None = None,
     on_start: Callable[[str], None] | None = None,
+    record: list[dict[str, Any]] | None = None,
 ) -> ProbeReport:
     """Run ``suite`` against the OpenAI-compatible server at ``base_url`` (e.g.
     ``http://127.0.0.1:8000/v1``) and return the report. Failures carry their liu2025
-    symptom; checks the server cannot support are skipped with the reason."""
+    symptom; checks the server cannot support are skipped with the reason. ``record``, when a
+    list, receives every request sent (method, url, body, stream)."""
     s = copy.deepcopy(suite) if isinstance(suite, Suite) else load_suite(suite)
     for cid in list(overrides or {}) + list(only or []):
         s.check(cid)  # unknown ids fail here, naming the check
     for cid, params in (overrides or {}).items():
         s.check(cid).params.update(params)
     checks = [c for c in s.checks if not only or c.id in only]
-    client = ProbeClient(base_url, model=model, timeout=timeout, max_connections=64)
+    client = ProbeClient(base_url, model=model, timeout=timeout, max_connections=64, record=record)
     started, t0 = now_iso(), time.perf_counter()
     try:
         if client.model is None:
@@ -131,6 +133,9 @@ def run_probe(
             results.append(res)
             if on_result:
                 on_result(res)
+        tok = client.known_tokenizer
+        if tok and "engine" not in info:
+            info["engine"] = tok.flavor  # the tokenizer endpoints' shape tells the engine apart
         return ProbeReport(
             suite=s.name, suite_source=s.source, taxonomy=s.taxonomy, base_url=client.base_url,
             model=client.model, server=info, started_at=started, finished_at=now_iso(),

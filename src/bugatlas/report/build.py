@@ -11,7 +11,6 @@ from __future__ import annotations
 import html
 import re
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +69,7 @@ def _pct(x: float | None) -> str:
 
 
 # -- sections -------------------------------------------------------------------------------------
-def _overview(data: StudyData, title: str) -> Section:
+def _overview(data: StudyData) -> Section:
     info = A.overview(data)
     s = Section("overview", "Overview")
     s.text.append(f"Taxonomy {info['taxonomy'] or '(none: raw issues)'}; label source(s): "
@@ -139,9 +138,12 @@ def _crosstab_section(data: StudyData) -> Section | None:
     s.tables.append(Table("crosstab_symptom_cause", f"{sym} × {cause} (top levels; label pairs)", A.with_totals(t),
                           index=True, main=True))  # fmt: skip
     s.figures.append(("heatmap-crosstab", F.heatmap(t, f"{sym} × {cause} (label pairs)")))
-    if data.depth(cause) > 1:
-        leaf = A.crosstab(data, sym, cause, row_level=0, col_level=None, count="units")
-        s.tables.append(Table("crosstab_symptom_cause_leaf", f"{sym} × {cause} leaves (records)", A.with_totals(leaf), index=True))
+    for lvl in range(1, data.depth(cause)):  # every deeper level (Yu et al.'s Table 2 is level 2)
+        name = data.level_names(cause)[lvl]
+        t2 = A.crosstab(data, cause, sym, row_level=lvl, col_level=0, count="units")
+        last = lvl == data.depth(cause) - 1
+        s.tables.append(Table("crosstab_symptom_cause_leaf" if last else f"crosstab_cause_level{lvl + 1}_symptom",
+                              f"{cause} ({name}) × {sym} (records)", A.with_totals(t2), index=True, main=not last))  # fmt: skip
     dg = A.diagnostics(data, sym, cause, top=3)
     s.tables.append(Table("diagnostics", "Given a symptom, the most likely causes: P(cause | symptom), Wilson 95% CI, lift over the base rate",
                           dg, main=True, percent=("p_cause_given_symptom", "ci_low", "ci_high")))  # fmt: skip
@@ -190,7 +192,8 @@ def _lifecycle_section(data: StudyData) -> Section | None:
         table, test = A.lifecycle(data, dim, 0, stage=stage)
         sh = A.shares(table)
         s.tables.append(Table(f"lifecycle_{dim}", f"{dim} by {stage}: records", A.with_totals(table), index=True, main=True))
-        s.tables.append(Table(f"lifecycle_{dim}_shares", f"{dim} by {stage}: share of the {stage}'s records", sh.round(4), index=True))
+        s.tables.append(Table(f"lifecycle_{dim}_shares", f"{dim} by {stage}: share of the {stage}'s records", sh.round(4), index=True,
+                              percent=tuple(map(str, sh.columns))))  # fmt: skip
         if test is not None:
             s.text.append(f"{dim} by {stage}: chi-square {test.chi2:.1f}, df {test.dof}, p = {test.p_value:.2g}, Cramér's V = {test.cramers_v:.3f}.")
         chain.append((dim, 0))
@@ -255,17 +258,95 @@ def _maintenance_section(data: StudyData) -> Section | None:
 
 
 def _examples(data: StudyData, section: Section, *, per_category: int = 3) -> None:
-    """Quote a few issue titles per top-level symptom (untrusted text: escaped on output)."""
-    sym = A.find_dimension(data, A.SYMPTOM_DIMENSIONS)
+    """Quote the most discussed issue titles per top-level symptom or category (untrusted
+    text: escaped on output)."""
+    sym = A.find_dimension(data, A.SYMPTOM_DIMENSIONS) or A.find_dimension(data, A.CAUSE_DIMENSIONS)
     u = data.units
     if not sym or u["title"].isna().all():
         return
-    vals = data.values(sym, 0).merge(u[["title", "html_url", "repo", "issue_number"]], left_on="unit", right_index=True)
-    vals = vals[vals["title"].notna()]
+    vals = data.values(sym, 0).merge(u[["title", "html_url", "repo", "issue_number", "comments_count"]],
+                                     left_on="unit", right_index=True)  # fmt: skip
+    # the most discussed reports of each category: the ones maintainers and users know
+    vals = vals[vals["title"].notna()].sort_values(["comments_count", "repo", "issue_number"],
+                                                   ascending=[False, True, True], na_position="last")  # fmt: skip
     for cat, g in vals.groupby("value", sort=False):
         for r in g.head(per_category).itertuples():
             section.examples.append({"category": cat, "title": r.title, "url": r.html_url or "",
                                      "ref": f"{r.repo}#{r.issue_number}"})  # fmt: skip
+
+
+def _probe_section(store: Store, data: StudyData) -> Section | None:
+    """Failures the probe stage found on live engines, beside the mined symptom distribution
+    (both in liu2025 symptoms). Skipped when the probe stage or its findings are absent."""
+    try:
+        from bugatlas.probe.storage import probe_findings_frame
+    except ImportError:
+        return None
+    try:
+        f = probe_findings_frame(store)
+    except Exception:  # store written before the probe stage existed
+        return None
+    if f.empty:
+        return None
+    s = Section("probe", "Probe findings beside the mined issues")
+    runs = f["probe_run_id"].nunique()
+    s.text.append(f"{len(f)} failures found by {runs} probe run(s) against live engines "
+                  f"({', '.join(sorted(map(str, f['engine'].fillna('unknown').unique())))}).")  # fmt: skip
+    counts = f.groupby("symptom").size().rename("probe findings").to_frame()
+    counts["probe share"] = counts["probe findings"] / counts["probe findings"].sum()
+    if data.taxonomy == "liu2025" and data.has("symptom"):
+        mined = A.distribution(data, "symptom", 0).set_index("category")
+        counts = counts.join(mined[["units", "share"]].rename(columns={"units": "mined issues", "share": "mined share"}),
+                             how="outer").fillna(0)  # fmt: skip
+    for col in ("probe findings", "mined issues"):
+        if col in counts:
+            counts[col] = counts[col].astype(int)
+    counts = counts.sort_values("probe findings", ascending=False, kind="stable")
+    counts.index.name = "symptom"
+    s.tables.append(Table("probe_symptoms", "Probe findings by liu2025 symptom (and the mined issues' shares)",
+                          counts, index=True, main=True, percent=("probe share", "mined share")))  # fmt: skip
+    share_cols = [c for c in ("probe share", "mined share") if c in counts]
+    s.figures.append(("probe-symptoms", F.stacked(counts[share_cols].T, "symptom shares: probe findings vs mined issues")))
+    detail = f[["engine", "model", "suite", "check_id", "oracle", "symptom", "unexpected_output", "message"]].copy()
+    detail["message"] = detail["message"].astype(str).str.slice(0, 240)
+    s.tables.append(Table("probe_findings", "Every probe finding (message truncated)", detail))
+    return s
+
+
+def _agreement_section(store: Store, taxonomy: str | None) -> Section | None:
+    """Inter-rater agreement of the annotate stage's samples in this taxonomy (Cohen's kappa
+    per annotator pair, Fleiss' kappa, Krippendorff's alpha per dimension and level)."""
+    if not taxonomy:
+        return None
+    try:
+        from bugatlas.annotate.agreement import agreement, headline
+    except ImportError:
+        return None
+    try:
+        names = [r["name"] for r in store.query("SELECT name FROM ann_samples WHERE taxonomy = ? ORDER BY id", (taxonomy,))]
+    except Exception:  # store without the annotate tables
+        return None
+    rows = []
+    for name in names:
+        try:
+            rep = agreement(store, name)
+        except Exception as exc:  # a sample nobody has annotated yet, or an unknown codebook
+            rows.append({"sample": name, "dimension": "", "level": "", "items": 0, "note": str(exc)[:200]})
+            continue
+        for h in headline(rep):
+            if not h["items"]:
+                continue
+            rows.append({"sample": name, "annotators": ", ".join(rep["annotators"]), **{
+                k: ("; ".join(f"{a}: {v:.3f}" for a, v in h[k].items() if v is not None) if isinstance(h[k], dict) else h[k])
+                for k in ("dimension", "level", "items", "cohen_kappa", "observed_agreement", "fleiss_kappa",
+                          "krippendorff_alpha", "macro_category_kappa")}})  # fmt: skip
+    if not rows:
+        return None
+    s = Section("agreement", "Labelling agreement (annotate stage)")
+    s.text.append("Latest done annotation per annotator; kappa per annotator pair; multi-label dimensions "
+                  "compare label sets, with the macro kappa over categories.")  # fmt: skip
+    s.tables.append(Table("agreement", "Inter-rater agreement per sample, dimension and level", pd.DataFrame(rows), main=True))
+    return s
 
 
 def _audit_section(store: Store, taxonomy: str | None, papers: list[str] | None, files: list[Path]) -> tuple[Section | None, dict | None]:
@@ -385,7 +466,7 @@ def render_html(title: str, sections: list[Section], meta: dict[str, Any]) -> st
 
 # -- entry point --------------------------------------------------------------------------------------
 def build_sections(data: StudyData, *, by: str = "repository") -> list[Section]:
-    sections: list[Section] = [_overview(data, "")]
+    sections: list[Section] = [_overview(data)]
     if data.labels.size:
         sections += _distribution_sections(data, by)
         for fn in (_crosstab_section, _lifecycle_section, _evolution_section):
@@ -434,6 +515,12 @@ def build_report(
         raise BadInputError(f"{store.path}: no issues with text and no --taxonomy: nothing to report")
     data = load_study(store, taxonomy, source=source, restrict=restrict, attach=attach, names=names)
     sections = build_sections(data, by=by)
+    agreement = _agreement_section(store, taxonomy)
+    if agreement is not None:
+        sections.append(agreement)
+    probe = _probe_section(store, data)
+    if probe is not None:
+        sections.append(probe)
     audit_summary = None
     if audit:
         sec, audit_summary = _audit_section(store, taxonomy, audit_papers, list(audit_files or []))
@@ -464,6 +551,3 @@ def build_report(
     (out / "report.json").write_bytes(orjson.dumps(result.as_dict() | {"meta": meta}, option=orjson.OPT_INDENT_2))
     return result
 
-
-def template_text() -> str:
-    return (resources.files("bugatlas.report") / "templates" / "report.html.j2").read_text(encoding="utf-8")

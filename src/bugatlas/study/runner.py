@@ -203,6 +203,7 @@ class Runner:
             raise BadInputError(f"--from {start!r}: steps are {', '.join(STEPS)}")
         self.study, self.force, self.start = study, force, start
         self.say = progress or (lambda _msg: None)
+        self.bars = progress is not None  # the stages' own rich progress bars, for people
         self.results: list[StepResult] = []
 
     def run(self) -> list[StepResult]:
@@ -280,7 +281,7 @@ class Runner:
     def _step_import(self, store: Store, paths: list[str]):
         from bugatlas.importers import import_paths
 
-        results = import_paths(store, [Path(p) for p in paths], progress=False)
+        results = import_paths(store, [Path(p) for p in paths], progress=self.bars)
         issues = sum(r.issues for r in results)
         labels = sum(r.labels for r in results)
         return "ran", f"{len(results)} file(s), {issues} issue records, {labels} labels", {
@@ -291,6 +292,8 @@ class Runner:
         if fn is None:
             return "unavailable", "the collect stage is not in this build: skipped (the store keeps what was imported)", {}
         opts = {k: v for k, v in config.items() if k != "function"}
+        if "progress" in inspect.signature(fn).parameters:
+            opts.setdefault("progress", self.bars)
         repos = opts.pop("repos", None) or opts.pop("repositories", None)
         if not repos:
             raise BadInputError(f"{self.study.path}: sources.collect needs repos: [owner/name, …]")
@@ -301,7 +304,9 @@ class Runner:
         fn = _stage_function("bugatlas.collect", ("hydrate_references",), None)
         if fn is None:
             return "unavailable", "the collect stage is not in this build: references stay without text", {}
-        opts = config if isinstance(config, dict) else {}
+        opts = dict(config) if isinstance(config, dict) else {}
+        if "progress" in inspect.signature(fn).parameters:
+            opts.setdefault("progress", self.bars)
         result = fn(store, **opts)
         return "ran", "referenced issues hydrated", _summarise(result)
 
@@ -311,7 +316,12 @@ class Runner:
         if fn is None:
             return "unavailable", "the filter stage is not in this build: skipped (the study analyses every issue)", {}
         opts = {k: v for k, v in config.items() if k != "function"}
-        return "ran", "failure reports selected", _summarise(_call(fn, store, opts))
+        summary = _summarise(_call(fn, store, opts))
+        msg = "failure reports selected"
+        if _sql_ok(store, "SELECT repo, number FROM failure_reports"):
+            n = store.query("SELECT COUNT(*) AS n FROM failure_reports")[0]["n"]
+            msg = f"{n} failure reports of {store.count_issues(include_references=False)} issues"
+        return "ran", msg, summary
 
     def _step_map(self, store: Store, config: dict[str, Any]):
         if not config.get("from") or not config.get("to"):
@@ -332,7 +342,12 @@ class Runner:
         if fn is None:
             return "unavailable", "the classify stage is not in this build: skipped (the report uses the labels in the store)", {}
         opts = {k: v for k, v in config.items() if k != "function"}
-        return "ran", f"classified into {config.get('taxonomy')}", _summarise(_call(fn, store, opts))
+        summary = _summarise(_call(fn, store, opts))
+        msg = f"classified into {config.get('taxonomy')}"
+        if "labeled" in summary:
+            msg = (f"{summary['labeled']} issues labelled into {config.get('taxonomy')}"
+                   + (f" ({summary['skipped']} already done)" if summary.get("skipped") else ""))  # fmt: skip
+        return "ran", msg, summary
 
     def _step_report(self, store: Store, config: dict[str, Any]):
         from bugatlas.report.build import build_report
