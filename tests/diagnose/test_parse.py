@@ -188,3 +188,33 @@ def test_markdown_bold_around_the_exception_line():
 def test_windows_access_violation_is_a_fatal_signal():
     p = parse_log("An unhandled win32 exception occured in [5900] llama-quantize.exe")
     assert p.family == "segfault" and p.signature == "fatal signal: ACCESS_VIOLATION"
+
+
+@pytest.mark.parametrize(
+    ("log", "family", "signature"),
+    [
+        ("llama_model_load: error loading model: error loading model architecture: unknown model architecture: 'qwen3moe'\n"
+         "llama_load_model_from_file: failed to load model",
+         "llamacpp_load", "llama.cpp load: error loading model: error loading model architecture: unknown model architecture: <MODEL>"),
+        ("CMake Error at CMakeLists.txt:95 (message):\n  CUDA Toolkit not found",
+         "build_error", "CMake Error"),
+        ("ggml/src/ggml-cuda/common.cuh:12:10: fatal error: cuda_fp16.h: No such file or directory",
+         "build_error", "fatal error: <FILE>: No such file or directory"),
+        ("torch.OutOfMemoryError: HIP out of memory. Tried to allocate 1.00 GiB. GPU 0 has a total capacity of 191.98 GiB",
+         "hip_oom", "OutOfMemoryError: HIP out of memory"),
+        ("ERROR:hf-to-gguf:Model Qwen2VLForConditionalGeneration is not supported",
+         "conversion_error", "hf-to-gguf: Model <MODEL> is not supported"),
+        ("[Rank 0] Watchdog caught collective operation timeout: WorkNCCL(SeqNum=1, OpType=ALLREDUCE, Timeout(ms)=600000) ran for 600123 milliseconds before timing out.",
+         "nccl_error", None),
+        ("OSError: libcudart.so.12: cannot open shared object file: No such file or directory",
+         "module_not_found", "OSError: <FILE>: cannot open shared object file: No such file or directory"),
+        ("RuntimeError: CUDA error: no kernel image is available for execution on the device",
+         "cuda_error", "CUDA error: no kernel image is available for execution on the device"),
+        ("Process exited with code 139", "segfault", "fatal signal: SIGSEGV"),
+    ],
+)
+def test_more_families(log, family, signature):
+    p = parse_log(log)
+    assert p.family == family, p.signature
+    if signature is not None:
+        assert p.signature == signature

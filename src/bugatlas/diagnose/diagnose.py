@@ -112,8 +112,9 @@ def resolution(store: Store, repo: str, number: int, state: str | None) -> dict[
             "author": closing.get("author"), "association": closing.get("author_association"),
             "created_at": closing.get("created_at"), "excerpt": body[:400] + ("…" if len(body) > 400 else ""),
         }  # fmt: skip
-    if prs and any(p["merged_at"] for p in prs):
-        out["summary"] = "fixed by " + ", ".join(f"#{p['number']}" for p in prs if p["merged_at"])
+    closing_prs = [p for p in prs if p["merged_at"] and p["relation"] != "cross-reference"]
+    if closing_prs:
+        out["summary"] = "fixed by " + ", ".join(f"#{p['number']}" for p in closing_prs)
     elif state == "closed":
         out["summary"] = "closed" + (" (see closing comment)" if closing else "; no fix collected")
     else:
