@@ -54,3 +54,10 @@ def test_without_raw_file_and_without_dataset(analysis_store, tmp_path):
     with Store(tmp_path / "empty.db") as empty:
         g = audit(empty, papers=["yu2026"])
     assert set(g["status"]) == {"not checked", "not checkable"}
+
+
+def test_internal_consistency_of_printed_numbers(analysis_store):
+    f = audit(analysis_store, papers=["vllm-exp"]).set_index("id")
+    row = f.loc["vllm_exp.issues.sum"]
+    # 4,078 + 5,470 + 2,567 = 12,115, not the 12,349 the README prints
+    assert (row["published"], row["dataset"], row["status"]) == (12349, 12115, "differs")

@@ -224,7 +224,13 @@ def audit(store: Store, *, papers: list[str] | None = None, files: Iterable[Path
             missing = f"dataset not in the store (no {tax} labels): import it first"
         for n in published_numbers(paper):
             row = {k: n.get(k) for k in ("id", "paper", "where", "what", "published", "published_pct", "ref")}
-            if "unavailable" in n or "measure" not in n:
+            if n.get("measure", {}).get("count") == "sum_published":  # a paper's own arithmetic
+                parts = {x["id"]: x.get("published") for x in published_numbers(paper)}
+                value = float(sum(parts[i] for i in n["measure"]["of"]))
+                status, diff = _status(n, value, None, None)
+                row.update(dataset=value, difference=diff, status=status,
+                           note="internal consistency: the paper's own numbers, not the dataset")  # fmt: skip
+            elif "unavailable" in n or "measure" not in n:
                 row.update(status="not checkable", note=n.get("unavailable", ""))
             elif counter is None:
                 row.update(status="not checked", note=missing or "")
