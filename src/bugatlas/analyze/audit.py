@@ -104,6 +104,16 @@ class _Counter:
         pats = self.patterns(m) if "dimension" in m else None
         if pats == []:
             note = "no counterpart in the released vocabulary"
+        if kind in ("close_days_median", "close_days_mean"):
+            hit = self.rows(m)
+            u = self.data.units.loc[hit["unit"].unique()]
+            closed = u[u["closed_at"].notna() & u["created_at"].notna()]
+            if closed.empty:
+                return None, None, None, ("no dates: the issues are references; hydrate them "
+                                          "(study sources.hydrate or `bugatlas collect`) to check this")  # fmt: skip
+            days = (closed["closed_at"] - closed["created_at"]).dt.total_seconds() / 86400
+            value = float(days.median() if kind == "close_days_median" else days.mean())
+            return round(value, 1), None, None, f"over {len(closed)} closed issues with dates"
         if kind == "groups":
             return float(self.data.units.loc[scope, "group"].nunique()), None, None, note
         if kind == "categories":
