@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from bugatlas.classify import Ensemble, RuleClassifier, classify_file, read_issues
+from bugatlas.classify.api import predict_parallel
 from bugatlas.classify.model import TOKEN_PATTERN
 from bugatlas.classify.text import issue_doc, model_text
 
@@ -57,11 +58,13 @@ def main() -> None:
     rows = [("baseline: read + zones + tokenize", best_of(baseline, args.repeat)),
             ("rules (predict)", best_of(lambda: rules.predict(issues), args.repeat)),
             ("rules + text model (predict)", best_of(lambda: ens.predict(issues), args.repeat)),
+            ("rules + text model (predict, 2 processes)",
+             best_of(lambda: predict_parallel(ens, issues, jobs=2), args.repeat)),
             ("text model fit (weak labels)", t_fit)]
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "labels.jsonl"
         rows.append(("batch classify end to end (read, fit, predict, write)",
-                     best_of(lambda: classify_file("liu2025", args.corpus, out), 1)))
+                     best_of(lambda: classify_file("liu2025", args.corpus, out, jobs=2), 1)))
     base = rows[0][1]
     print(f"{n} issues, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
     print(f"{'step':55} {'seconds':>8} {'issues/s':>9} {'vs baseline':>11}")

@@ -135,3 +135,15 @@ def test_batch_yu2026_writes_every_level(corpus_records, write_jsonl, tmp_path) 
 def test_read_issues_matches_store_issue_shape(corpus_records, write_jsonl) -> None:
     issues = list(read_issues(write_jsonl([corpus_records[("ggml-org/llama.cpp", 5023)]])))
     assert issues[0].key == ("ggml-org/llama.cpp", 5023)
+
+
+def test_parallel_prediction_equals_serial(corpus_records) -> None:
+    from bugatlas.classify.api import predict_parallel
+
+    issues = [_issue(corpus_records, r, n) for (r, n) in list(corpus_records)[500:620]]
+    ens = Ensemble("liu2025").fit(issues)
+    serial = ens.predict(issues)
+    parallel = predict_parallel(ens, issues, jobs=2, chunk=50)
+    assert [p.key for p in parallel] == [p.key for p in serial]
+    assert [p.labels for p in parallel] == [p.labels for p in serial]
+    assert [p.confidence for p in parallel] == [p.confidence for p in serial]

@@ -72,7 +72,8 @@ def classify_file(
     llm: Any = None,
     llm_below: float = 0.6,
     progress: Progress | None = None,
-    chunk: int = 500,
+    chunk: int = 1000,
+    jobs: int = 1,
 ) -> int:
     """The batch interface: label every issue of ``input_path`` (corpus JSON Lines) into
     ``output_path`` without a store. The text model is fitted on the input plus any
@@ -86,11 +87,39 @@ def classify_file(
     with LabelWriter(output_path, spec.single_valued) as out:
         for start in range(0, len(issues), chunk):
             part = issues[start : start + chunk]
-            for pred in ens.predict(part):
+            for pred in predict_parallel(ens, part, jobs=jobs):
                 out.write(to_record(pred))
             if progress:
                 progress(len(part))
         return out.count
+
+
+_WORKER_ENS: Ensemble | None = None
+
+
+def _predict_chunk(issues: list[Issue]) -> list[Prediction]:
+    assert _WORKER_ENS is not None
+    return _WORKER_ENS.predict(issues)
+
+
+def predict_parallel(ens: Ensemble, issues: Sequence[Issue], *, jobs: int = 2, chunk: int = 250
+                     ) -> list[Prediction]:
+    """``ens.predict`` over ``jobs`` processes (forked: the fitted model is shared, not
+    copied). Falls back to one process where fork is unavailable or the LLM is used (its
+    cache and connection belong to this process)."""
+    import multiprocessing as mp
+
+    issues = list(issues)
+    if jobs <= 1 or len(issues) <= chunk or ens.llm is not None or "fork" not in mp.get_all_start_methods():
+        return ens.predict(issues)
+    global _WORKER_ENS
+    _WORKER_ENS = ens
+    try:
+        with mp.get_context("fork").Pool(jobs) as pool:
+            parts = pool.map(_predict_chunk, [issues[i : i + chunk] for i in range(0, len(issues), chunk)])
+    finally:
+        _WORKER_ENS = None
+    return [p for part in parts for p in part]
 
 
 # -- store: which issues, labels in and out -----------------------------------------------

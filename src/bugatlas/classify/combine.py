@@ -80,6 +80,8 @@ class Ensemble:
         """How far to trust the rules over the model when neither decides alone: in
         proportion to how much signature evidence there was."""
         strong = self.rules.sig.strong_score
+        # (giving a model fitted on human labels more say was tried: with <= 120 dev-set
+        # labels it lowered cross-validated kappa, see BENCHMARKS.md)
         return min(0.85, 0.35 + 0.5 * r.strength / strong) if r.strength > 0 else 0.25
 
     def score(self, issues: Sequence[Issue]) -> list[tuple[dict[str, DimScores], dict[str, str]]]:

@@ -53,6 +53,7 @@ def register(app: typer.Typer) -> None:
         llm_retries: Annotated[int, typer.Option(help="Retries on invalid JSON, 5xx and timeouts.")] = 3,
         all_issues: Annotated[bool, typer.Option("--all", help="Label every issue with text, not only the filter's failure reports.")] = False,
         limit: Annotated[int | None, typer.Option(help="Label at most this many (unlabeled) issues.")] = None,
+        jobs: Annotated[int, typer.Option("--jobs", "-j", help="Batch mode: worker processes for the offline classifiers.")] = min(2, os.cpu_count() or 1),
         db: DbOption = None,
         json: JsonOption = False,
     ) -> None:
@@ -69,7 +70,8 @@ def register(app: typer.Typer) -> None:
             with _progress() as bar:
                 task = bar.add_task("classify", total=None)
                 n = api.classify_file(taxonomy, input, output, background=background, threshold=threshold,
-                                      llm=llm, llm_below=llm_below, progress=lambda k: bar.advance(task, k))
+                                      llm=llm, llm_below=llm_below, jobs=jobs,
+                                      progress=lambda k: bar.advance(task, k))
             if json:
                 print_json({"issues": n, "output": str(output)})
             else:

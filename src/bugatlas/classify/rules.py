@@ -153,6 +153,9 @@ def load_signatures(taxonomy: str, path: str | None = None) -> Signatures:
         raw = file.read_bytes()
         data = yaml.safe_load(raw) or {}
     cb_weight = float(data.get("codebook_signal_weight", 1.0))
+    cb_zone = str(data.get("codebook_signal_zone", "any"))
+    if cb_zone not in ZONES:
+        raise BadInputError(f"{file}: codebook_signal_zone {cb_zone!r} not in {ZONES}")
     cues: dict[str, list[Cue]] = {d: [] for d in spec.dims}
     priors: dict[str, dict[str, float]] = {}
     max_labels: dict[str, int] = {}
@@ -160,7 +163,7 @@ def load_signatures(taxonomy: str, path: str | None = None) -> Signatures:
     for dim, dspec in spec.dims.items():
         for name, signals in dspec.signals.items():
             for sig in signals:
-                cues[dim].append(Cue(name, None, "any", cb_weight,
+                cues[dim].append(Cue(name, None, cb_zone, cb_weight,
                                      _compile(sig, f"codebook {spec.name}: {dim}/{name}"), "codebook"))
     for dim, block in (data.get("dimensions") or {}).items():
         where = f"{file}: dimensions.{dim}"
