@@ -38,15 +38,15 @@ def replay(requests: list[dict], timeout: float) -> None:
     with httpx.Client(timeout=timeout) as client:
         for r in requests:
             headers = {"content-type": "application/json"} if r["content"] is not None else None
-            if r["stream"]:
-                with client.stream(r["method"], r["url"], content=r["content"], headers=headers) as resp:
-                    for _ in resp.iter_lines():
-                        pass
-            else:
-                try:
+            try:  # the replay sends what the probe sent, errors included (a reset after a 500)
+                if r["stream"]:
+                    with client.stream(r["method"], r["url"], content=r["content"], headers=headers) as resp:
+                        for _ in resp.iter_lines():
+                            pass
+                else:
                     client.request(r["method"], r["url"], content=r["content"], headers=headers)
-                except httpx.TimeoutException:
-                    pass
+            except httpx.TransportError:
+                pass
 
 
 def measure(fn) -> tuple[float, float]:
@@ -73,6 +73,8 @@ def main() -> None:
         stop = proc.terminate
         target = "faulty test server (normal mode, separate process)"
     try:
+        # warm the server (model pages, caches) so neither side pays the first request's cost
+        httpx.post(url + "/completions", json={"prompt": "Hello", "max_tokens": 4}, timeout=args.timeout)
         rows = []
         for i in range(args.repeats):
             recorded: list[dict] = []

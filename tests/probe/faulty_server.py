@@ -57,7 +57,13 @@ def _h(*parts: Any) -> int:
 
 class FaultyServer:
     def __init__(self, faults: list[str] | tuple[str, ...] = (), *, model: str = "faulty-7b",
-                 context_length: int = 256, token_delay: float = 0.002):  # fmt: skip
+                 context_length: int = 256, token_delay: float = 0.002, flavor: str = "llama.cpp"):  # fmt: skip
+        # flavor: which engine's extras it imitates. "llama.cpp": /tokenize {content};
+        # "vllm": /tokenize {model, prompt} and /version; "minimal": no tokenizer, and
+        # logprobs and n > 1 refused with a 400 (for the skip paths)
+        if flavor not in ("llama.cpp", "vllm", "minimal"):
+            raise ValueError(f"unknown flavor {flavor!r}")
+        self.flavor = flavor
         self.model = model
         self.context_length = context_length
         self.token_delay = token_delay
@@ -220,6 +226,8 @@ class _Handler(BaseHTTPRequestHandler):
                              "owned_by": "bugatlas-tests", "max_model_len": self.app.context_length}]})  # fmt: skip
         elif self.path == "/health":
             self._send(200, {"status": "ok"})
+        elif self.path == "/version" and self.app.flavor == "vllm":
+            self._send(200, {"version": "0.0.0-faulty"})
         else:
             self._error(404, f"no route {self.path}")
 
@@ -240,10 +248,18 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path == "/control":
             app.set_faults(body.get("faults", []))
             self._send(200, {"faults": sorted(app.faults)})
-        elif self.path == "/tokenize":
+        elif self.path == "/tokenize" and app.flavor == "llama.cpp":
             self._send(200, {"tokens": app.tokenize(body.get("content", ""))})
-        elif self.path == "/detokenize":
+        elif self.path == "/detokenize" and app.flavor == "llama.cpp":
             self._send(200, {"content": app.detokenize(body.get("tokens", []))})
+        elif self.path == "/tokenize" and app.flavor == "vllm":
+            if "prompt" not in body:
+                self._error(400, "field required: prompt")
+                return
+            toks = app.tokenize(body["prompt"])
+            self._send(200, {"tokens": toks, "count": len(toks), "max_model_len": app.context_length})
+        elif self.path == "/detokenize" and app.flavor == "vllm":
+            self._send(200, {"prompt": app.detokenize(body.get("tokens", []))})
         elif self.path in ("/v1/completions", "/v1/chat/completions"):
             with app._lock:
                 app._in_flight += 1
@@ -290,6 +306,9 @@ class _Handler(BaseHTTPRequestHandler):
                              f"the prompt has {n_prompt} tokens.")  # fmt: skip
             return
         n = body.get("n", 1) or 1
+        if app.flavor == "minimal" and (n > 1 or body.get("logprobs")):
+            self._error(400, "n > 1 and logprobs are not supported by this server")
+            return
         if "ignore_n" in app.faults:
             n = 1
         stop = body.get("stop") or []

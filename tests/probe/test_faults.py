@@ -109,3 +109,25 @@ def test_faults_can_be_switched_over_http():
         assert r.json() == {"faults": ["ignore_n"]}
         report = run_probe(srv.base_url, timeout=3, only=["n"])
     assert report.results[0].status == "fail"
+
+
+def test_missing_capabilities_are_skipped_with_the_reason():
+    """A server without tokenizer endpoints that refuses logprobs and n > 1 (with a 400):
+    those checks are skipped with the reason, usage is checked approximately, nothing fails."""
+    with FaultyServer(flavor="minimal") as srv:
+        report = run_probe(srv.base_url, timeout=5, overrides=OVERRIDES)
+    by_id = {r.id: r for r in report.results}
+    skipped = {r.id for r in report.results if r.status == "skip"}
+    assert skipped == {"n", "roundtrip", "logprobs", "logprobs_chat", "greedy_argmax"}
+    assert "no tokenize/detokenize" in by_id["roundtrip"].message
+    assert "does not offer" in by_id["logprobs"].message and "HTTP 400" in by_id["logprobs"].message
+    assert "approximate" in by_id["usage"].message
+    assert report.ok and report.counts()["fail"] == 0
+
+
+def test_vllm_style_tokenizer_and_version_are_discovered():
+    with FaultyServer(flavor="vllm") as srv:
+        report = run_probe(srv.base_url, timeout=5, only=["usage", "roundtrip"])
+    assert report.ok, [(r.id, r.message) for r in report.results]
+    assert report.server["engine"] == "vllm" and report.server["context_length"] == 256
+    assert report.results[0].evidence["tokenizer"] == "vllm"

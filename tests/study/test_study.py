@@ -98,6 +98,7 @@ def test_serving_study_degrades_without_stages(study_dir):
         if by[step].status == "unavailable":
             assert f"the {stage} stage is not in this build" in by[step].message
     assert (study.report_dir / "index.html").exists()
+    assert "vllm_exp.issues.sum" in (study.report_dir / "tables" / "audit_differences.csv").read_text()
     total = [line for line in (study.report_dir / "tables" / "overview_groups.csv").read_text().splitlines()
              if line.startswith("Total,")][0]  # fmt: skip
     records = int(total.split(",")[1])

@@ -104,6 +104,16 @@ class _Counter:
         pats = self.patterns(m) if "dimension" in m else None
         if pats == []:
             note = "no counterpart in the released vocabulary"
+        if kind in ("close_days_median", "close_days_mean"):
+            hit = self.rows(m)
+            u = self.data.units.loc[hit["unit"].unique()]
+            closed = u[u["closed_at"].notna() & u["created_at"].notna()]
+            if closed.empty:
+                return None, None, None, ("no dates: the issues are references; hydrate them "
+                                          "(study sources.hydrate or `bugatlas collect`) to check this")  # fmt: skip
+            days = (closed["closed_at"] - closed["created_at"]).dt.total_seconds() / 86400
+            value = float(days.median() if kind == "close_days_median" else days.mean())
+            return round(value, 1), None, None, f"over {len(closed)} closed issues with dates"
         if kind == "groups":
             return float(self.data.units.loc[scope, "group"].nunique()), None, None, note
         if kind == "categories":
@@ -224,7 +234,13 @@ def audit(store: Store, *, papers: list[str] | None = None, files: Iterable[Path
             missing = f"dataset not in the store (no {tax} labels): import it first"
         for n in published_numbers(paper):
             row = {k: n.get(k) for k in ("id", "paper", "where", "what", "published", "published_pct", "ref")}
-            if "unavailable" in n or "measure" not in n:
+            if n.get("measure", {}).get("count") == "sum_published":  # a paper's own arithmetic
+                parts = {x["id"]: x.get("published") for x in published_numbers(paper)}
+                value = float(sum(parts[i] for i in n["measure"]["of"]))
+                status, diff = _status(n, value, None, None)
+                row.update(dataset=value, difference=diff, status=status,
+                           note="internal consistency: the paper's own numbers, not the dataset")  # fmt: skip
+            elif "unavailable" in n or "measure" not in n:
                 row.update(status="not checkable", note=n.get("unavailable", ""))
             elif counter is None:
                 row.update(status="not checked", note=missing or "")

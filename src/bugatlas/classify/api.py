@@ -46,6 +46,7 @@ def build_classifier(
     llm: Any = None,
     threshold: float = DEFAULT_THRESHOLD,
     use_trained: bool = True,
+    llm_below: float = 0.6,
 ) -> Ensemble:
     """Rules + text model (+ LLM). The text model is the newest one ``train`` saved in the
     store for this taxonomy; without one it is fitted here on ``fit_on`` (unlabeled issues,
@@ -55,7 +56,7 @@ def build_classifier(
     model = load_trained(store, spec.name) if (store is not None and use_trained) else None
     if model is not None:
         model.rules = rules
-    ens = Ensemble(spec.name, rules=rules, model=model, llm=llm, threshold=threshold)
+    ens = Ensemble(spec.name, rules=rules, model=model, llm=llm, threshold=threshold, llm_below=llm_below)
     if model is None and fit_on:
         ens.fit([i for i in fit_on if _has_text(i)])
     return ens
@@ -69,6 +70,7 @@ def classify_file(
     background: Sequence[str | Path] = (),
     threshold: float = DEFAULT_THRESHOLD,
     llm: Any = None,
+    llm_below: float = 0.6,
     progress: Progress | None = None,
     chunk: int = 500,
 ) -> int:
@@ -80,7 +82,7 @@ def classify_file(
     fit_on = list(issues)
     for extra in background:
         fit_on += list(read_issues(extra))
-    ens = build_classifier(spec.name, fit_on=fit_on, llm=llm, threshold=threshold)
+    ens = build_classifier(spec.name, fit_on=fit_on, llm=llm, threshold=threshold, llm_below=llm_below)
     with LabelWriter(output_path, spec.single_valued) as out:
         for start in range(0, len(issues), chunk):
             part = issues[start : start + chunk]
@@ -163,6 +165,7 @@ def classify_store(
     taxonomy: str,
     *,
     llm: Any = None,
+    llm_below: float = 0.6,
     threshold: float = DEFAULT_THRESHOLD,
     all_issues: bool = False,
     limit: int | None = None,
@@ -173,7 +176,8 @@ def classify_store(
     already labeled are skipped; each batch is written in one transaction."""
     spec = taxonomy_spec(taxonomy)
     candidates = failure_issues(store, all_issues=all_issues)
-    ens = build_classifier(spec.name, store=store, fit_on=candidates, llm=llm, threshold=threshold)
+    ens = build_classifier(spec.name, store=store, fit_on=candidates, llm=llm, threshold=threshold,
+                           llm_below=llm_below)
     version = ens.version
     done = {(r["repo"], r["number"]) for r in store.query(
         "SELECT repo, number FROM classify_done WHERE taxonomy = ? AND source = ? AND version = ?",

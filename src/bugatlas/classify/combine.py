@@ -16,6 +16,7 @@ from bugatlas.classify.base import (
 from bugatlas.classify.model import TextModel
 from bugatlas.classify.rules import RuleClassifier
 from bugatlas.classify.schema import TaxonomySpec, taxonomy_spec
+from bugatlas.classify.text import issue_doc
 from bugatlas.store.records import Issue
 
 
@@ -82,8 +83,10 @@ class Ensemble:
         return min(0.85, 0.35 + 0.5 * r.strength / strong) if r.strength > 0 else 0.25
 
     def score(self, issues: Sequence[Issue]) -> list[tuple[dict[str, DimScores], dict[str, str]]]:
-        rs = self.rules.score(issues)
-        ms = self.model.score(issues) if self.model is not None and self.model.fitted else [None] * len(issues)
+        docs = [issue_doc(i) for i in issues]  # split once, shared by rules and model
+        rs = self.rules.score(issues, docs=docs)
+        ms = (self.model.score(issues, docs=docs) if self.model is not None and self.model.fitted
+              else [None] * len(issues))
         out = []
         for r_dims, m_dims in zip(rs, ms, strict=True):
             dims, kinds = {}, {}

@@ -22,7 +22,7 @@ def _progress() -> Progress:
 
 
 def _llm(taxonomy: str, url: str | None, model: str | None, store=None, timeout: float = 120.0,
-         retries: int = 3):
+         retries: int = 3, response_format: str = "auto", max_tokens: int = 400, body_chars: int = 3000):
     if not url:
         return None
     from bugatlas.classify.llm import LLMLabeler
@@ -31,7 +31,8 @@ def _llm(taxonomy: str, url: str | None, model: str | None, store=None, timeout:
     if not model:
         raise BadInputError("--llm-url needs --llm-model (the model name the endpoint serves)")
     return LLMLabeler(taxonomy, url, model, store=store, api_key=os.environ.get("BUGATLAS_LLM_KEY"),
-                      timeout=timeout, retries=retries)
+                      timeout=timeout, retries=retries, response_format=response_format,
+                      max_tokens=max_tokens, body_chars=body_chars)
 
 
 def register(app: typer.Typer) -> None:
@@ -44,7 +45,11 @@ def register(app: typer.Typer) -> None:
         threshold: Annotated[float, typer.Option(help="Abstain (no label) below this confidence.")] = DEFAULT_THRESHOLD,
         llm_url: Annotated[str | None, typer.Option("--llm-url", help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8080/v1; asked about dimensions the offline classifiers are unsure of.")] = None,
         llm_model: Annotated[str | None, typer.Option("--llm-model", help="Model name the endpoint serves.")] = None,
+        llm_below: Annotated[float, typer.Option("--llm-below", help="Ask the LLM about a dimension whose offline confidence is below this.")] = 0.6,
+        llm_format: Annotated[str, typer.Option("--llm-format", help="auto | json_schema | json_object (llama-cpp-python).")] = "auto",
         llm_timeout: Annotated[float, typer.Option(help="Seconds per LLM request.")] = 120.0,
+        llm_max_tokens: Annotated[int, typer.Option(help="Answer length limit.")] = 400,
+        llm_body_chars: Annotated[int, typer.Option(help="How much of the issue body goes into the prompt.")] = 3000,
         llm_retries: Annotated[int, typer.Option(help="Retries on invalid JSON, 5xx and timeouts.")] = 3,
         all_issues: Annotated[bool, typer.Option("--all", help="Label every issue with text, not only the filter's failure reports.")] = False,
         limit: Annotated[int | None, typer.Option(help="Label at most this many (unlabeled) issues.")] = None,
@@ -59,18 +64,20 @@ def register(app: typer.Typer) -> None:
         if (input is None) != (output is None):
             raise BadInputError("batch mode needs both --input and --output")
         if input is not None:
-            llm = _llm(taxonomy, llm_url, llm_model, None, llm_timeout, llm_retries)
+            llm = _llm(taxonomy, llm_url, llm_model, None, llm_timeout, llm_retries, llm_format,
+                       llm_max_tokens, llm_body_chars)
             with _progress() as bar:
                 task = bar.add_task("classify", total=None)
                 n = api.classify_file(taxonomy, input, output, background=background, threshold=threshold,
-                                      llm=llm, progress=lambda k: bar.advance(task, k))
+                                      llm=llm, llm_below=llm_below, progress=lambda k: bar.advance(task, k))
             if json:
                 print_json({"issues": n, "output": str(output)})
             else:
                 console.print(f"{n} issues labeled -> {output}")
             return
         store = open_store(db, create=False)
-        llm = _llm(taxonomy, llm_url, llm_model, store, llm_timeout, llm_retries)
+        llm = _llm(taxonomy, llm_url, llm_model, store, llm_timeout, llm_retries, llm_format,
+                       llm_max_tokens, llm_body_chars)
         with _progress() as bar:
             task = bar.add_task(f"classify {taxonomy}", total=None)
 
@@ -78,7 +85,8 @@ def register(app: typer.Typer) -> None:
                 bar.update(task, total=total)
                 bar.advance(task, k)
 
-            res = api.classify_store(store, taxonomy, llm=llm, threshold=threshold, all_issues=all_issues,
+            res = api.classify_store(store, taxonomy, llm=llm, llm_below=llm_below, threshold=threshold,
+                                     all_issues=all_issues,
                                      limit=limit, progress=tick)
         if json:
             print_json(res.as_dict())

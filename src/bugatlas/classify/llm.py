@@ -21,6 +21,7 @@ from bugatlas.classify.base import (
     DimScores,
     LabelSet,
     Prediction,
+    normalize,
     predictions_from_scores,
 )
 from bugatlas.classify.schema import TaxonomySpec, taxonomy_spec
@@ -71,15 +72,22 @@ def validate(spec: TaxonomySpec, answer: Any) -> dict[str, Any]:
     return answer
 
 
-def build_messages(spec: TaxonomySpec, issue: Issue, *, body_chars: int = 3000) -> list[dict[str, str]]:
+def build_messages(spec: TaxonomySpec, issue: Issue, *, body_chars: int = 3000,
+                   definitions: bool = True) -> list[dict[str, str]]:
+    """The prompt: the codebook (names, with their definitions unless ``definitions`` is
+    False, for small-context models) and the issue's title and body."""
     lines = [f"You label GitHub issues of LLM inference engines with the {spec.name} codebook.",
              "Answer with JSON only. For each dimension choose from these categories:"]
     for dim, dspec in spec.dims.items():
         kind = "one or two" if dspec.multi_label else "exactly one"
         lines.append(f"\n{dim} ({kind}):")
         for leaf in dspec.leaves:
-            desc = " ".join(dspec.descriptions.get(leaf, leaf).split())[:160]
-            lines.append(f"- {leaf}: {desc}")
+            if definitions:
+                cat = spec.codebook.dimensions[dim].find(leaf) if spec.codebook is not None else None
+                desc = " ".join(((getattr(cat, "definition", "") or "") if cat else "").split())[:160]
+                lines.append(f"- {leaf}: {desc}" if desc else f"- {leaf}")
+            else:
+                lines.append(f"- {leaf}")
     lines.append("\nAlso give 'confidence' (0-1) and 'evidence': a short quote from the issue.")
     doc = issue_doc(issue)
     body = (doc.prose + "\n" + doc.log)[:body_chars]
@@ -104,6 +112,9 @@ class LLMLabeler:
         max_tokens: int = 400,
         temperature: float = 0.0,
         client: httpx.Client | None = None,
+        response_format: str = "auto",
+        definitions: bool = True,
+        body_chars: int = 3000,
     ):
         self.spec = taxonomy_spec(taxonomy)
         base = url.rstrip("/")
@@ -117,7 +128,13 @@ class LLMLabeler:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.client = client or httpx.Client(timeout=timeout, headers=headers)
         self.schema = response_schema(self.spec)
-        self.format_mode = "json_schema"  # switched to "json_object" if the server rejects it
+        if response_format not in ("auto", "json_schema", "json_object"):
+            raise ValueError(f"response_format must be auto, json_schema or json_object, got {response_format!r}")
+        # auto: json_schema (OpenAI, vLLM, llama.cpp's own server), json_object+schema if rejected
+        self.format_mode = "json_object" if response_format == "json_object" else "json_schema"
+        self.auto_format = response_format == "auto"
+        self.definitions = definitions
+        self.body_chars = body_chars
         self.name = f"llm:{model}"
         self.stats = {"requests": 0, "cache_hits": 0, "retries": 0}
         self._memory: dict[str, dict[str, Any]] = {}
@@ -180,13 +197,15 @@ class LLMLabeler:
             except httpx.TransportError as exc:
                 last = f"connection failed ({exc})"
                 continue
+            if (resp.status_code >= 400 and self.format_mode == "json_schema" and self.auto_format
+                    and "response_format" in resp.text):
+                # llama-cpp-python takes a schema only as {"type": "json_object", "schema": ...}
+                # (and rejects json_schema with a 500): switch once, not counted as a retry
+                self.format_mode = "json_object"
+                self.auto_format = False
+                return self.ask(messages)
             if resp.status_code >= 500 or resp.status_code == 429:
                 last = f"HTTP {resp.status_code}"
-                continue
-            if resp.status_code in (400, 422) and self.format_mode == "json_schema":
-                # some servers (llama-cpp-python) take a schema only as json_object
-                self.format_mode = "json_object"
-                last = f"HTTP {resp.status_code}: json_schema rejected"
                 continue
             if resp.status_code >= 400:
                 raise LLMError(f"{self.endpoint}: HTTP {resp.status_code}: {resp.text[:200]}")
@@ -202,19 +221,18 @@ class LLMLabeler:
 
     # -- classifier shape ------------------------------------------------------------------
     def label(self, issue: Issue) -> dict[str, DimScores]:
-        answer = self.ask(build_messages(self.spec, issue))
-        conf = float(answer["confidence"])
+        answer = self.ask(build_messages(self.spec, issue, definitions=self.definitions,
+                                         body_chars=self.body_chars))
+        # the model's own confidence, mapped into [0.5, 1]: the named categories always come
+        # first (small models often answer confidence 0 while naming a category)
+        conf = 0.5 + 0.5 * float(answer["confidence"])
         quote = str(answer.get("evidence") or "").strip()
         out = {}
         for dim, dspec in self.spec.dims.items():
             chosen = answer[dim] if isinstance(answer[dim], list) else [answer[dim]]
             chosen = list(dict.fromkeys(chosen))
             rest = (1.0 - conf) / max(len(dspec.leaves) - len(chosen), 1)
-            probs = {leaf: (conf / len(chosen) if leaf in chosen else rest) for leaf in dspec.leaves}
-            if len(chosen) > 1:  # both named: keep both above the multi-label bar
-                probs = {leaf: (conf if leaf in chosen else rest) for leaf in dspec.leaves}
-                total = sum(probs.values())
-                probs = {k: v / total for k, v in probs.items()}
+            probs = normalize({leaf: (conf if leaf in chosen else rest) for leaf in dspec.leaves})
             ev = {leaf: [f"llm: {quote}"] if quote else [f"llm: {self.model}"] for leaf in chosen}
             out[dim] = DimScores(probs=probs, evidence=ev, strength=conf)
         return out

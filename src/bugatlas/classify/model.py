@@ -39,7 +39,7 @@ from bugatlas.classify.base import (
 )
 from bugatlas.classify.rules import RuleClassifier
 from bugatlas.classify.schema import TaxonomySpec, taxonomy_spec
-from bugatlas.classify.text import issue_doc, model_text
+from bugatlas.classify.text import Doc, issue_doc, model_text
 from bugatlas.store.records import Issue
 
 TOKEN_PATTERN = r"(?u)\b[a-zA-Z_][a-zA-Z0-9_]+\b"  # identifiers like cuda_error, no bare numbers
@@ -185,26 +185,31 @@ class TextModel:
             return np.ones((X.shape[0], max(len(head.classes), 1)))
         return head.clf.predict_proba(X)
 
-    def _evidence(self, key: str, x, cls: str, k: int = 5) -> list[str]:
-        """The words that pushed this issue towards ``cls`` most."""
+    def _evidence(self, key: str, X, i: int, cls: str, k: int = 5) -> list[str]:
+        """The words of issue ``i`` that pushed it towards ``cls`` most."""
         head = self.heads[key]
         if head.clf is None or cls not in head.classes:
             return []
         coef = head.clf.coef_
-        row = head.classes.index(cls) if coef.shape[0] > 1 else 0
-        w = coef[row] if coef.shape[0] > 1 else (coef[0] if row == 1 else -coef[0])
-        idx, vals = x.indices, x.data * w[x.indices]
+        if coef.shape[0] > 1:
+            w = coef[head.classes.index(cls)]
+        else:  # binary: one row, positive towards classes[1]
+            w = coef[0] if head.classes.index(cls) == 1 else -coef[0]
+        start, end = X.indptr[i], X.indptr[i + 1]
+        idx = X.indices[start:end]
+        vals = X.data[start:end] * w[idx]
         top = [idx[j] for j in np.argsort(-vals)[:k] if vals[j] > 0]
-        names = self.vectorizer.get_feature_names_out() if self._names is None else self._names
-        self._names = names
-        return [f"model terms: {', '.join(names[t] for t in top)}"] if top else []
+        if self._names is None:
+            self._names = self.vectorizer.get_feature_names_out()
+        return [f"model terms: {', '.join(self._names[t] for t in top)}"] if top else []
 
     _names = None
 
-    def score(self, issues: Sequence[Issue]) -> list[dict[str, DimScores]]:
+    def score(self, issues: Sequence[Issue], docs: Sequence[Doc] | None = None) -> list[dict[str, DimScores]]:
         if not self.fitted:
             raise RuntimeError("TextModel.score before fit")
-        texts = [model_text(issue_doc(i)) for i in issues]
+        docs = docs if docs is not None else [issue_doc(i) for i in issues]
+        texts = [model_text(d) for d in docs]
         X = self.vectorizer.transform(texts)
         out: list[dict[str, DimScores]] = [{} for _ in issues]
         for dim, dspec in self.spec.dims.items():
@@ -217,7 +222,7 @@ class TextModel:
                     probs[c] = float(p)
                 probs = normalize(probs)
                 best = max(probs, key=probs.__getitem__)
-                evidence = {best: self._evidence(dim, X[i], best)}
+                evidence = {best: self._evidence(dim, X, i, best)}
                 level_probs = {}
                 for level, arr in lv_p.items():
                     g = {grp: 0.0 for grp in dspec.values(level)}
@@ -225,7 +230,7 @@ class TextModel:
                         g[c] = float(p)
                     level_probs[level] = normalize(g)
                     gbest = max(level_probs[level], key=level_probs[level].__getitem__)
-                    evidence[gbest] = self._evidence(f"{dim}/{level}", X[i], gbest)
+                    evidence[gbest] = self._evidence(f"{dim}/{level}", X, i, gbest)
                 out[i][dim] = DimScores(probs=probs, evidence=evidence, strength=0.0,
                                         level_probs=level_probs)
         return out

@@ -41,6 +41,10 @@ from bugatlas.errors import BadInputError
 from bugatlas.store.records import Issue
 
 ZONES = ("title", "prefix", "prose", "log", "body", "any")
+# The texts actually scanned, each once: a zone is a union of them.
+PARTS = ("title", "prefix", "body_prose", "log")
+ZONE_PARTS = {"title": ("title",), "prefix": ("prefix",), "prose": ("title", "body_prose"),
+              "log": ("log",), "body": ("body_prose", "log"), "any": ("title", "body_prose", "log")}
 _REGEX_META = re.compile(r"[\\^$.|?*+()\[\]{}]")
 
 
@@ -88,15 +92,20 @@ class _ZoneMatcher:
         if self.fast:
             self.set.Compile()
 
-    def matches(self, text: str, lowered: str) -> list[tuple[int, Cue, tuple[int, int]]]:
+    def matches(self, text: str, lowered: str, skip: set[int] = frozenset()
+                ) -> list[tuple[int, Cue, tuple[int, int]]]:
         out = []
         if self.fast:
             for k in self.set.Match(lowered) or ():
                 idx, cue, single = self.fast[k]
+                if idx in skip:
+                    continue
                 m = single.search(lowered)
                 if m is not None:
                     out.append((idx, cue, m.span()))
         for idx, cue in self.slow:
+            if idx in skip:
+                continue
             m = cue.pattern.search(text)
             if m is not None:
                 out.append((idx, cue, m.span()))
@@ -109,8 +118,10 @@ class Signatures:
     codebook_weight: float
     strong_score: float
     beta: float
+    prior_power: float
     priors: dict[str, dict[str, float]]
     max_labels: dict[str, int]
+    prior_powers: dict[str, float]
     cues: dict[str, list[Cue]]  # base dim -> cues
     digest: str
 
@@ -134,7 +145,8 @@ def load_signatures(taxonomy: str, path: str | None = None) -> Signatures:
     """Cues for ``taxonomy``: the codebook's signals, plus the package's (or ``path``'s)
     weighted signature file when there is one. Unknown category names are an error."""
     spec = taxonomy_spec(taxonomy)
-    file = Path(path) if path else signatures_path(spec.name)
+    # path "none": the codebook's signals alone (the naive keyword baseline)
+    file = None if path == "none" else Path(path) if path else signatures_path(spec.name)
     data: dict[str, Any] = {}
     raw = b""
     if file is not None:
@@ -144,6 +156,7 @@ def load_signatures(taxonomy: str, path: str | None = None) -> Signatures:
     cues: dict[str, list[Cue]] = {d: [] for d in spec.dims}
     priors: dict[str, dict[str, float]] = {}
     max_labels: dict[str, int] = {}
+    prior_powers: dict[str, float] = {}
     for dim, dspec in spec.dims.items():
         for name, signals in dspec.signals.items():
             for sig in signals:
@@ -160,6 +173,8 @@ def load_signatures(taxonomy: str, path: str | None = None) -> Signatures:
             if name not in dspec.leaves:
                 raise BadInputError(f"{where}.prior: {name!r} is not a leaf of {dim!r}")
         priors[dim] = prior
+        if "prior_power" in block:
+            prior_powers[dim] = float(block["prior_power"])
         if "max_labels" in block:
             max_labels[dim] = int(block["max_labels"])
         for name, items in (block.get("categories") or {}).items():
@@ -176,7 +191,9 @@ def load_signatures(taxonomy: str, path: str | None = None) -> Signatures:
                                               for c in cs)).encode()).hexdigest()[:12]
     return Signatures(taxonomy=spec.name, codebook_weight=cb_weight,
                       strong_score=float(data.get("strong_score", 3.0)),
-                      beta=float(data.get("beta", 1.2)), priors=priors, max_labels=max_labels, cues=cues, digest=digest)
+                      beta=float(data.get("beta", 1.2)),
+                      prior_power=float(data.get("prior_power", 1.0)), priors=priors, max_labels=max_labels,
+                      prior_powers=prior_powers, cues=cues, digest=digest)
 
 
 def _snippet(text: str, span: tuple[int, int], zone: str, width: int = 70) -> str:
@@ -202,15 +219,17 @@ class RuleClassifier:
         flat = [(dim, cue) for dim, cues in self.sig.cues.items() for cue in cues]
         self._dims = [dim for dim, _ in flat]
         self._priors = {
-            dim: normalize({leaf: self.sig.priors.get(dim, {}).get(leaf, 1.0) for leaf in dspec.leaves})
+            dim: normalize({leaf: self.sig.priors.get(dim, {}).get(leaf, 1.0)
+                            ** self.sig.prior_powers.get(dim, self.sig.prior_power)
+                            for leaf in dspec.leaves})
             for dim, dspec in self.spec.dims.items()}
         # out dims whose values are not the leaves themselves: value -> leaves under it
         self._levels = {
             dim: {d: {v: dspec.leaves_under(d, v) for v in dspec.values(d)}
                   for d in dspec.out_dims if d not in dspec.leaf_dims}
             for dim, dspec in self.spec.dims.items()}
-        self._matchers = {z: _ZoneMatcher([(i, c) for i, (_, c) in enumerate(flat) if c.zone == z])
-                          for z in ZONES}
+        self._matchers = {p: _ZoneMatcher([(i, c) for i, (_, c) in enumerate(flat) if p in ZONE_PARTS[c.zone]])
+                          for p in PARTS}
 
     @property
     def version(self) -> str:
@@ -223,14 +242,18 @@ class RuleClassifier:
         """Per base dim: (category -> summed weight, category -> evidence)."""
         out: dict[str, tuple[dict[str, float], dict[str, list[str]]]] = {
             dim: ({}, {}) for dim in self.sig.cues}
-        for zone, matcher in self._matchers.items():
-            text = doc.zone(zone)
+        seen: set[int] = set()  # a cue counts once, in the first part it matches
+        texts = {"title": doc.title, "prefix": doc.prefix, "body_prose": doc.prose, "log": doc.log}
+        for part, matcher in self._matchers.items():
+            text = texts[part]
             if not text or not (matcher.fast or matcher.slow):
                 continue
-            for idx, cue, span in matcher.matches(text, text.lower()):
+            for idx, cue, span in matcher.matches(text, text.lower(), skip=seen):
+                seen.add(idx)
                 scores, evidence = out[self._dims[idx]]
                 scores[cue.category] = scores.get(cue.category, 0.0) + cue.weight
-                evidence.setdefault(cue.category, []).append(_snippet(text, span, cue.zone))
+                where = "prose" if part == "body_prose" else part
+                evidence.setdefault(cue.category, []).append(_snippet(text, span, where))
         return out
 
     def score_doc(self, doc: Doc) -> dict[str, DimScores]:
@@ -259,8 +282,9 @@ class RuleClassifier:
                                     level_probs=level_probs)
         return result
 
-    def score(self, issues: Sequence[Issue]) -> list[dict[str, DimScores]]:
-        return [self.score_doc(issue_doc(i)) for i in issues]
+    def score(self, issues: Sequence[Issue], docs: Sequence[Doc] | None = None) -> list[dict[str, DimScores]]:
+        docs = docs if docs is not None else [issue_doc(i) for i in issues]
+        return [self.score_doc(d) for d in docs]
 
     def predict(self, issues: Sequence[Issue], *, threshold: float = DEFAULT_THRESHOLD) -> list[Prediction]:
         return predictions_from_scores(self.spec, issues, self.score(issues), self.source_kind,

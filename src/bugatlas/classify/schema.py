@@ -89,8 +89,21 @@ def _text_of(cat: Any) -> str:
     return "\n".join(p for p in parts if p)
 
 
-@cache
+_BY_CODEBOOK_NAME: dict[str, TaxonomySpec] = {}
+
+
 def taxonomy_spec(name: str) -> TaxonomySpec:
+    """The spec of a codebook given by name or YAML path; a user codebook loaded from a path
+    is found by its own name afterwards (labels and runs record that name)."""
+    if name in _BY_CODEBOOK_NAME:
+        return _BY_CODEBOOK_NAME[name]
+    spec = _taxonomy_spec(str(name))
+    _BY_CODEBOOK_NAME.setdefault(spec.name, spec)
+    return spec
+
+
+@cache
+def _taxonomy_spec(name: str) -> TaxonomySpec:
     """The classification spec of a codebook, with per-dimension settings of the package's
     signature file (how many labels a multi-label dimension may get)."""
     spec = _base_spec(name)

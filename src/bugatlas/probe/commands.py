@@ -22,7 +22,7 @@ def register(app: typer.Typer) -> None:
         set_: Annotated[list[str] | None, typer.Option("--set", help="Override a check parameter: CHECK.PARAM=VALUE (repeatable).")] = None,
         only: Annotated[list[str] | None, typer.Option("--only", help="Run only this check id (repeatable).")] = None,
         junit: Annotated[Path | None, typer.Option("--junit", help="Also write JUnit XML here (for CI).")] = None,
-        store_: Annotated[bool, typer.Option("--store", help="Save failures as findings in the study store (--db).")] = False,
+        store_: Annotated[bool, typer.Option("--store", help="Save failures as findings in the study store (implied by --db or BUGATLAS_DB).")] = False,
         db: DbOption = None,
         as_json: JsonOption = False,
         list_checks: Annotated[bool, typer.Option("--list", help="List the suite's checks and exit.")] = False,

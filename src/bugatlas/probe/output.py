@@ -19,17 +19,19 @@ def evidence_line(r: CheckResult, width: int = 110) -> str:
     if r.status == "pass" and r.metrics:
         m = r.metrics
         keys = ("latency_p50_s", "latency_p95_s", "ttft_p50_s", "ttft_p95_s", "tokens_per_s")
-        return r.message + " | " + ", ".join(f"{k}={m.get(k)}" for k in keys if k in m)
+        return r.message.replace("\n", "\\n") + " | " + ", ".join(f"{k}={m.get(k)}" for k in keys if k in m)
     extra = ""
     for key in ("text", "found", "problems", "expected", "got", "first", "other", "status", "error_message",
                 "afterwards", "failures"):  # fmt: skip
         if key in r.evidence and r.evidence[key] not in (None, "", []):
             val = r.evidence[key]
             s = val if isinstance(val, str) else orjson.dumps(val, default=str).decode()
+            if s.rstrip("…")[:60] in r.message or (key == "status" and f"HTTP {s}" in r.message):
+                continue  # the message already says it
             extra += f" | {key}: {s}"
             if len(extra) > width:
                 break
-    line = r.message + extra
+    line = (r.message + extra).replace("\r", "\\r").replace("\n", "\\n")  # one row per check
     return line if len(line) <= 2 * width else line[: 2 * width - 1] + "…"
 
 

@@ -64,7 +64,10 @@ def probe_findings_frame(store: Store, *, latest_only: bool = False) -> pd.DataF
     sql += " ORDER BY f.probe_run_id, f.id"
     df = pd.read_sql_query(sql, store.conn)
     df["evidence"] = [orjson.loads(e) if e else {} for e in df["evidence"]]
-    return df[FINDING_COLUMNS]
+    df = df[FINDING_COLUMNS].copy()
+    for col in ("model", "engine", "failure_kind", "unexpected_output", "title"):
+        df[col] = df[col].astype(object).where(df[col].notna(), None)  # NULL stays None, not NaN
+    return df
 
 
 def probe_run_results(store: Store, probe_run_id: int) -> list[dict[str, Any]]:

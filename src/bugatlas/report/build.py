@@ -11,7 +11,6 @@ from __future__ import annotations
 import html
 import re
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +69,7 @@ def _pct(x: float | None) -> str:
 
 
 # -- sections -------------------------------------------------------------------------------------
-def _overview(data: StudyData, title: str) -> Section:
+def _overview(data: StudyData) -> Section:
     info = A.overview(data)
     s = Section("overview", "Overview")
     s.text.append(f"Taxonomy {info['taxonomy'] or '(none: raw issues)'}; label source(s): "
@@ -467,7 +466,7 @@ def render_html(title: str, sections: list[Section], meta: dict[str, Any]) -> st
 
 # -- entry point --------------------------------------------------------------------------------------
 def build_sections(data: StudyData, *, by: str = "repository") -> list[Section]:
-    sections: list[Section] = [_overview(data, "")]
+    sections: list[Section] = [_overview(data)]
     if data.labels.size:
         sections += _distribution_sections(data, by)
         for fn in (_crosstab_section, _lifecycle_section, _evolution_section):
@@ -552,6 +551,3 @@ def build_report(
     (out / "report.json").write_bytes(orjson.dumps(result.as_dict() | {"meta": meta}, option=orjson.OPT_INDENT_2))
     return result
 
-
-def template_text() -> str:
-    return (resources.files("bugatlas.report") / "templates" / "report.html.j2").read_text(encoding="utf-8")

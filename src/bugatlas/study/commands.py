@@ -28,3 +28,15 @@ def register(app: typer.Typer) -> None:
                         "steps": [r.as_dict() for r in results]})  # fmt: skip
             return
         console.print(f"study {st.name}: report in {st.report_dir / 'index.html'} (store {st.store_path})", highlight=False)
+        summary = st.report_dir / "report.json"
+        if summary.exists():  # the headline numbers, so the terminal tells what the report says
+            import orjson
+
+            info = orjson.loads(summary.read_bytes())
+            groups = st.report_dir / "tables" / "overview_groups.csv"
+            if groups.exists():
+                rows = [line.split(",") for line in groups.read_text(encoding="utf-8").splitlines()[1:]]
+                console.print("records: " + ", ".join(f"{r[0]} {r[1]}" for r in rows), highlight=False, markup=False)
+            for paper, counts in (info.get("audit") or {}).items():
+                console.print(f"audit {paper}: " + ", ".join(f"{n} {k}" for k, n in counts.items())
+                              + " (tables/audit_differences.csv)", highlight=False, markup=False)  # fmt: skip

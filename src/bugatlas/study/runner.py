@@ -22,6 +22,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -273,6 +274,8 @@ class Runner:
             return ({"taxonomy": s.section("taxonomy"), **(c or {})} if c is not None and c is not False else None), []
         if step == "report":
             files = [s.resolve(f) for f in (s.section("audit") or {}).get("files", [])]
+            # the printed numbers are data too: an edited published.yaml re-runs the report
+            files.append(Path(str(resources.files("bugatlas.analyze") / "published.yaml")))
             return {"analysis": s.section("analysis"), "audit": s.section("audit"), "report": s.section("report"),
                     "taxonomy": s.section("taxonomy"), "title": s.title, "out": str(s.report_dir)}, files  # fmt: skip
         raise AssertionError(step)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import fields
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +32,18 @@ def codebook_dirs() -> list[Path]:
 
 
 def _is_codebook_file(path: Path) -> bool:
+    """A codebook has a top-level ``dimensions:`` key (datasets.yaml and the like do not)."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        st = path.stat()
+    except OSError:
+        return False
+    return _has_dimensions(str(path), st.st_mtime)
+
+
+@lru_cache(maxsize=256)
+def _has_dimensions(path: str, mtime: float) -> bool:
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except Exception:
         return False
     return isinstance(data, dict) and "dimensions" in data
@@ -62,9 +73,14 @@ def resolve_codebook(name_or_path: str | os.PathLike[str]) -> Path:
         if not p.is_file():
             raise CodebookError(f"codebook file not found: {s}")
         return p.resolve()
+    # By name: the first folder holding NAME.yaml wins (user folders before the built-ins). Looking
+    # at the one candidate file per folder keeps a lookup from parsing every codebook.
+    for d in codebook_dirs():
+        for ext in (".yaml", ".yml"):
+            cand = d / f"{s}{ext}"
+            if cand.is_file():  # reading it reports precisely what is wrong, if anything
+                return cand.resolve()
     files = codebook_files()
-    if s in files:
-        return files[s].resolve()
     raise CodebookError(f"unknown codebook {s!r} (known: {', '.join(sorted(files))}; or give a YAML path)")
 
 

@@ -1,0 +1,73 @@
+"""Throughput of the offline classifiers on the shared corpus (2,997 issues).
+
+Measured in one run, on the same issues:
+  baseline   read the gzipped JSON Lines + split title/body into zones + tokenize (the floor
+             any text classifier pays)
+  rules      the signature rules alone (RuleClassifier.predict)
+  ensemble   rules + text model, predict only (the model fitted beforehand, as after `train`)
+  fit        fitting the text model on the corpus (weak labels from the rules)
+  batch      `classify --input --output` end to end: read, fit, predict, write
+Target: >= 300 issues/s for the offline classifiers on this 2-core machine.
+
+    python bench/classify_throughput.py [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import tempfile
+import time
+from pathlib import Path
+
+from bugatlas.classify import Ensemble, RuleClassifier, classify_file, read_issues
+from bugatlas.classify.model import TOKEN_PATTERN
+from bugatlas.classify.text import issue_doc, model_text
+
+HERE = Path(__file__).resolve().parent
+CORPUS = HERE.parents[1] / "shared" / "data" / "serving-issues-2025.jsonl.gz"
+
+
+def best_of(fn, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--corpus", type=Path, default=CORPUS)
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args()
+    issues = list(read_issues(args.corpus))
+    n = len(issues)
+    token = re.compile(TOKEN_PATTERN)
+
+    def baseline() -> None:
+        for i in read_issues(args.corpus):
+            token.findall(model_text(issue_doc(i)).lower())
+
+    rules = RuleClassifier("liu2025")
+    ens = Ensemble("liu2025")
+    t_fit = best_of(lambda: ens.fit(issues), 1)
+    rows = [("baseline: read + zones + tokenize", best_of(baseline, args.repeat)),
+            ("rules (predict)", best_of(lambda: rules.predict(issues), args.repeat)),
+            ("rules + text model (predict)", best_of(lambda: ens.predict(issues), args.repeat)),
+            ("text model fit (weak labels)", t_fit)]
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "labels.jsonl"
+        rows.append(("batch classify end to end (read, fit, predict, write)",
+                     best_of(lambda: classify_file("liu2025", args.corpus, out), 1)))
+    base = rows[0][1]
+    print(f"{n} issues, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
+    print(f"{'step':55} {'seconds':>8} {'issues/s':>9} {'vs baseline':>11}")
+    for name, sec in rows:
+        print(f"{name:55} {sec:8.2f} {n / sec:9.0f} {sec / base:10.1f}x")
+
+
+if __name__ == "__main__":
+    main()
