@@ -54,25 +54,32 @@ def pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))]
 
 
-def run_size(copies: int, n_logs: int, workdir: Path) -> dict:
-    src = workdir / f"corpus-x{copies}.jsonl.gz"
-    n = replicate(copies, src)
+def run_size(copies: int, n_logs: int, workdir: Path, reuse: bool = False) -> dict:
     db = workdir / f"x{copies}.db"
-    store = Store(db)
-    import_paths(store, [src], progress=False)
-    ix = SearchIndex(store)
-    t = time.perf_counter()
-    full = ix.build(progress=sys.stderr.isatty())
-    build_s = time.perf_counter() - t
-    t = time.perf_counter()
-    ix.build()
-    noop_s = time.perf_counter() - t
-    extra = workdir / f"extra-x{copies}.jsonl.gz"
-    replicate(1, extra, offset=copies, limit=1000)
-    import_paths(store, [extra], progress=False)
-    t = time.perf_counter()
-    inc = ix.build()
-    inc_s = time.perf_counter() - t
+    build: dict = {}
+    if reuse and db.exists():  # latency only, on a store a previous run built (--reuse)
+        store = Store(db)
+        n = store.count_issues(include_references=False)
+    else:
+        src = workdir / f"corpus-x{copies}.jsonl.gz"
+        n = replicate(copies, src)
+        store = Store(db)
+        import_paths(store, [src], progress=False)
+        ix = SearchIndex(store)
+        t = time.perf_counter()
+        full = ix.build(progress=sys.stderr.isatty())
+        build["index_build_s"] = round(time.perf_counter() - t, 1)
+        build["with_log"], build["signature_parsed"] = full.with_log, full.recognized
+        t = time.perf_counter()
+        ix.build()
+        build["noop_rebuild_s"] = round(time.perf_counter() - t, 2)
+        extra = workdir / f"extra-x{copies}.jsonl.gz"
+        replicate(1, extra, offset=copies, limit=1000)
+        import_paths(store, [extra], progress=False)
+        t = time.perf_counter()
+        inc = ix.build()
+        build["incremental_1000_s"] = round(time.perf_counter() - t, 1)
+        build["incremental_indexed"] = inc.indexed
 
     rng = random.Random(7)
     rows = store.conn.execute(
@@ -112,12 +119,7 @@ def run_size(copies: int, n_logs: int, workdir: Path) -> dict:
     store.close()
     return {
         "issues": n,
-        "index_build_s": round(build_s, 1),
-        "with_log": full.with_log,
-        "signature_parsed": full.recognized,
-        "noop_rebuild_s": round(noop_s, 2),
-        "incremental_1000_s": round(inc_s, 1),
-        "incremental_indexed": inc.indexed,
+        **build,
         "first_query_ms": round(first_ms, 1),
         "diagnose_ms_median": round(statistics.median(lat), 1),
         "diagnose_ms_p95": round(pct(lat, 0.95), 1),
@@ -136,13 +138,14 @@ def main() -> None:
     ap.add_argument("--logs", type=int, default=200)
     ap.add_argument("--json", type=Path)
     ap.add_argument("--workdir", type=Path)
+    ap.add_argument("--reuse", action="store_true", help="latency only, on stores a previous run left in --workdir")
     args = ap.parse_args()
     tmp = tempfile.TemporaryDirectory()
     workdir = args.workdir or Path(tmp.name)
     workdir.mkdir(parents=True, exist_ok=True)
     results = []
     for copies in (int(c) for c in args.copies.split(",")):
-        res = run_size(copies, args.logs, workdir)
+        res = run_size(copies, args.logs, workdir, args.reuse)
         results.append(res)
         sys.stdout.write(orjson.dumps(res).decode() + "\n")
         sys.stdout.flush()

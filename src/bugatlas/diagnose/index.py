@@ -220,13 +220,15 @@ class SearchIndex:
         return int(self._meta("generation") or 0)
 
     def model(self) -> LsaModel | None:
-        row = self.store.conn.execute(
-            "SELECT version, data FROM diagnose_model ORDER BY version DESC LIMIT 1"
-        ).fetchone()
-        if row is None:
+        # The version first: the blob (tens of MB) is read only when the model changed.
+        version = self.store.conn.execute("SELECT MAX(version) FROM diagnose_model").fetchone()[0]
+        if version is None:
             return None
-        if self._model is None or self._model.version != row[0]:
-            self._model = LsaModel.from_bytes(row[0], row[1])
+        if self._model is None or self._model.version != version:
+            data = self.store.conn.execute(
+                "SELECT data FROM diagnose_model WHERE version = ?", (version,)
+            ).fetchone()[0]
+            self._model = LsaModel.from_bytes(version, data)
         return self._model
 
     def status(self) -> dict[str, Any]:
