@@ -54,3 +54,30 @@ def test_bad_input_is_one_line_with_nonzero_exit(tmp_path: Path) -> None:
     skipped = bugatlas("import", "--db", db, "--skip-bad", str(bad))
     assert skipped.returncode == 0 and "1 bad record(s) skipped" in skipped.stderr
     assert bugatlas("stats", "--db", str(tmp_path / "none.db")).returncode == 1
+
+
+def test_command_stages_table_names_every_command() -> None:
+    """`bugatlas WORD` imports only WORD's stage; the table must know every stage's words."""
+    import importlib
+
+    import typer
+
+    from bugatlas import cli
+
+    words: dict[str, str] = {}
+    for module_name in cli.STAGE_COMMANDS:
+        probe = typer.Typer()
+        importlib.import_module(module_name).register(probe)
+        for command in probe.registered_commands:
+            words[command.name or command.callback.__name__.replace("_", "-")] = module_name
+        for group in probe.registered_groups:
+            words[group.name or group.typer_instance.info.name] = module_name
+    assert words == cli.COMMAND_STAGES
+
+
+def test_a_command_loads_only_its_stage() -> None:
+    code = ("import sys; from bugatlas import cli; cli._load_commands(cli._stages_for(['diagnose'])); "
+            "print(int('sklearn' in sys.modules), int('plotly' in sys.modules), sorted(cli._loaded))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split()[:2] == ["0", "0"] and "bugatlas.diagnose.commands" in out.stdout

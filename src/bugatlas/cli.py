@@ -3,6 +3,10 @@
 Each pipeline stage contributes its commands from its own ``commands`` module (a function
 ``register(app)``), so a stage's CLI lives beside its code. Third-party plugins add
 commands the same way through the ``bugatlas.commands`` entry-point group.
+
+Stages are imported on demand: ``bugatlas diagnose …`` imports only the diagnose stage, so a
+command does not pay for scikit-learn, plotly or the web app it does not use. ``--help`` and
+unknown words load every stage; ``bugatlas.cli.app`` (for tests and notebooks) has them all.
 """
 
 from __future__ import annotations
@@ -32,7 +36,39 @@ STAGE_COMMANDS = [
     "bugatlas.study.commands",
 ]
 
-app = typer.Typer(
+# The command words each stage registers (tests/test_cli.py checks this against the stages).
+# A word missing here still works: it only makes that command load every stage.
+COMMAND_STAGES = {
+    "import": "bugatlas.importers.commands",
+    "stats": "bugatlas.store.commands",
+    "export": "bugatlas.store.commands",
+    "collect": "bugatlas.collect.commands",
+    "taxonomy": "bugatlas.taxonomy.commands",
+    "filter": "bugatlas.filter.commands",
+    "classify": "bugatlas.classify.commands",
+    "train": "bugatlas.classify.commands",
+    "suggest": "bugatlas.classify.commands",
+    "eval": "bugatlas.classify.commands",
+    "sample": "bugatlas.annotate.commands",
+    "assign": "bugatlas.annotate.commands",
+    "annotate": "bugatlas.annotate.commands",
+    "agreement": "bugatlas.annotate.commands",
+    "disagreements": "bugatlas.annotate.commands",
+    "gold": "bugatlas.annotate.commands",
+    "labelstudio": "bugatlas.annotate.commands",
+    "analyze": "bugatlas.analyze.commands",
+    "report": "bugatlas.report.commands",
+    "diagnose": "bugatlas.diagnose.commands",
+    "index": "bugatlas.diagnose.commands",
+    "preflight": "bugatlas.preflight.commands",
+    "preflight-env": "bugatlas.preflight.commands",
+    "preflight-issues": "bugatlas.preflight.commands",
+    "probe": "bugatlas.probe.commands",
+    "probe-findings": "bugatlas.probe.commands",
+    "run": "bugatlas.study.commands",
+}
+
+_app = typer.Typer(
     name="bugatlas",
     help="Mine LLM engine and model issue trackers into a labeled failure study.",
     no_args_is_help=True,
@@ -47,7 +83,7 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
+@_app.callback()
 def _root(
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
@@ -56,25 +92,49 @@ def _root(
     """BugAtlas: collect, store, filter, classify, annotate, analyze, report, diagnose."""
 
 
-def _load_commands() -> None:
-    for module_name in STAGE_COMMANDS:
+_loaded: set[str] = set()
+
+
+def _load_commands(modules: list[str] | None = None) -> None:
+    """Register the commands of ``modules`` (default: every stage) and of plugins, once each."""
+    for module_name in STAGE_COMMANDS if modules is None else modules:
+        if module_name in _loaded:
+            continue
+        _loaded.add(module_name)
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
             if exc.name and (module_name + ".").startswith(exc.name + "."):  # stage not in this build
                 continue
             raise
-        module.register(app)
-    for ep in entry_points(group="bugatlas.commands"):
-        ep.load()(app)
+        module.register(_app)
+    if "plugins" not in _loaded:
+        _loaded.add("plugins")
+        for ep in entry_points(group="bugatlas.commands"):
+            ep.load()(_app)
 
 
-_load_commands()
+def __getattr__(name: str) -> typer.Typer:
+    if name == "app":  # `from bugatlas.cli import app`: the whole command line
+        _load_commands()
+        return _app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def main() -> None:
+def _stages_for(argv: list[str]) -> list[str] | None:
+    """The stage modules a command line needs; None means all of them."""
+    if argv and argv[0] == "--version":
+        return []
+    if argv and argv[0] in COMMAND_STAGES:
+        return [COMMAND_STAGES[argv[0]]]
+    return None
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
     try:
-        app()
+        _load_commands(_stages_for(argv))
+        _app(args=argv, prog_name="bugatlas")
     except BugAtlasError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
