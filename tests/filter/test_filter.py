@@ -149,7 +149,7 @@ def test_batch_interface_on_real_issues(corpus: list[dict], tmp_path: Path) -> N
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"repo": "a/b", "number": 1}\n{oops\n')
     res = bugatlas("filter", "--input", str(bad), "--output", str(tmp_path / "o.jsonl"))
-    assert res.returncode == 2 and "bad.jsonl:2" in res.stderr
+    assert res.returncode == 2 and "bad.jsonl: line 2: invalid JSON" in res.stderr
 
 
 def test_store_filter_writes_kinds_view_and_labels(corpus_store) -> None:

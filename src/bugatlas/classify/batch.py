@@ -36,20 +36,9 @@ def _open_text(path: Path, mode: str = "r") -> TextIO:
 
 
 def _iter_json_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    path = Path(path)
-    if not path.exists():
-        raise BadInputError(f"{path}: no such file")
-    with _open_text(path) as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = orjson.loads(line)
-            except orjson.JSONDecodeError as exc:
-                raise BadInputError(f"{path}: line {lineno}: invalid JSON ({exc})") from exc
-            if not isinstance(obj, dict):
-                raise BadInputError(f"{path}: line {lineno}: expected a JSON object")
-            yield lineno, obj
+    from bugatlas.importers.base import iter_jsonl_objects
+
+    return iter_jsonl_objects(path)
 
 
 def read_issues(path: str | Path) -> Iterator[Issue]:

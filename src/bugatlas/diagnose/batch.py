@@ -12,8 +12,6 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from bugatlas.diagnose.parse import ParsedLog, extract_log, parse_log
 from bugatlas.diagnose.predict import DIMENSIONS, predict
 from bugatlas.errors import BadInputError
@@ -22,24 +20,10 @@ SOURCE = "diagnose-log"
 
 
 def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
-    import gzip
+    from bugatlas.importers.base import iter_jsonl_objects
 
-    opener = gzip.open if path.suffix == ".gz" else open
-    try:
-        fh = opener(path, "rb")
-    except OSError as exc:
-        raise BadInputError(f"{path}: cannot read ({exc.strerror or exc})") from exc
-    with fh:
-        for n, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = orjson.loads(line)
-            except orjson.JSONDecodeError as exc:
-                raise BadInputError(f"{path}: line {n}: invalid JSON ({exc})") from exc
-            if not isinstance(rec, dict) or "repo" not in rec or "number" not in rec:
-                raise BadInputError(f"{path}: line {n}: a record needs 'repo' and 'number'")
-            yield rec
+    for _, rec in iter_jsonl_objects(path, require=("repo", "number"), option="--input"):
+        yield rec
 
 
 def predict_record(rec: dict[str, Any], codebook: Any) -> dict[str, Any]:

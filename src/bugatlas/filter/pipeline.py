@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ast
-import gzip
 import hashlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -98,20 +97,10 @@ def judge(issues: Iterable[Any], *, model: IssueKindModel | None = None, rules: 
 
 def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
     """Issues from a JSONL file (gzip'd if it ends in .gz); one bad line fails with its number."""
-    if not path.is_file():
-        raise BadInputError(f"--input: file not found: {path}")
-    opener: Callable[[], IO[bytes]] = (lambda: gzip.open(path, "rb")) if path.suffix == ".gz" else (lambda: path.open("rb"))
-    with opener() as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = orjson.loads(line)
-            except orjson.JSONDecodeError as e:
-                raise BadInputError(f"{path}:{n}: not valid JSON ({e})") from None
-            if not isinstance(rec, dict) or "repo" not in rec or "number" not in rec:
-                raise BadInputError(f"{path}:{n}: an issue needs 'repo' and 'number'")
-            yield rec
+    from bugatlas.importers.base import iter_jsonl_objects
+
+    for _, rec in iter_jsonl_objects(path, require=("repo", "number"), option="--input"):
+        yield rec
 
 
 def filter_file(input: Path, output: IO[bytes], *, model_path: Path | None = None, rules: str | None = None,

@@ -219,6 +219,42 @@ def _json_document(path: Path, data: bytes) -> Iterator[tuple[str, dict[str, Any
         )
 
 
+def iter_jsonl_objects(
+    path: str | Path, *, require: Sequence[str] = (), option: str | None = None
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) for each line of a JSON Lines file (gzipped if it ends in .gz).
+
+    The reader of every batch interface (``filter``, ``classify``, ``diagnose``, ``eval``): a
+    malformed line, a non-object or a missing ``require``d field raises one BadInputError
+    naming the file and line (and ``option``, the command-line option that named the file).
+    """
+    path = Path(path)
+    where = f"{option}: {path}" if option else str(path)
+    if not path.is_file():
+        raise BadInputError(f"{where}: no such file")
+    try:
+        fh = gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb")
+    except OSError as exc:
+        raise BadInputError(f"{where}: cannot read ({one_line(exc)})") from exc
+    with fh:
+        try:
+            for lineno, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                try:
+                    obj = orjson.loads(line)
+                except orjson.JSONDecodeError as exc:
+                    raise BadInputError(f"{where}: line {lineno}: invalid JSON ({exc})") from exc
+                if not isinstance(obj, dict):
+                    raise BadInputError(f"{where}: line {lineno}: expected a JSON object")
+                missing = [name for name in require if name not in obj]
+                if missing:
+                    raise BadInputError(f"{where}: line {lineno}: missing field(s) {', '.join(map(repr, missing))}")
+                yield lineno, obj
+        except (OSError, EOFError, gzip.BadGzipFile) as exc:
+            raise BadInputError(f"{where}: cannot read ({one_line(exc)})") from exc
+
+
 def read_csv_rows(path: Path) -> tuple[list[str], list[tuple[str, dict[str, str]]]]:
     try:
         with open_text(path) as fh:
