@@ -8,7 +8,7 @@ import io
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
@@ -127,19 +127,22 @@ def read_json_records(
             if not one_per_line:  # a single pretty-printed object
                 yield from _json_document(path, first + stream.read())
                 return
-            for lineno, line in enumerate(_chain_first(first, _prefetched_lines(stream)), 1):
-                if lineno % 1000 == 0:
-                    counter.tick()
-                if not line.strip():
-                    continue
-                try:
-                    rec = orjson.loads(line)
-                except orjson.JSONDecodeError as exc:
-                    yield f"line {lineno}", BadRecord(str(path), f"line {lineno}", f"invalid JSON ({exc.msg})")
-                    continue
-                if not isinstance(rec, dict):
-                    rec = BadRecord(str(path), f"line {lineno}", f"expected a JSON object, got {type(rec).__name__}")
-                yield f"line {lineno}", rec
+            # Closed explicitly, so the read-ahead thread stops before the file closes (a caller
+            # such as format sniffing may stop after one record).
+            with closing(_prefetched_lines(stream)) as lines:
+                for lineno, line in enumerate(_chain_first(first, lines), 1):
+                    if lineno % 1000 == 0:
+                        counter.tick()
+                    if not line.strip():
+                        continue
+                    try:
+                        rec = orjson.loads(line)
+                    except orjson.JSONDecodeError as exc:
+                        yield f"line {lineno}", BadRecord(str(path), f"line {lineno}", f"invalid JSON ({exc.msg})")
+                        continue
+                    if not isinstance(rec, dict):
+                        rec = BadRecord(str(path), f"line {lineno}", f"expected a JSON object, got {type(rec).__name__}")
+                    yield f"line {lineno}", rec
             counter.tick()
         except (OSError, EOFError, gzip.BadGzipFile) as exc:
             raise BadInputError(f"{path}: cannot read ({one_line(exc)})") from exc
@@ -195,8 +198,9 @@ def read_ahead(items: Iterator[T], depth: int = 4) -> Iterator[T]:
 
 
 def _prefetched_lines(stream: Any) -> Iterator[bytes]:
-    for block in read_ahead(iter(lambda: stream.readlines(_PREFETCH_BYTES), [])):
-        yield from block
+    with closing(read_ahead(iter(lambda: stream.readlines(_PREFETCH_BYTES), []))) as blocks:
+        for block in blocks:
+            yield from block
 
 
 def _chain_first(first: bytes, stream: Any) -> Iterator[bytes]:
