@@ -1,14 +1,15 @@
 """Fixtures for the annotation tests: a small store with real-looking issues (one with a
-hostile body) and a two-level codebook object following the taxonomy API contract."""
+hostile body) and a small two-level codebook loaded from a YAML file."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import yaml
 
 from bugatlas.store import Issue, Store
+from bugatlas.taxonomy import Codebook, load_codebook
 
 HOSTILE_BODY = """Steps: run the server.
 
@@ -25,74 +26,38 @@ RuntimeError: CUDA error: out of memory
 """
 
 
-@dataclass
-class Cat:
-    id: str
-    name: str
-    parent: str | None = None
-    definition: str = ""
-    include: list[str] = field(default_factory=list)
-    exclude: list[str] = field(default_factory=list)
-    signals: list[str] = field(default_factory=list)
-    next_steps: list[str] = field(default_factory=list)
+# Two-level root causes, flat symptoms, a multi-label component dimension: a real codebook
+# file, loaded by the taxonomy stage like any user's codebook.
+_TOY = {
+    "symptom": (False, ["symptom"], [("crash", "Crash", None), ("hang", "System Hang", None),
+                                      ("wrong", "Unexpected Output", None)]),
+    "root_cause": (False, ["group", "root_cause"], [
+        ("env", "Environment", None), ("code", "Code", None),
+        ("incompatible_version", "Incompatible Version", "env"),
+        ("missing_dependency", "Missing Dependency", "env"),
+        ("algorithm", "Incorrect Algorithm Implementation", "code"),
+        ("api_misuse", "API Misuse", "code")]),
+    "component": (True, ["component"], [("kernel", "Kernel", None), ("scheduler", "Scheduler", None),
+                                         ("api", "API Server", None)]),
+}
 
 
-@dataclass
-class Dim:
-    name: str
-    multi_label: bool
-    levels: list[str]
-    categories: list[Cat]
-
-
-class ToyCodebook:
-    """Two-level root causes, flat symptoms, a multi-label component dimension."""
-
-    name = "toy"
-    title = "Toy codebook"
-
-    def __init__(self) -> None:
-        def c(i, n, p=None):
-            return Cat(i, n, p, definition=f"Definition of {n}.", include=[f"{n} example"])
-        self.dimensions = {
-            "symptom": Dim("symptom", False, ["symptom"], [
-                c("crash", "Crash"), c("hang", "System Hang"), c("wrong", "Unexpected Output")]),
-            "root_cause": Dim("root_cause", False, ["group", "root_cause"], [
-                c("env", "Environment"), c("code", "Code"),
-                c("incompatible_version", "Incompatible Version", "env"),
-                c("missing_dependency", "Missing Dependency", "env"),
-                c("algorithm", "Incorrect Algorithm Implementation", "code"),
-                c("api_misuse", "API Misuse", "code")]),
-            "component": Dim("component", True, ["component"], [
-                c("kernel", "Kernel"), c("scheduler", "Scheduler"), c("api", "API Server")]),
-        }
-
-    def dimension(self, name):
-        return self.dimensions[name]
-
-    def category(self, dim, key):
-        for cat in self.dimensions[dim].categories:
-            if key in (cat.id, cat.name):
-                return cat
-        raise KeyError(f"{dim}: {key}")
-
-    def path(self, dim, key):
-        cat = self.category(dim, key)
-        out = [cat]
-        while cat.parent:
-            cat = self.category(dim, cat.parent)
-            out.insert(0, cat)
-        return out
-
-    def leaves(self, dim):
-        cats = self.dimensions[dim].categories
-        parents = {c.parent for c in cats}
-        return [c for c in cats if c.id not in parents]
+def toy_codebook_file(folder: Path) -> Path:
+    dimensions = {
+        name: {"multi_label": multi, "levels": levels, "categories": [
+            {"id": i, "name": n, **({"parent": p} if p else {}),
+             "definition": f"Definition of {n}.", "include": [f"{n} example"]} for i, n, p in cats]}
+        for name, (multi, levels, cats) in _TOY.items()
+    }
+    path = folder / "toy.yaml"
+    path.write_text(yaml.safe_dump({"name": "toy", "title": "Toy codebook", "dimensions": dimensions},
+                                   sort_keys=False), encoding="utf-8")
+    return path
 
 
 @pytest.fixture()
-def toy_codebook() -> ToyCodebook:
-    return ToyCodebook()
+def toy_codebook(tmp_path: Path) -> Codebook:
+    return load_codebook(toy_codebook_file(tmp_path))
 
 
 def make_issues(n: int = 60) -> list[Issue]:
