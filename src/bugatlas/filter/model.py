@@ -13,7 +13,6 @@ calibrated probabilities; the kind is the most probable class and the confidence
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import pickle
 from collections.abc import Iterable, Sequence
@@ -29,10 +28,10 @@ from bugatlas.errors import BadInputError, BugAtlasError
 from bugatlas.filter.text import clean_body, heading_tokens, strip_template_prefix
 
 MODEL_DIR = Path(__file__).with_name("models")
-DEFAULT_MODEL = MODEL_DIR / "issue_kind.pkl.gz"
+DEFAULT_MODEL = MODEL_DIR / "issue_kind.pkl.xz"
 MODEL_ENV = "BUGATLAS_FILTER_MODEL"
 # `bugatlas filter train` writes here by default; once present it is preferred to the shipped model.
-USER_MODEL = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "bugatlas" / "issue_kind.pkl.gz"
+USER_MODEL = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "bugatlas" / "issue_kind.pkl.xz"
 
 
 @dataclass
@@ -139,20 +138,25 @@ class IssueKindModel:
 
     # -- persistence: gzip'd pickle with a header so a stale file fails with a clear line --------
     def save(self, path: str | os.PathLike[str]) -> Path:
+        """Pickle the model, xz-compressed when the name ends in .xz (the shipped model: a
+        fifth smaller than gzip), else gzip."""
         import gzip
+        import lzma
 
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        buf = io.BytesIO()
-        pickle.dump({"format": "bugatlas-issue-kind/1", "params": asdict(self.params), "meta": self.meta,
-                     "pipeline": self.pipeline}, buf, protocol=pickle.HIGHEST_PROTOCOL)  # fmt: skip
-        with gzip.open(path, "wb", compresslevel=9) as f:
-            f.write(buf.getvalue())
+        data = pickle.dumps({"format": "bugatlas-issue-kind/1", "params": asdict(self.params), "meta": self.meta,
+                             "pipeline": self.pipeline}, protocol=pickle.HIGHEST_PROTOCOL)  # fmt: skip
+        if path.name.endswith(".xz"):
+            path.write_bytes(lzma.compress(data, preset=9 | lzma.PRESET_EXTREME))
+        else:
+            path.write_bytes(gzip.compress(data, compresslevel=9))
         return path
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> IssueKindModel:
         import gzip
+        import lzma
         import warnings
 
         path = Path(path)
@@ -163,8 +167,9 @@ class IssueKindModel:
                 # A model pickled by another scikit-learn minor version loads and predicts the same
                 # for these estimators; the version it was built with is kept in meta.
                 warnings.simplefilter("ignore")
-                with gzip.open(path, "rb") as f:
-                    data = pickle.load(f)  # noqa: S301 - our own model file, shipped in the package
+                raw = path.read_bytes()
+                opened = lzma.decompress(raw) if raw.startswith(b"\xfd7zXZ\x00") else gzip.decompress(raw)
+                data = pickle.loads(opened)  # noqa: S301 - our own model file, shipped in the package
         except Exception as e:  # a corrupt or incompatible file: say which and how to fix
             raise BugAtlasError(f"{path}: cannot load the issue-kind model ({type(e).__name__}: {e}); "
                                 f"retrain it with `bugatlas filter train`") from None  # fmt: skip
