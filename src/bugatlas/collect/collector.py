@@ -15,7 +15,8 @@ not yet stored: no duplicates, no gaps. A finished crawl leaves a watermark (the
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -349,6 +350,31 @@ def _client(base_url: str, tokens: list[str] | None, client: GitHubClient | None
     return client if client is not None else GitHubClient(base_url, tokens, **kw)
 
 
+@contextmanager
+def _session(
+    store: Store, gh: GitHubClient, command: str, params: dict[str, Any], *, archive: bool,
+    progress: bool, label: str, owns_client: bool,
+) -> Iterator[tuple[Collector, _Bar, CollectResult]]:
+    """One recorded run of the collector with its progress bar. On the way out: the request
+    stats and summary go into the run, tokens are redacted from GitHub errors, and a client
+    made here is closed."""
+    result = CollectResult()
+    try:
+        with store.run(command, params) as run:
+            bar = _Bar(progress, gh, label)
+            try:
+                yield Collector(store, gh, archive=archive, run_id=run.id, bar=bar), bar, result
+            finally:
+                bar.close()
+            result.stats = gh.stats.as_dict()
+            run.summary = result.as_dict()
+    except GitHubError as exc:
+        raise type(exc)(gh.redact(str(exc))) from None
+    finally:
+        if owns_client:
+            gh.close()
+
+
 def collect_repos(
     store: Store,
     repos: Sequence[str],
@@ -387,26 +413,13 @@ def collect_repos(
     gh = _client(base_url, tokens, client, **(client_options or {}))
     params = {"repos": repo_names, "since": since_iso, "until": until_iso, "state": state,
               "labels": labels, "limit": limit, "base_url": base_url, "archive": archive}  # fmt: skip
-    result = CollectResult()
-    try:
-        with store.run("collect", params) as run:
-            bar = _Bar(progress, gh, "collecting")
-            try:
-                collector = Collector(store, gh, archive=archive, run_id=run.id, bar=bar)
-                for repo in repo_names:
-                    store.upsert_repository(_repository(repo))
-                    result.repos.append(collector.crawl(
-                        repo, since=since_iso, until=until_iso, state=state, labels=labels,
-                        limit=limit, page_size=page_size))  # fmt: skip
-            finally:
-                bar.close()
-            result.stats = gh.stats.as_dict()
-            run.summary = result.as_dict()
-    except GitHubError as exc:
-        raise type(exc)(gh.redact(str(exc))) from None
-    finally:
-        if client is None:
-            gh.close()
+    with _session(store, gh, "collect", params, archive=archive, progress=progress,
+                  label="collecting", owns_client=client is None) as (collector, _, result):
+        for repo in repo_names:
+            store.upsert_repository(_repository(repo))
+            result.repos.append(collector.crawl(
+                repo, since=since_iso, until=until_iso, state=state, labels=labels,
+                limit=limit, page_size=page_size))  # fmt: skip
     return result
 
 
@@ -457,27 +470,14 @@ def hydrate_references(
         raise BadInputError(f"--batch: {batch} is not between 1 and 100")
     todo = reference_numbers(store, _repos(repos) if repos else None)
     gh = _client(base_url, tokens, client, **(client_options or {}))
-    result = CollectResult()
-    try:
-        with store.run("collect --hydrate", {"repos": list(todo), "base_url": base_url,
-                                             "archive": archive}) as run:  # fmt: skip
-            bar = _Bar(progress, gh, "hydrating")
-            if todo:
-                bar.update(add_total=sum(len(v) for v in todo.values()))
-            try:
-                collector = Collector(store, gh, archive=archive, run_id=run.id, bar=bar)
-                for repo, numbers in todo.items():
-                    bar.update(description=repo)
-                    result.repos.append(collector.hydrate(repo, numbers, batch=batch))
-            finally:
-                bar.close()
-            result.stats = gh.stats.as_dict()
-            run.summary = result.as_dict()
-    except GitHubError as exc:
-        raise type(exc)(gh.redact(str(exc))) from None
-    finally:
-        if client is None:
-            gh.close()
+    params = {"repos": list(todo), "base_url": base_url, "archive": archive}
+    with _session(store, gh, "collect --hydrate", params, archive=archive, progress=progress,
+                  label="hydrating", owns_client=client is None) as (collector, bar, result):
+        if todo:
+            bar.update(add_total=sum(len(v) for v in todo.values()))
+        for repo, numbers in todo.items():
+            bar.update(description=repo)
+            result.repos.append(collector.hydrate(repo, numbers, batch=batch))
     return result
 
 
