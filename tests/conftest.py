@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -34,6 +35,15 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+def store_copy(source: Path, tmp_path: Path) -> Iterator[Store]:
+    """Open a private copy of a prepared store file (tests may write to it); close it after."""
+    path = tmp_path / source.name
+    shutil.copy(source, path)
+    store = Store(path)
+    yield store
+    store.close()
+
+
 @pytest.fixture(scope="session")
 def _imported_store_file(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("store") / "corpus.db"
@@ -45,8 +55,4 @@ def _imported_store_file(shared_data: Path, tmp_path_factory: pytest.TempPathFac
 @pytest.fixture()
 def corpus_store(_imported_store_file: Path, tmp_path: Path) -> Store:
     """A fresh copy of a store holding the shared corpus, Liu et al. and Open-LLM-Failures."""
-    path = tmp_path / "corpus.db"
-    shutil.copy(_imported_store_file, path)
-    store = Store(path)
-    yield store
-    store.close()
+    yield from store_copy(_imported_store_file, tmp_path)

@@ -4,6 +4,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from tests.conftest import store_copy
 
 from bugatlas.diagnose.index import SearchIndex
 from bugatlas.store import Store
@@ -21,8 +22,4 @@ def _indexed_store_file(_imported_store_file: Path, tmp_path_factory: pytest.Tem
 @pytest.fixture()
 def indexed_store(_indexed_store_file: Path, tmp_path: Path) -> Store:
     """A fresh copy of the shared corpus store with its diagnose index built."""
-    path = tmp_path / "corpus.db"
-    shutil.copy(_indexed_store_file, path)
-    store = Store(path)
-    yield store
-    store.close()
+    yield from store_copy(_indexed_store_file, tmp_path)
