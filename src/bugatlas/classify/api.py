@@ -17,6 +17,7 @@ from bugatlas.classify.evaluate import EvalReport, evaluate, learning_curve
 from bugatlas.classify.model import TextModel
 from bugatlas.classify.rules import RuleClassifier
 from bugatlas.classify.schema import TaxonomySpec, taxonomy_spec
+from bugatlas.classify.supervised import MIN_LABELS, SupervisedModel, shipped_model
 from bugatlas.errors import BadInputError, BugAtlasError
 from bugatlas.store import Store
 from bugatlas.store.records import Issue, Label
@@ -47,16 +48,27 @@ def build_classifier(
     threshold: float = DEFAULT_THRESHOLD,
     use_trained: bool = True,
     llm_below: float = 0.6,
+    supervised: SupervisedModel | None = None,
+    use_shipped: bool = True,
 ) -> Ensemble:
-    """Rules + text model (+ LLM). The text model is the newest one ``train`` saved in the
-    store for this taxonomy; without one it is fitted here on ``fit_on`` (unlabeled issues,
-    weakly labeled by the rules)."""
+    """Rules + text model + supervised model (+ LLM).
+
+    The text model is the newest one ``train`` saved in the store for this taxonomy; without
+    one it is fitted here on ``fit_on`` (unlabeled issues, weakly labeled by the rules). The
+    supervised model is ``supervised`` when given, else whichever of the store's (``train``)
+    and the package's (fitted on BugAtlas's labeled training set) learned from more labels."""
     spec = taxonomy_spec(taxonomy)
     rules = RuleClassifier(spec.name)
     model = load_trained(store, spec.name) if (store is not None and use_trained) else None
     if model is not None:
         model.rules = rules
-    ens = Ensemble(spec.name, rules=rules, model=model, llm=llm, threshold=threshold, llm_below=llm_below)
+    if supervised is None:
+        candidates = [m for m in (
+            load_trained(store, spec.name, kind=SupervisedModel) if (store is not None and use_trained) else None,
+            shipped_model(spec.name) if use_shipped else None) if m is not None]
+        supervised = max(candidates, key=lambda m: m.n_human, default=None)
+    ens = Ensemble(spec.name, rules=rules, model=model, supervised=supervised, llm=llm,
+                   threshold=threshold, llm_below=llm_below)
     if model is None and fit_on:
         ens.fit([i for i in fit_on if _has_text(i)])
     return ens
@@ -74,6 +86,8 @@ def classify_file(
     progress: Progress | None = None,
     chunk: int = 1000,
     jobs: int = 1,
+    supervised: SupervisedModel | None = None,
+    use_shipped: bool = True,
 ) -> int:
     """The batch interface: label every issue of ``input_path`` (corpus JSON Lines) into
     ``output_path`` without a store. The text model is fitted on the input plus any
@@ -83,7 +97,8 @@ def classify_file(
     fit_on = list(issues)
     for extra in background:
         fit_on += list(read_issues(extra))
-    ens = build_classifier(spec.name, fit_on=fit_on, llm=llm, threshold=threshold, llm_below=llm_below)
+    ens = build_classifier(spec.name, fit_on=fit_on, llm=llm, threshold=threshold, llm_below=llm_below,
+                           supervised=supervised, use_shipped=use_shipped)
     with LabelWriter(output_path, spec.single_valued) as out:
         for start in range(0, len(issues), chunk):
             part = issues[start : start + chunk]
@@ -257,6 +272,7 @@ class TrainResult:
     n_human: int
     n_weak: int
     n_issues: int
+    supervised_version: str | None = None  # also fitted with >= MIN_LABELS labeled issues
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -264,7 +280,8 @@ class TrainResult:
 
 def train_store(store: Store, taxonomy: str, *, min_labels: int = 5) -> TrainResult:
     """Fit the text model on the human labels in the store (issues with text), plus the
-    rules' weak labels on the other failure reports; save it for later ``classify`` runs."""
+    rules' weak labels on the other failure reports, and (with enough labels) the supervised
+    model on the labeled issues alone; save them for later ``classify`` runs."""
     spec = taxonomy_spec(taxonomy)
     gold = human_labels(store, spec.name)
     issues = failure_issues(store)
@@ -287,24 +304,39 @@ def train_store(store: Store, taxonomy: str, *, min_labels: int = 5) -> TrainRes
         rules, model.rules = model.rules, None  # the rules are rebuilt from data at load time
         blob = pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
         model.rules = rules
-        with store.transaction() as conn:
-            cur = conn.execute(
-                "INSERT INTO classify_models (taxonomy, version, created_at, n_human, n_weak, params, run_id, blob) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (spec.name, model.version, now_iso(), model.n_human, model.n_weak,
-                 orjson.dumps({"alpha": model.alpha, "human_weight": model.human_weight}).decode(), run.id, blob))
-        run.summary.update({"model_id": cur.lastrowid, "n_human": model.n_human, "n_weak": model.n_weak})
-    return TrainResult(model_id=int(cur.lastrowid), version=model.version, n_human=model.n_human,
-                       n_weak=model.n_weak, n_issues=len(items))
+        sup = None
+        if len(labeled) >= MIN_LABELS:
+            sup = SupervisedModel(spec.name, rules=model.rules).fit([by_key[k] for k in labeled],
+                                                                     [gold[k] for k in labeled])
+        insert = ("INSERT INTO classify_models (taxonomy, version, created_at, n_human, n_weak, params, run_id, blob) "
+                  "VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+        with store.transaction() as conn:  # both models or neither
+            cur = conn.execute(insert, (
+                spec.name, model.version, now_iso(), model.n_human, model.n_weak,
+                orjson.dumps({"alpha": model.alpha, "human_weight": model.human_weight}).decode(), run.id, blob))
+            model_id = cur.lastrowid
+            if sup is not None:
+                conn.execute(insert, (spec.name, sup.version, now_iso(), sup.n_human, 0,
+                                      orjson.dumps({"C": sup.C}).decode(), run.id, sup.dumps()))
+        run.summary.update({"model_id": model_id, "n_human": model.n_human, "n_weak": model.n_weak,
+                            "supervised": sup.version if sup else None})
+    return TrainResult(model_id=int(model_id), version=model.version, n_human=model.n_human,
+                       n_weak=model.n_weak, n_issues=len(items),
+                       supervised_version=sup.version if sup else None)
 
 
-def load_trained(store: Store, taxonomy: str) -> TextModel | None:
-    """The newest model ``train`` saved for this taxonomy, or None. The store is the user's
-    own file: unpickling it is as trusted as the study itself."""
+def load_trained(store: Store, taxonomy: str, *, kind: type = TextModel) -> Any:
+    """The newest model of ``kind`` (TextModel or SupervisedModel) ``train`` saved for this
+    taxonomy, or None. The store is the user's own file: unpickling it is as trusted as the
+    study itself."""
+    supervised = kind is SupervisedModel
     row = store.conn.execute(
-        "SELECT blob FROM classify_models WHERE taxonomy = ? ORDER BY id DESC LIMIT 1", (taxonomy,)).fetchone()
+        f"SELECT blob FROM classify_models WHERE taxonomy = ? AND version {'' if supervised else 'NOT'} "
+        "LIKE 'supervised-%' ORDER BY id DESC LIMIT 1", (taxonomy,)).fetchone()
     if row is None:
         return None
+    if supervised:
+        return SupervisedModel.loads(row[0], f"{store.path}: classify_models")
     model = pickle.loads(row[0])
     if not isinstance(model, TextModel):
         raise BugAtlasError(f"{store.path}: classify_models holds something that is not a text model")
@@ -382,10 +414,16 @@ def eval_labels(
 
 
 def _curve_fitter(spec: TaxonomySpec, background: Sequence[Issue]):
+    """What ``train`` fits, on a subset of the labels (never the shipped model: it may have
+    seen the test issues)."""
     def fit_predict(train_items, train_gold, test_items):
-        model = TextModel(spec.name, rules=RuleClassifier(spec.name))
+        rules = RuleClassifier(spec.name)
+        model = TextModel(spec.name, rules=rules)
         model.fit(list(train_items) + list(background), list(train_gold) + [None] * len(background))
-        ens = Ensemble(spec.name, rules=model.rules, model=model)
+        labeled = [(i, g) for i, g in zip(train_items, train_gold, strict=True) if g]
+        sup = (SupervisedModel(spec.name, rules=rules).fit([i for i, _ in labeled], [g for _, g in labeled])
+               if len(labeled) >= MIN_LABELS else None)
+        ens = Ensemble(spec.name, rules=rules, model=model, supervised=sup)
         return [p.labels for p in ens.predict(test_items)]
     return fit_predict
 

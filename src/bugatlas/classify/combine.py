@@ -16,6 +16,7 @@ from bugatlas.classify.base import (
 from bugatlas.classify.model import TextModel
 from bugatlas.classify.rules import RuleClassifier
 from bugatlas.classify.schema import TaxonomySpec, taxonomy_spec
+from bugatlas.classify.supervised import SupervisedModel
 from bugatlas.classify.text import issue_doc
 from bugatlas.store.records import Issue
 
@@ -36,6 +37,18 @@ def blend(r: DimScores, m: DimScores, alpha: float) -> DimScores:
     return DimScores(probs=probs, evidence=evidence, strength=r.strength, level_probs=levels)
 
 
+def overlay(s: DimScores, base: DimScores) -> DimScores:
+    """The supervised model's scores where it has a head (it already weighs the rules'
+    scores as features), the rules/weak-model blend for the levels it was not trained on
+    (e.g. Unexpected Output sub-types when the labels stop at the symptom)."""
+    evidence: dict[str, list[str]] = {}
+    for src in (base.evidence, s.evidence):  # signature lines first: they say most
+        for k, v in src.items():
+            evidence.setdefault(k, []).extend(v)
+    return DimScores(probs=s.probs or base.probs, evidence=evidence, strength=base.strength,
+                     level_probs={**base.level_probs, **s.level_probs})
+
+
 class Ensemble:
     """The combined classifier ``classify`` runs. Same fit/predict shape as its parts."""
 
@@ -47,6 +60,7 @@ class Ensemble:
         *,
         rules: RuleClassifier | None = None,
         model: TextModel | None = None,
+        supervised: SupervisedModel | None = None,
         llm: object | None = None,
         threshold: float = DEFAULT_THRESHOLD,
         strong_probability: float = 0.6,
@@ -55,6 +69,7 @@ class Ensemble:
         self.spec: TaxonomySpec = taxonomy_spec(taxonomy)
         self.rules = rules or RuleClassifier(taxonomy)
         self.model = model
+        self.supervised = supervised
         self.llm = llm
         self.threshold = threshold
         self.strong_probability = strong_probability
@@ -66,6 +81,8 @@ class Ensemble:
         parts = [self.rules.version]
         if self.model is not None:
             parts.append(self.model.version)
+        if self.supervised is not None:
+            parts.append(self.supervised.version)
         if self.llm is not None:
             parts.append(self.llm.version)  # type: ignore[attr-defined]
         return "+".join(parts)
@@ -89,8 +106,10 @@ class Ensemble:
         rs = self.rules.score(issues, docs=docs)
         ms = (self.model.score(issues, docs=docs) if self.model is not None and self.model.fitted
               else [None] * len(issues))
+        ss = (self.supervised.score(issues, docs=docs, rule_scores=rs) if self.supervised is not None
+              else [None] * len(issues))
         out = []
-        for r_dims, m_dims in zip(rs, ms, strict=True):
+        for r_dims, m_dims, s_dims in zip(rs, ms, ss, strict=True):
             dims, kinds = {}, {}
             for dim, r in r_dims.items():
                 m = m_dims.get(dim) if m_dims else None
@@ -99,6 +118,8 @@ class Ensemble:
                     dims[dim], kinds[dim] = r, "rule"
                 else:
                     dims[dim], kinds[dim] = blend(r, m, self._rule_weight(r)), "model"
+                if s_dims and dim in s_dims:
+                    dims[dim], kinds[dim] = overlay(s_dims[dim], dims[dim]), "model"
             out.append((dims, kinds))
         return out
 

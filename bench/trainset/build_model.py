@@ -1,0 +1,48 @@
+"""Fit the liu2025 supervised model that ships in the package, from BugAtlas's own labels.
+
+Labels: bench/trainset/labels.jsonl (1,383 issues of the shared corpus, 64 marked not_failure
+and skipped) plus the development set's arbitrated gold (bench/devset/gold.jsonl), texts from
+../shared/data. --exclude-dev leaves the development set out (bench/classify_devset.py does
+that to score on issues the model has not seen).
+
+    python bench/trainset/build_model.py [--exclude-dev] [--output PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from bugatlas.classify.supervised import fit_from_files, shipped_model_path
+
+HERE = Path(__file__).resolve().parent
+CORPUS = HERE.parents[1].parent / "shared" / "data" / "serving-issues-2025.jsonl.gz"
+DEV = HERE.parent / "devset"
+DEFAULT_OUT = HERE.parents[1] / "src" / "bugatlas" / "classify" / "models" / "liu2025.pkl.xz"
+
+
+def build(*, exclude_dev: bool, corpus: Path = CORPUS):
+    labels = [HERE / "labels.jsonl"] + ([] if exclude_dev else [DEV / "gold.jsonl"])
+    exclude = [DEV / "sample.jsonl"] if exclude_dev else []
+    return fit_from_files("liu2025", [corpus], labels, exclude=exclude)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--exclude-dev", action="store_true")
+    ap.add_argument("--corpus", type=Path, default=CORPUS)
+    ap.add_argument("--output", type=Path, default=DEFAULT_OUT)
+    args = ap.parse_args()
+    t0 = time.perf_counter()
+    model = build(exclude_dev=args.exclude_dev, corpus=args.corpus)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    model.save(args.output)
+    print(f"{model.version}: {model.n_human} labeled issues, heads {sorted(model.heads)}, "
+          f"{args.output.stat().st_size / 1e6:.2f} MB -> {args.output} ({time.perf_counter() - t0:.1f} s)")
+    if args.output.resolve() != (shipped_model_path("liu2025") or DEFAULT_OUT).resolve():
+        print("(not the shipped model: pass it to classify with --model)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,319 @@
+"""The supervised text model: learns a codebook from human labels alone.
+
+Features: TF-IDF of the whole issue text and of each zone (title, prose, log: the same word
+means different things in a title and in a traceback), next to the rule classifier's scores
+(its signatures and cues as numbers, so the model learns how far to trust each). One
+logistic regression per dimension and per hierarchy level that the labels cover.
+
+Unlike :class:`~bugatlas.classify.model.TextModel` (weak labels from the rules, codebook
+prototypes) this model needs a few hundred labeled issues; with them it is the better of the
+two (bench/classify_devset.py measures both). BugAtlas ships one fitted on the labeled
+training set in ``bench/trainset`` (``classify/models/<taxonomy>.pkl.xz``); ``bugatlas train``
+fits one on the human labels in a store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import lzma
+import pickle
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+from scipy.sparse import csr_matrix, hstack
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+
+from bugatlas.classify.base import (
+    DEFAULT_THRESHOLD,
+    DimScores,
+    LabelSet,
+    Prediction,
+    leaf_targets,
+    level_targets,
+    normalize,
+    predictions_from_scores,
+)
+from bugatlas.classify.model import TOKEN_PATTERN
+from bugatlas.classify.rules import RuleClassifier
+from bugatlas.classify.schema import TaxonomySpec, taxonomy_spec
+from bugatlas.classify.text import Doc, issue_doc, model_text
+from bugatlas.errors import BugAtlasError
+from bugatlas.store.records import Issue
+
+# zone -> (n-gram range, vocabulary size). Small vocabularies: with ~1,500 labeled issues a
+# larger one adds no accuracy (measured: 56k terms and 11k terms give the same CV kappa)
+# and the shipped model must stay small.
+ZONES: dict[str, tuple[tuple[int, int], int]] = {
+    "all": ((1, 2), 5000),
+    "title": ((1, 2), 2000),
+    "prose": ((1, 2), 3000),
+    "log": ((1, 1), 1000),
+}
+MIN_LABELS = 20  # a head is fitted only with this many labeled issues (and two classes)
+
+
+def zone_texts(doc: Doc) -> dict[str, str]:
+    log = doc.log if len(doc.log) <= 3000 else doc.log[:1500] + "\n" + doc.log[-1500:]
+    return {"all": model_text(doc), "title": doc.title, "prose": doc.prose[:6000], "log": log}
+
+
+@dataclass
+class _Head:
+    classes: list[str]
+    coef: np.ndarray       # float16 on disk, float32 in use
+    intercept: np.ndarray
+
+    def proba(self, X) -> np.ndarray:
+        z = np.asarray(X @ self.coef.T.astype(np.float32)) + self.intercept
+        if len(self.classes) == 2 and z.shape[1] == 1:  # binary LR: one column
+            z = np.hstack([np.zeros_like(z), z])
+        z -= z.max(axis=1, keepdims=True)
+        e = np.exp(z)
+        return e / e.sum(axis=1, keepdims=True)
+
+
+class SupervisedModel:
+    source_kind = "model"
+
+    def __init__(self, taxonomy: str, *, rules: RuleClassifier | None = None, C: float = 5.0,
+                 rule_weight: float = 3.0, min_labels: int = MIN_LABELS):
+        self.spec: TaxonomySpec = taxonomy_spec(taxonomy)
+        self.rules = rules if rules is not None else RuleClassifier(self.spec.name)
+        self.C = C
+        self.rule_weight = rule_weight
+        self.min_labels = min_labels
+        self.name = f"supervised:{self.spec.name}"
+        self.vectorizers: dict[str, TfidfVectorizer] = {}
+        self.heads: dict[str, _Head] = {}   # base dim, or "base_dim/level_dim"
+        self.n_human = 0
+        self.rules_version = ""
+        self._digest = "unfitted"
+        self._names: np.ndarray | None = None
+
+    @property
+    def version(self) -> str:
+        return f"supervised-lr-{self._digest}"
+
+    @property
+    def fitted(self) -> bool:
+        return bool(self.heads)
+
+    def covers(self, dim: str) -> bool:
+        return any(k == dim or k.startswith(dim + "/") for k in self.heads)
+
+    # -- features ----------------------------------------------------------------------------
+    def _rule_features(self, docs: Sequence[Doc], rule_scores=None) -> np.ndarray:
+        scored = rule_scores if rule_scores is not None else [self.rules.score_doc(d) for d in docs]
+        rows = []
+        for doc, dims in zip(docs, scored, strict=True):
+            row: list[float] = []
+            for dim, dspec in self.spec.dims.items():
+                sc = dims.get(dim)
+                row += [sc.probs.get(leaf, 0.0) if sc else 0.0 for leaf in dspec.leaves]
+                for level in dspec.out_dims:
+                    if level in dspec.leaf_dims:
+                        continue
+                    lp = sc.level_probs.get(level, {}) if sc else {}
+                    row += [lp.get(v, 0.0) for v in dspec.values(level)]
+                row.append(min(sc.strength, 10.0) / 10.0 if sc else 0.0)
+            row += [float(bool(doc.log)), min(len(doc.log), 20000) / 20000.0]
+            rows.append(row)
+        return np.asarray(rows, dtype=np.float32) * self.rule_weight
+
+    def _features(self, docs: Sequence[Doc], rule_scores=None):
+        texts = [zone_texts(d) for d in docs]
+        parts = [vec.transform([t[zone] for t in texts]) for zone, vec in self.vectorizers.items()]
+        parts.append(csr_matrix(self._rule_features(docs, rule_scores)))
+        return hstack(parts).tocsr().astype(np.float32)
+
+    # -- fitting -----------------------------------------------------------------------------
+    def fit(self, issues: Sequence[Issue], labels: Sequence[LabelSet | None] | None = None) -> SupervisedModel:
+        if labels is None:
+            raise BugAtlasError(f"{self.name}: fit needs human labels")
+        pairs = [(i, lab) for i, lab in zip(issues, labels, strict=True) if lab]
+        if len(pairs) < self.min_labels:
+            raise BugAtlasError(f"{self.name}: {len(pairs)} labeled issues; at least {self.min_labels} needed")
+        docs = [issue_doc(i) for i, _ in pairs]
+        texts = [zone_texts(d) for d in docs]
+        self.vectorizers = {}
+        for zone, (ngrams, size) in ZONES.items():
+            vec = TfidfVectorizer(sublinear_tf=True, ngram_range=ngrams, min_df=2, max_df=0.9,
+                                  max_features=size, token_pattern=TOKEN_PATTERN, dtype=np.float32)
+            try:
+                vec.fit([t[zone] for t in texts])
+            except ValueError:  # no term in this zone in any issue (e.g. no logs at all)
+                continue
+            self.vectorizers[zone] = vec
+        X = self._features(docs)
+        self.heads = {}
+        for dim, dspec in self.spec.dims.items():
+            # a leaf head only where labels name leaves (liu2025 symptoms stop at the symptom:
+            # its Unexpected Output sub-types are left to the rules and the weak model)
+            heads = ([(dim, None)] if dspec.leaf_dims else []) + [
+                (f"{dim}/{lv}", lv) for lv in dspec.out_dims if lv not in dspec.leaf_dims]
+            for key, level in heads:
+                rows, ys, ws = [], [], []
+                for j, (_, lab) in enumerate(pairs):
+                    targets = (leaf_targets(self.spec, dim, lab) if level is None
+                               else level_targets(self.spec, dim, level, lab))
+                    for cls in targets:  # two labels: two rows of half weight
+                        rows.append(j); ys.append(cls); ws.append(1.0 / len(targets))  # noqa: E702
+                if len(set(rows)) >= self.min_labels and len(set(ys)) >= 2:
+                    self.heads[key] = self._fit_head(X[rows], ys, ws)
+        self.n_human = len(pairs)
+        self.rules_version = self.rules.version
+        self._digest = hashlib.sha256(
+            f"{self.n_human}:{X.nnz}:{self.C}:{sorted(self.heads)}".encode()).hexdigest()[:10]
+        self._names = None
+        return self
+
+    def _fit_head(self, X, ys, ws) -> _Head:
+        clf = LogisticRegression(C=self.C, max_iter=3000)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            clf.fit(X, ys, sample_weight=np.asarray(ws))
+        # float16 halves the shipped file; probabilities move by < 1e-3
+        return _Head(classes=[str(c) for c in clf.classes_], coef=clf.coef_.astype(np.float16),
+                     intercept=clf.intercept_.astype(np.float32))
+
+    # -- prediction --------------------------------------------------------------------------
+    def _feature_names(self) -> np.ndarray:
+        if self._names is None:
+            names = [f"{zone}:{t}" for zone, vec in self.vectorizers.items() for t in vec.get_feature_names_out()]
+            self._names = np.asarray(names, dtype=object)
+        return self._names
+
+    def _evidence(self, head: _Head, X, i: int, cls: str, k: int = 5) -> list[str]:
+        """The terms of issue ``i`` that pushed it towards ``cls`` most (rule features are
+        left out: the rules give their own evidence)."""
+        row = head.classes.index(cls)
+        w = head.coef[row] if head.coef.shape[0] > 1 else (head.coef[0] if row == 1 else -head.coef[0])
+        names = self._feature_names()
+        start, end = X.indptr[i], X.indptr[i + 1]
+        idx = X.indices[start:end]
+        keep = idx < len(names)
+        idx, vals = idx[keep], X.data[start:end][keep] * w[idx[keep]].astype(np.float32)
+        top = [idx[j] for j in np.argsort(-vals)[:k] if vals[j] > 0]
+        return [f"model terms: {', '.join(names[t] for t in top)}"] if top else []
+
+    def score(self, issues: Sequence[Issue], docs: Sequence[Doc] | None = None,
+              rule_scores=None) -> list[dict[str, DimScores]]:
+        """Scores for the dimensions with a fitted head (others are left out)."""
+        if not self.fitted:
+            raise RuntimeError("SupervisedModel.score before fit")
+        docs = docs if docs is not None else [issue_doc(i) for i in issues]
+        X = self._features(docs, rule_scores)
+        out: list[dict[str, DimScores]] = [{} for _ in docs]
+        for dim in self.spec.dims:
+            if not self.covers(dim):
+                continue
+            leaf = self.heads.get(dim)
+            leaf_p = leaf.proba(X) if leaf else None
+            lv = {k.split("/", 1)[1]: (h, h.proba(X)) for k, h in self.heads.items() if k.startswith(dim + "/")}
+            for i in range(len(docs)):
+                probs: dict[str, float] = {}
+                evidence: dict[str, list[str]] = {}
+                if leaf is not None and leaf_p is not None:
+                    probs = normalize({c: float(p) for c, p in zip(leaf.classes, leaf_p[i], strict=True)})
+                    best = max(probs, key=probs.__getitem__)
+                    evidence[best] = self._evidence(leaf, X, i, best)
+                level_probs = {}
+                for level, (head, arr) in lv.items():
+                    level_probs[level] = normalize({c: float(p) for c, p in zip(head.classes, arr[i], strict=True)})
+                    g = max(level_probs[level], key=level_probs[level].__getitem__)
+                    evidence.setdefault(g, self._evidence(head, X, i, g))
+                out[i][dim] = DimScores(probs=probs, evidence=evidence, strength=0.0, level_probs=level_probs)
+        return out
+
+    def predict(self, issues: Sequence[Issue], *, threshold: float = DEFAULT_THRESHOLD) -> list[Prediction]:
+        return predictions_from_scores(self.spec, issues, self.score(issues), self.source_kind,
+                                       threshold=threshold)
+
+    # -- persistence -------------------------------------------------------------------------
+    def dumps(self) -> bytes:
+        rules, self.rules = self.rules, None  # rebuilt from the signature file at load time
+        names, self._names = self._names, None
+        try:
+            return pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
+        finally:
+            self.rules, self._names = rules, names
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.write_bytes(lzma.compress(self.dumps(), preset=9 | lzma.PRESET_EXTREME))
+        return path
+
+    @classmethod
+    def loads(cls, blob: bytes, where: str) -> SupervisedModel:
+        model = pickle.loads(blob)  # our own file: as trusted as the package or the store
+        if not isinstance(model, SupervisedModel):
+            raise BugAtlasError(f"{where}: not a supervised classifier model")
+        model.rules = RuleClassifier(model.spec.name)
+        return model
+
+    @classmethod
+    def load(cls, path: str | Path) -> SupervisedModel:
+        path = Path(path)
+        try:
+            blob = lzma.decompress(path.read_bytes())
+        except (OSError, lzma.LZMAError) as exc:
+            raise BugAtlasError(f"{path}: cannot read the model ({exc})") from None
+        return cls.loads(blob, str(path))
+
+
+def shipped_model_path(taxonomy: str) -> Path | None:
+    """The model fitted on BugAtlas's own labeled training set, if one ships for ``taxonomy``."""
+    ref = resources.files("bugatlas.classify") / "models" / f"{taxonomy}.pkl.xz"
+    path = Path(str(ref))
+    return path if path.is_file() else None
+
+
+_SHIPPED: dict[str, SupervisedModel | None] = {}
+
+
+def shipped_model(taxonomy: str) -> SupervisedModel | None:
+    if taxonomy not in _SHIPPED:
+        path = shipped_model_path(taxonomy)
+        _SHIPPED[taxonomy] = SupervisedModel.load(path) if path else None
+    return _SHIPPED[taxonomy]
+
+
+def fit_from_files(taxonomy: str, issue_paths: Sequence[str | Path], label_paths: Sequence[str | Path],
+                   *, exclude: Sequence[str | Path] = (), **params: float) -> SupervisedModel:
+    """Fit on labeled issues kept outside a store: issues in the corpus format, labels in the
+    batch format (a record with ``"not_failure": true`` is skipped: it was labeled only
+    because it was sampled). Issues listed in an ``exclude`` file (e.g. an evaluation set)
+    are left out. Every labeled issue must have its text in ``issue_paths``."""
+    from bugatlas.classify.batch import read_issues, read_label_records
+    from bugatlas.importers.base import iter_jsonl_objects
+
+    spec = taxonomy_spec(taxonomy)
+    skip: set[tuple[str, int]] = set()
+    for path in exclude:
+        skip |= {(str(o["repo"]).lower(), int(o["number"])) for _, o in iter_jsonl_objects(Path(path))}
+    labels: dict[tuple[str, int], LabelSet] = {}
+    for path in label_paths:
+        not_failure = {(str(o["repo"]).lower(), int(o["number"])) for _, o in iter_jsonl_objects(Path(path))
+                       if o.get("not_failure")}
+        for rec in read_label_records(path, taxonomy=spec.name):
+            if rec.key not in skip and rec.key not in not_failure:
+                labels[rec.key] = rec.labels
+    texts = {}
+    for path in issue_paths:
+        for issue in read_issues(path):
+            key = (issue.repo.lower(), issue.number)
+            if key in labels:
+                texts[key] = issue
+    missing = [k for k in labels if k not in texts]
+    if missing:
+        repo, number = missing[0]
+        raise BugAtlasError(f"{label_paths[0]}: {len(missing)} labeled issues have no text in the "
+                            f"issue files (first: {repo}#{number})")
+    keys = sorted(labels)
+    return SupervisedModel(spec.name, **params).fit([texts[k] for k in keys], [labels[k] for k in keys])
