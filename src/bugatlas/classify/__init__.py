@@ -33,10 +33,12 @@ from bugatlas.classify.llm import LLMError, LLMLabeler
 from bugatlas.classify.model import TextModel
 from bugatlas.classify.rules import RuleClassifier
 from bugatlas.classify.schema import TaxonomySpec, taxonomy_spec
+from bugatlas.classify.supervised import SupervisedModel, fit_from_files, shipped_model
 
 __all__ = [
     "DEFAULT_THRESHOLD", "SOURCE", "DimScores", "Ensemble", "EvalReport", "LLMError", "LLMLabeler",
-    "LabelRecord", "Prediction", "RuleClassifier", "TaxonomySpec", "TextModel", "build_classifier",
+    "LabelRecord", "Prediction", "RuleClassifier", "SupervisedModel", "TaxonomySpec", "TextModel",
+    "build_classifier", "fit_from_files", "shipped_model",
     "classify_file", "classify_store", "cohen_kappa", "eval_labels", "evaluate", "failure_issues",
     "human_labels", "learning_curve", "load_trained", "machine_labels", "read_issues",
     "read_label_records", "suggest", "taxonomy_spec", "train_store", "write_label_records",

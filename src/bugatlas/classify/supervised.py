@@ -204,9 +204,12 @@ class SupervisedModel:
 
     def score(self, issues: Sequence[Issue], docs: Sequence[Doc] | None = None,
               rule_scores=None) -> list[dict[str, DimScores]]:
-        """Scores for the dimensions with a fitted head (others are left out)."""
-        if not self.fitted:
+        """Scores for the dimensions with a fitted head (others are left out; labels with a
+        single class fit no head, so a model can cover nothing)."""
+        if not self.vectorizers:
             raise RuntimeError("SupervisedModel.score before fit")
+        if not self.heads:
+            return [{} for _ in issues]
         docs = docs if docs is not None else [issue_doc(i) for i in issues]
         X = self._features(docs, rule_scores)
         out: list[dict[str, DimScores]] = [{} for _ in docs]

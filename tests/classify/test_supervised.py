@@ -1,0 +1,116 @@
+"""The supervised model: fitted on human labels (BugAtlas's own training labels of real issues
+from bench/trainset), saved and loaded, shipped in the package and used by classify."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import orjson
+import pytest
+
+from bugatlas import Store
+from bugatlas.classify import classify_file, read_label_records
+from bugatlas.classify.api import build_classifier, load_trained, train_store
+from bugatlas.classify.supervised import (
+    SupervisedModel,
+    fit_from_files,
+    shipped_model,
+    shipped_model_path,
+)
+from bugatlas.errors import BugAtlasError
+from bugatlas.store.records import Issue
+
+TRAINSET = Path(__file__).resolve().parents[2] / "bench" / "trainset" / "labels.jsonl"
+
+
+@pytest.fixture(scope="module")
+def labeled(corpus_records) -> list[tuple[Issue, dict]]:
+    out = []
+    for rec in read_label_records(TRAINSET, taxonomy="liu2025"):
+        r = corpus_records[(rec.repo, rec.number)]
+        out.append((Issue(repo=r["repo"], number=r["number"], title=r["title"], body=r["body"]), rec.labels))
+    return out
+
+
+def _symptoms(preds) -> list[str]:
+    return [(p.labels.get("symptom") or ["(none)"])[0] for p in preds]
+
+
+def test_learns_from_labels_beats_majority_and_round_trips(labeled, tmp_path) -> None:
+    train, test = labeled[:400], labeled[1000:1200]
+    model = SupervisedModel("liu2025").fit([i for i, _ in train], [g for _, g in train])
+    assert model.n_human == 400 and model.covers("symptom") and model.covers("root_cause")
+    assert not model.covers("component")  # no component labels: left to the rules
+    preds = model.predict([i for i, _ in test], threshold=0.0)
+    gold = [g["symptom"][0] for _, g in test]
+    accuracy = sum(p == g for p, g in zip(_symptoms(preds), gold, strict=True)) / len(gold)
+    majority = Counter(gold).most_common(1)[0][1] / len(gold)
+    assert accuracy > majority + 0.05, (accuracy, majority)
+    for p in preds:  # every label from the codebook, with a confidence and evidence
+        assert p.labels["root_cause_group"] and p.confidence["symptom"] > 0 and p.evidence["symptom"]
+    path = model.save(tmp_path / "m.pkl.xz")
+    again = SupervisedModel.load(path)
+    assert [p.labels for p in again.predict([i for i, _ in test], threshold=0.0)] == [p.labels for p in preds]
+    with pytest.raises(BugAtlasError, match="bad.xz"):
+        (tmp_path / "bad.xz").write_bytes(b"not a model")
+        SupervisedModel.load(tmp_path / "bad.xz")
+
+
+def test_needs_enough_labels(labeled) -> None:
+    with pytest.raises(BugAtlasError, match="at least 20"):
+        SupervisedModel("liu2025").fit([i for i, _ in labeled[:5]], [g for _, g in labeled[:5]])
+
+
+def test_shipped_model_is_small_and_used_by_batch_classify(corpus_records, write_jsonl, tmp_path) -> None:
+    path = shipped_model_path("liu2025")
+    assert path is not None and path.stat().st_size < 2_000_000
+    model = shipped_model("liu2025")
+    assert model is not None and model.n_human >= 1000
+    assert build_classifier("liu2025").supervised is model
+    assert build_classifier("liu2025", use_shipped=False).supervised is None
+    recs = [corpus_records[k] for k in sorted(corpus_records)[:60]]
+    out = tmp_path / "labels.jsonl"
+    classify_file("liu2025", write_jsonl(recs), out, threshold=0.0)
+    rows = [orjson.loads(line) for line in out.read_bytes().splitlines()]
+    assert len(rows) == 60
+    for row in rows:
+        labels = row["labels"]
+        assert labels["symptom"] and labels["root_cause_group"] and labels["phase"]
+        # the symptom comes from the supervised model, an Unexpected Output sub-type from the
+        # rules: the two stay consistent
+        assert bool(labels["unexpected_output"]) == ("Unexpected Output" in labels["symptom"])
+
+
+def test_fit_from_files_skips_not_failure_and_excluded_and_names_missing(corpus_records, write_jsonl, tmp_path) -> None:
+    lines = TRAINSET.read_bytes().splitlines()[:80]
+    recs = [orjson.loads(line) for line in lines]
+    recs[0]["not_failure"] = True
+    labels = write_jsonl(recs, "labels.jsonl")
+    exclude = write_jsonl([{"repo": recs[1]["repo"], "number": recs[1]["number"]}], "exclude.jsonl")
+    issues = write_jsonl([corpus_records[(r["repo"], r["number"])] for r in recs], "issues.jsonl")
+    model = fit_from_files("liu2025", [issues], [labels], exclude=[exclude])
+    skipped = {i for i, r in enumerate(recs) if r.get("not_failure")} | {1}
+    assert 0 in skipped and model.n_human == 80 - len(skipped)
+    short = write_jsonl([corpus_records[(r["repo"], r["number"])] for r in recs[:-1]], "short.jsonl")
+    with pytest.raises(BugAtlasError, match=r"labels.jsonl: 1 labeled issues have no text"):
+        fit_from_files("liu2025", [short], [labels])
+
+
+def test_train_store_fits_it_and_classify_prefers_more_labels(labeled, tmp_path) -> None:
+    from bugatlas import Label
+
+    store = Store(tmp_path / "s.db")
+    part = labeled[:40]
+    store.upsert_issues(i for i, _ in part)
+    store.add_labels(Label(repo=i.repo, issue_number=i.number, taxonomy="liu2025", dimension=dim,
+                           value=v, source_kind="human", source="annotator:a")
+                     for i, g in part for dim in ("symptom", "root_cause") for v in g[dim])
+    res = train_store(store, "liu2025")
+    assert res.supervised_version and res.supervised_version.startswith("supervised-lr-")
+    mine = load_trained(store, "liu2025", kind=SupervisedModel)
+    assert mine is not None and mine.version == res.supervised_version and mine.n_human == 40
+    # 40 labels lose to the 1,000+ the shipped model learned from; without it, the store's is used
+    assert build_classifier("liu2025", store=store).supervised is shipped_model("liu2025")
+    assert build_classifier("liu2025", store=store, use_shipped=False).supervised.version == mine.version
+    store.close()
