@@ -5,6 +5,7 @@ Measured in one run, on the same issues:
              any text classifier pays)
   rules      the signature rules alone (RuleClassifier.predict)
   ensemble   rules + text model, predict only (the model fitted beforehand, as after `train`)
+  + supervised  the same plus the shipped supervised model (the default since it shipped)
   fit        fitting the text model on the corpus (weak labels from the rules)
   batch      `classify --input --output` end to end: read, fit, predict, write
 Target: >= 300 issues/s for the offline classifiers on this 2-core machine.
@@ -24,6 +25,7 @@ from pathlib import Path
 from bugatlas.classify import Ensemble, RuleClassifier, classify_file, read_issues
 from bugatlas.classify.api import predict_parallel
 from bugatlas.classify.model import TOKEN_PATTERN
+from bugatlas.classify.supervised import shipped_model
 from bugatlas.classify.text import issue_doc, model_text
 
 HERE = Path(__file__).resolve().parent
@@ -55,15 +57,19 @@ def main() -> None:
     rules = RuleClassifier("liu2025")
     ens = Ensemble("liu2025")
     t_fit = best_of(lambda: ens.fit(issues), 1)
+    full = Ensemble("liu2025", rules=ens.rules, model=ens.model, supervised=shipped_model("liu2025"))
     rows = [("baseline: read + zones + tokenize", best_of(baseline, args.repeat)),
             ("rules (predict)", best_of(lambda: rules.predict(issues), args.repeat)),
             ("rules + text model (predict)", best_of(lambda: ens.predict(issues), args.repeat)),
             ("rules + text model (predict, 2 processes)",
              best_of(lambda: predict_parallel(ens, issues, jobs=2), args.repeat)),
+            ("rules + text model + supervised (predict)", best_of(lambda: full.predict(issues), args.repeat)),
+            ("rules + text model + supervised (predict, 2 processes)",
+             best_of(lambda: predict_parallel(full, issues, jobs=2), args.repeat)),
             ("text model fit (weak labels)", t_fit)]
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "labels.jsonl"
-        rows.append(("batch classify end to end (read, fit, predict, write)",
+        rows.append(("batch classify end to end (read, fit, predict, write; 2 processes)",
                      best_of(lambda: classify_file("liu2025", args.corpus, out, jobs=2), 1)))
     base = rows[0][1]
     print(f"{n} issues, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")

@@ -6,7 +6,9 @@ annotators' batches. Writes samples/t<k>.jsonl (repo, number only: the text stay
 - wave 1 (t0-t7): bug reports (maintainers' `bug`/`bug-unconfirmed` label or a `[Bug]` title),
   seed 2026, dealt round-robin into 8 batches;
 - wave 2 (t8-t10): issues without those marks that BugAtlas's filter calls failures
-  (installation, usage and performance reports), seed 7, into 3 batches.
+  (installation, usage and performance reports), seed 7, into 3 batches;
+- wave 3 (t11-t13): the rest that the filter calls questions or other (most are not failures:
+  the annotators mark those `not_failure`), seed 9, into 3 batches.
 
     python bench/trainset/make_sample.py
 """
@@ -44,7 +46,10 @@ def main() -> None:
     wave2 = sorted((i for i, k in zip(rest, kinds, strict=True) if k == "failure"),
                    key=lambda i: (i["repo"], i["number"]))
     random.Random(7).shuffle(wave2)
-    batches = [wave1[k::8] for k in range(8)] + [wave2[k::3] for k in range(3)]
+    wave3 = sorted((i for i, k in zip(rest, kinds, strict=True) if k in ("question", "other")),
+                   key=lambda i: (i["repo"], i["number"]))
+    random.Random(9).shuffle(wave3)
+    batches = [wave1[k::8] for k in range(8)] + [wave2[k::3] for k in range(3)] + [wave3[k::3] for k in range(3)]
     out = HERE / "samples"
     out.mkdir(exist_ok=True)
     for k, batch in enumerate(batches):
