@@ -88,8 +88,9 @@ class Ensemble:
         return "+".join(parts)
 
     def fit(self, issues: Sequence[Issue], labels: Sequence[LabelSet | None] | None = None) -> Ensemble:
-        if self.model is None:
-            self.model = TextModel(self.spec.name, rules=self.rules)
+        if self.model is None:  # only the heads the supervised model does not answer for
+            self.model = TextModel(self.spec.name, rules=self.rules,
+                                   skip_heads=sorted(self.supervised.heads) if self.supervised else ())
         self.model.fit(issues, labels)
         return self
 

@@ -68,6 +68,7 @@ class TextModel:
         alpha: float = 1e-4,
         max_features: int = 50000,
         seed: int = 0,
+        skip_heads: Sequence[str] = (),
     ):
         self.spec: TaxonomySpec = taxonomy_spec(taxonomy)
         self.rules = rules
@@ -78,6 +79,8 @@ class TextModel:
         self.alpha = alpha
         self.max_features = max_features
         self.seed = seed
+        # heads another model answers for (the supervised model's): not fitted, not scored
+        self.skip_heads = set(skip_heads)
         self.name = f"model:{self.spec.name}"
         self.vectorizer: TfidfVectorizer | None = None
         self.heads: dict[str, _Head] = {}  # key: base dim, or "base_dim/level_dim"
@@ -129,7 +132,9 @@ class TextModel:
         self.n_human = sum(1 for lab in labels if lab)
         self.n_weak = 0
         for dim in self.spec.dims:
-            heads = [(dim, None)] + [(f"{dim}/{level}", level) for level in self._level_dims(dim)]
+            heads = [(key, level) for key, level in
+                     [(dim, None)] + [(f"{dim}/{level}", level) for level in self._level_dims(dim)]
+                     if key not in self.skip_heads]
             for key, level in heads:
                 rows, ys, ws = [], [], []
                 for j, (k, cls, _) in enumerate(proto_meta):
@@ -154,7 +159,7 @@ class TextModel:
                         self.n_weak += level is None
                 self.heads[key] = self._fit_head(X, P, rows, ys, ws)
         self._digest = hashlib.sha256(
-            f"{len(issues)}:{self.n_human}:{self.n_weak}:{X.nnz}:{self.alpha}".encode()).hexdigest()[:10]
+            f"{len(issues)}:{self.n_human}:{self.n_weak}:{X.nnz}:{self.alpha}:{sorted(self.skip_heads)}".encode()).hexdigest()[:10]
         return self
 
     def _fit_head(self, X, P, rows, ys, ws) -> _Head:
@@ -213,8 +218,11 @@ class TextModel:
         X = self.vectorizer.transform(texts)
         out: list[dict[str, DimScores]] = [{} for _ in issues]
         for dim, dspec in self.spec.dims.items():
+            if dim not in self.heads:  # skipped: another model scores this dimension
+                continue
             leaf_p = self._head_probs(dim, X)
-            lv_p = {level: self._head_probs(f"{dim}/{level}", X) for level in self._level_dims(dim)}
+            lv_p = {level: self._head_probs(f"{dim}/{level}", X) for level in self._level_dims(dim)
+                    if f"{dim}/{level}" in self.heads}
             classes = self.heads[dim].classes
             for i in range(len(issues)):
                 probs = {leaf: 0.0 for leaf in dspec.leaves}
