@@ -107,7 +107,9 @@ def decide(
     labels: dict[str, list[str]] = {d: [] for d in dspec.out_dims}
     conf: dict[str, float] = {d: 0.0 for d in dspec.out_dims}
     evidence: dict[str, list[str]] = {d: [] for d in dspec.out_dims}
-    paths: list[set[str]] = []  # leaves still allowed under each chosen top-level value
+    # leaves still allowed under each chosen top-level value, in codebook order (a set's order
+    # would break ties differently from run to run)
+    paths: list[list[str]] = []
     path_conf: list[float] = []
     path_labeled: list[bool] = []
     for rank, out_dim in enumerate(dspec.out_dims):
@@ -125,13 +127,13 @@ def decide(
                         chosen.append(other)
             labels[out_dim] = chosen
             for v in chosen or [best]:
-                paths.append(set(dspec.leaves_under(out_dim, v)))
+                paths.append(list(dspec.leaves_under(out_dim, v)))
                 path_conf.append(float(probs[v]))
                 path_labeled.append(v in chosen)
                 evidence[out_dim] += _evidence_for(dspec, sc, out_dim, v)
             continue
         for i, allowed in enumerate(paths):
-            cands = {v: probs.get(v, 0.0) for v in {dspec.store[leaf].get(out_dim) for leaf in allowed} if v}
+            cands = {v: probs.get(v, 0.0) for v in dict.fromkeys(dspec.store[leaf].get(out_dim) for leaf in allowed) if v}
             if not cands:
                 continue
             total = sum(cands.values())
@@ -145,7 +147,7 @@ def decide(
             if path_labeled[i] and best not in labels[out_dim]:
                 labels[out_dim].append(best)
             evidence[out_dim] += _evidence_for(dspec, sc, out_dim, best)
-            paths[i] = {leaf for leaf in allowed if dspec.store[leaf].get(out_dim) == best}
+            paths[i] = [leaf for leaf in allowed if dspec.store[leaf].get(out_dim) == best]
     for d in evidence:
         evidence[d] = list(dict.fromkeys(evidence[d]))[:6]
         if labels[d] and not evidence[d]:  # every label says why, even a base-rate guess
