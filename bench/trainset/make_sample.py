@@ -16,20 +16,24 @@ annotators' batches. Writes samples/t<k>.jsonl (repo, number only: the text stay
 from __future__ import annotations
 
 import gzip
+import importlib.util
 import json
 import random
-import re
 import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-CORPUS = HERE.parents[1].parent / "shared" / "data" / "serving-issues-2025.jsonl.gz"
-BUG_LABELS = {"bug", "bug-unconfirmed"}
-BUG_TITLE = re.compile(r"^\s*\[(bug|bug report)\]", re.I)
 
 
-def is_bug_report(issue: dict) -> bool:
-    return bool(BUG_LABELS & set(issue.get("labels") or [])) or bool(BUG_TITLE.match(issue["title"] or ""))
+def _devset_sampler():  # noqa: ANN202 - the development set's sampler: same corpus, same notion of a bug report
+    spec = importlib.util.spec_from_file_location("devset_make_sample", HERE.parent / "devset" / "make_sample.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+DEVSET = _devset_sampler()
+CORPUS, is_bug_report = DEVSET.CORPUS, DEVSET.is_bug_report
 
 
 def main() -> None:
