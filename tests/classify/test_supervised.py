@@ -114,3 +114,35 @@ def test_train_store_fits_it_and_classify_prefers_more_labels(labeled, tmp_path)
     assert build_classifier("liu2025", store=store).supervised is shipped_model("liu2025")
     assert build_classifier("liu2025", store=store, use_shipped=False).supervised.version == mine.version
     store.close()
+
+
+def test_cli_trains_from_files_and_classifies_with_that_model(corpus_records, write_jsonl, tmp_path) -> None:
+    import subprocess
+    import sys
+
+    recs = [orjson.loads(line) for line in TRAINSET.read_bytes().splitlines()[:120]]
+    labels = write_jsonl(recs, "labels.jsonl")
+    issues = write_jsonl([corpus_records[(r["repo"], r["number"])] for r in recs], "issues.jsonl")
+    model, out = tmp_path / "mine.pkl.xz", tmp_path / "out.jsonl"
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "bugatlas.cli", *args], capture_output=True, text=True,
+                              timeout=300)
+
+    res = cli("train", "--taxonomy", "liu2025", "--labels", str(labels), "--input", str(issues),
+              "--output", str(model), "--json")
+    assert res.returncode == 0, res.stderr
+    info = orjson.loads(res.stdout)
+    assert info["n_human"] == sum(not r.get("not_failure") for r in recs) and "symptom/symptom" in info["heads"]
+    res = cli("classify", "--taxonomy", "liu2025", "--input", str(issues), "--output", str(out),
+              "--model", str(model), "--no-shipped")
+    assert res.returncode == 0, res.stderr
+    assert len(out.read_bytes().splitlines()) == 120
+    # a model of another codebook, a missing file, an incomplete batch training: one clear line each
+    res = cli("classify", "--taxonomy", "yu2026", "--input", str(issues), "--output", str(out), "--model", str(model))
+    assert res.returncode == 2 and "a liu2025 model, not yu2026" in res.stderr
+    res = cli("classify", "--taxonomy", "liu2025", "--input", str(issues), "--output", str(out),
+              "--model", str(tmp_path / "none.xz"))
+    assert res.returncode == 2 and "no such file" in res.stderr
+    res = cli("train", "--taxonomy", "liu2025", "--labels", str(labels))
+    assert res.returncode == 2 and "needs --labels, --input and --output" in res.stderr

@@ -215,13 +215,15 @@ def classify_store(
     limit: int | None = None,
     batch: int = 200,
     progress: Callable[[int, int], None] | None = None,
+    supervised: SupervisedModel | None = None,
+    use_shipped: bool = True,
 ) -> ClassifyResult:
     """Label every failure report in the store. Resumable: issues this classifier version
     already labeled are skipped; each batch is written in one transaction."""
     spec = taxonomy_spec(taxonomy)
     candidates = failure_issues(store, all_issues=all_issues)
     ens = build_classifier(spec.name, store=store, fit_on=candidates, llm=llm, threshold=threshold,
-                           llm_below=llm_below)
+                           llm_below=llm_below, supervised=supervised, use_shipped=use_shipped)
     version = ens.version
     done = {(r["repo"], r["number"]) for r in store.query(
         "SELECT repo, number FROM classify_done WHERE taxonomy = ? AND source = ? AND version = ?",

@@ -35,6 +35,25 @@ def _llm(taxonomy: str, url: str | None, model: str | None, store=None, timeout:
                       max_tokens=max_tokens, body_chars=body_chars)
 
 
+def _load_model(path: Path, taxonomy: str):  # noqa: ANN202
+    from bugatlas.classify.supervised import SupervisedModel
+    from bugatlas.errors import BadInputError
+
+    if not path.is_file():
+        raise BadInputError(f"--model {path}: no such file")
+    model = SupervisedModel.load(path)
+    wanted = taxonomy_name(taxonomy)
+    if model.spec.name != wanted:
+        raise BadInputError(f"--model {path}: a {model.spec.name} model, not {wanted}")
+    return model
+
+
+def taxonomy_name(taxonomy: str) -> str:
+    from bugatlas.classify.schema import taxonomy_spec
+
+    return taxonomy_spec(taxonomy).name
+
+
 def register(app: typer.Typer) -> None:
     @app.command("classify")
     def classify_cmd(
@@ -54,6 +73,8 @@ def register(app: typer.Typer) -> None:
         all_issues: Annotated[bool, typer.Option("--all", help="Label every issue with text, not only the filter's failure reports.")] = False,
         limit: Annotated[int | None, typer.Option(help="Label at most this many (unlabeled) issues.")] = None,
         jobs: Annotated[int, typer.Option("--jobs", "-j", help="Batch mode: worker processes for the offline classifiers.")] = min(2, os.cpu_count() or 1),
+        model: Annotated[Path | None, typer.Option("--model", help="A supervised model file (from `train --output`) instead of the store's or the shipped one.")] = None,
+        shipped: Annotated[bool, typer.Option("--shipped/--no-shipped", help="Use the supervised model that ships with BugAtlas (when no better one is given).")] = True,
         db: DbOption = None,
         json: JsonOption = False,
     ) -> None:
@@ -64,14 +85,15 @@ def register(app: typer.Typer) -> None:
 
         if (input is None) != (output is None):
             raise BadInputError("batch mode needs both --input and --output")
+        supervised = _load_model(model, taxonomy) if model else None
         if input is not None:
             llm = _llm(taxonomy, llm_url, llm_model, None, llm_timeout, llm_retries, llm_format,
                        llm_max_tokens, llm_body_chars)
             with _progress() as bar:
                 task = bar.add_task("classify", total=None)
                 n = api.classify_file(taxonomy, input, output, background=background, threshold=threshold,
-                                      llm=llm, llm_below=llm_below, jobs=jobs,
-                                      progress=lambda k: bar.advance(task, k))
+                                      llm=llm, llm_below=llm_below, jobs=jobs, supervised=supervised,
+                                      use_shipped=shipped, progress=lambda k: bar.advance(task, k))
             if json:
                 print_json({"issues": n, "output": str(output)})
             else:
@@ -88,7 +110,7 @@ def register(app: typer.Typer) -> None:
                 bar.advance(task, k)
 
             res = api.classify_store(store, taxonomy, llm=llm, llm_below=llm_below, threshold=threshold,
-                                     all_issues=all_issues,
+                                     all_issues=all_issues, supervised=supervised, use_shipped=shipped,
                                      limit=limit, progress=tick)
         if json:
             print_json(res.as_dict())
@@ -101,10 +123,34 @@ def register(app: typer.Typer) -> None:
         console.print(table)
 
     @app.command("train")
-    def train_cmd(taxonomy: TaxonomyOption, db: DbOption = None, json: JsonOption = False) -> None:
-        """Fit the text model on the human labels in the store; later classify runs use it."""
+    def train_cmd(
+        taxonomy: TaxonomyOption,
+        labels: Annotated[list[Path], typer.Option("--labels", help="Batch mode: human labels (batch format, repeatable); records with \"not_failure\": true are skipped.")] = [],  # noqa: B006
+        input: Annotated[list[Path], typer.Option("--input", "-i", help="Batch mode: the labeled issues' text (corpus JSON Lines, .gz ok, repeatable).")] = [],  # noqa: B006
+        output: Annotated[Path | None, typer.Option("--output", "-o", help="Batch mode: where to save the supervised model (use it with classify --model).")] = None,
+        db: DbOption = None,
+        json: JsonOption = False,
+    ) -> None:
+        """Fit on human labels: the store's (text model + supervised model, used by later classify
+        runs), or with --labels/--input/--output a supervised model from files, no store."""
         from bugatlas.classify import api
+        from bugatlas.errors import BadInputError
 
+        if labels or input or output:
+            if not (labels and input and output):
+                raise BadInputError("batch training needs --labels, --input and --output")
+            from bugatlas.classify.supervised import fit_from_files
+
+            with err_console.status("training"):
+                sup = fit_from_files(taxonomy, input, labels)
+                sup.save(output)
+            if json:
+                print_json({"version": sup.version, "n_human": sup.n_human, "heads": sorted(sup.heads),
+                            "output": str(output)})
+            else:
+                console.print(f"{sup.version}: {sup.n_human} labeled issues, heads {', '.join(sorted(sup.heads))} "
+                              f"-> {output}")
+            return
         store = open_store(db, create=False)
         with err_console.status("training"):
             res = api.train_store(store, taxonomy)
@@ -112,7 +158,8 @@ def register(app: typer.Typer) -> None:
             print_json(res.as_dict())
         else:
             console.print(f"model {res.model_id} ({res.version}): {res.n_human} human-labeled issues, "
-                          f"{res.n_weak} weak labels from the rules, {res.n_issues} issues")
+                          f"{res.n_weak} weak labels from the rules, {res.n_issues} issues"
+                          + (f"; supervised model {res.supervised_version}" if res.supervised_version else ""))
 
     @app.command("suggest")
     def suggest_cmd(
