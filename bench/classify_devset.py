@@ -30,16 +30,11 @@ from bugatlas.classify.api import build_classifier
 from bugatlas.classify.base import predictions_from_scores
 from bugatlas.classify.evaluate import evaluate
 from bugatlas.classify.rules import RuleClassifier
-from bugatlas.classify.supervised import SupervisedModel, fit_from_files
+from bugatlas.classify.supervised import SupervisedModel, fit_from_files, read_training_labels
 
 HERE = Path(__file__).resolve().parent
 CORPUS = HERE.parents[1] / "shared" / "data" / "serving-issues-2025.jsonl.gz"
 DIMS = ("symptom", "root_cause_group", "root_cause", "unexpected_output")
-
-
-def not_failure(path: Path) -> set[tuple[str, int]]:
-    return {(o["repo"].lower(), int(o["number"])) for o in map(orjson.loads, path.read_bytes().splitlines())
-            if o.get("not_failure")}
 
 
 def main() -> int:
@@ -114,9 +109,7 @@ def main() -> int:
     curve = []
     if args.curve:
         print("\nlearning curve (supervised model fitted on the first n training labels, scored on the dev set):")
-        dev_keys = set(wanted)
-        labeled = [(r.key, r.labels) for r in read_label_records(train_files[0], taxonomy="liu2025")
-                   if r.key not in dev_keys and r.key not in not_failure(train_files[0])]
+        labeled = list(read_training_labels("liu2025", train_files, exclude=[args.sample]).items())
         random.Random(0).shuffle(labeled)
         for n in (100, 200, 400, 800, len(labeled)):
             model = SupervisedModel("liu2025").fit([corpus[k] for k, _ in labeled[:n]], [g for _, g in labeled[:n]])

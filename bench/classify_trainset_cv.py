@@ -18,9 +18,9 @@ from pathlib import Path
 
 import orjson
 
-from bugatlas.classify import Ensemble, read_issues, read_label_records, taxonomy_spec
+from bugatlas.classify import Ensemble, read_issues, taxonomy_spec
 from bugatlas.classify.evaluate import evaluate
-from bugatlas.classify.supervised import SupervisedModel
+from bugatlas.classify.supervised import SupervisedModel, read_training_labels
 
 HERE = Path(__file__).resolve().parent
 CORPUS = HERE.parents[1] / "shared" / "data" / "serving-issues-2025.jsonl.gz"
@@ -35,12 +35,8 @@ def main() -> None:
     args = ap.parse_args()
     spec = taxonomy_spec("liu2025")
     corpus = {i.key: i for i in read_issues(args.corpus)}
-    path = HERE / "trainset" / "labels.jsonl"
-    skip = {(o["repo"].lower(), int(o["number"])) for o in map(orjson.loads, path.read_bytes().splitlines())
-            if o.get("not_failure")}
-    skip |= {(o["repo"].lower(), int(o["number"]))
-             for o in map(orjson.loads, (HERE / "devset" / "sample.jsonl").read_bytes().splitlines())}
-    gold = {r.key: r.labels for r in read_label_records(path, taxonomy="liu2025") if r.key not in skip}
+    gold = read_training_labels("liu2025", [HERE / "trainset" / "labels.jsonl"],
+                                exclude=[HERE / "devset" / "sample.jsonl"])
     keys = sorted(gold)
     random.Random(0).shuffle(keys)
     t0 = time.perf_counter()

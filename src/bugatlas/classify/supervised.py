@@ -287,26 +287,37 @@ def shipped_model(taxonomy: str) -> SupervisedModel | None:
     return _SHIPPED[taxonomy]
 
 
+def read_training_labels(taxonomy: str, label_paths: Sequence[str | Path], *,
+                         exclude: Sequence[str | Path] = ()) -> dict[tuple[str, int], LabelSet]:
+    """Labels for training, by (repo, number): batch-format records, less those marked
+    ``"not_failure": true`` (labeled only because they were sampled) and those listed in an
+    ``exclude`` file (e.g. an evaluation set)."""
+    from bugatlas.classify.batch import read_label_records
+    from bugatlas.importers.base import iter_jsonl_objects
+
+    def keys(path: str | Path, only_not_failure: bool) -> set[tuple[str, int]]:
+        return {(str(o["repo"]).lower(), int(o["number"])) for _, o in iter_jsonl_objects(Path(path))
+                if not only_not_failure or o.get("not_failure")}
+
+    skip = set().union(*(keys(p, False) for p in exclude))
+    labels: dict[tuple[str, int], LabelSet] = {}
+    for path in label_paths:
+        dropped = skip | keys(path, True)
+        labels.update((rec.key, rec.labels) for rec in read_label_records(path, taxonomy=taxonomy)
+                      if rec.key not in dropped)
+    return labels
+
+
 def fit_from_files(taxonomy: str, issue_paths: Sequence[str | Path], label_paths: Sequence[str | Path],
                    *, exclude: Sequence[str | Path] = (), **params: float) -> SupervisedModel:
     """Fit on labeled issues kept outside a store: issues in the corpus format, labels in the
     batch format (a record with ``"not_failure": true`` is skipped: it was labeled only
     because it was sampled). Issues listed in an ``exclude`` file (e.g. an evaluation set)
     are left out. Every labeled issue must have its text in ``issue_paths``."""
-    from bugatlas.classify.batch import read_issues, read_label_records
-    from bugatlas.importers.base import iter_jsonl_objects
+    from bugatlas.classify.batch import read_issues
 
     spec = taxonomy_spec(taxonomy)
-    skip: set[tuple[str, int]] = set()
-    for path in exclude:
-        skip |= {(str(o["repo"]).lower(), int(o["number"])) for _, o in iter_jsonl_objects(Path(path))}
-    labels: dict[tuple[str, int], LabelSet] = {}
-    for path in label_paths:
-        not_failure = {(str(o["repo"]).lower(), int(o["number"])) for _, o in iter_jsonl_objects(Path(path))
-                       if o.get("not_failure")}
-        for rec in read_label_records(path, taxonomy=spec.name):
-            if rec.key not in skip and rec.key not in not_failure:
-                labels[rec.key] = rec.labels
+    labels = read_training_labels(spec.name, label_paths, exclude=exclude)
     texts = {}
     for path in issue_paths:
         for issue in read_issues(path):
