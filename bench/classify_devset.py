@@ -28,9 +28,14 @@ import orjson
 from bugatlas.classify import classify_file, read_issues, read_label_records, taxonomy_spec
 from bugatlas.classify.api import build_classifier
 from bugatlas.classify.base import predictions_from_scores
-from bugatlas.classify.evaluate import evaluate
+from bugatlas.classify.evaluate import evaluate, lowest_threshold
 from bugatlas.classify.rules import RuleClassifier
-from bugatlas.classify.supervised import SupervisedModel, fit_from_files, read_training_labels
+from bugatlas.classify.supervised import (
+    LEVEL_BLEND,
+    SupervisedModel,
+    fit_from_files,
+    read_training_labels,
+)
 
 HERE = Path(__file__).resolve().parent
 CORPUS = HERE.parents[1] / "shared" / "data" / "serving-issues-2025.jsonl.gz"
@@ -66,21 +71,27 @@ def main() -> int:
         src.write_bytes(b"".join(orjson.dumps({"repo": k[0], "number": k[1], "title": corpus[k].title,
                                                "body": corpus[k].body}) + b"\n" for k in wanted))
 
-        def run(name: str, **kw) -> tuple[dict, float]:
+        def run(name: str, **kw) -> tuple[dict, dict, float]:
             out = Path(tmp) / f"{name}.jsonl"
             t = time.perf_counter()
             classify_file("liu2025", src, out, background=[args.corpus], threshold=args.threshold, **kw)
-            return {r.key: r.labels for r in read_label_records(out, taxonomy="liu2025")}, time.perf_counter() - t
+            records = read_label_records(out, taxonomy="liu2025")
+            return ({r.key: r.labels for r in records}, {r.key: r.confidence for r in records},
+                    time.perf_counter() - t)
 
-        pred, seconds = run("ours", supervised=sup)
-        before, _ = run("before", use_shipped=False)  # rules + weak model, the default until now
+        pred, confidence, seconds = run("ours", supervised=sup)
+        sup.level_blend = 1.0  # the group from the group head alone, as before the blend
+        unblended, _, _ = run("unblended", supervised=sup)
+        sup.level_blend = LEVEL_BLEND
+        before, _, _ = run("before", use_shipped=False)  # rules + weak model, no human label
     # naive baseline, same issues: the codebook's own keyword signals, unweighted, no model
     naive = RuleClassifier("liu2025", signatures="none")
     issues = [corpus[k] for k in wanted]
     naive_pred = {p.key: p.labels for p in predictions_from_scores(
         spec, issues, naive.score(issues), "rule", threshold=0.0)}
-    report = evaluate(spec, gold, pred)
+    report = evaluate(spec, gold, pred, confidence=confidence)
     prev = evaluate(spec, gold, before)
+    unbl = evaluate(spec, gold, unblended)
     base = evaluate(spec, gold, naive_pred)
     print(f"liu2025 development set: {report.n_common} issues with gold and predictions; supervised model "
           f"fitted on {sup.n_human} training labels in {fit_seconds:.1f} s, classified in {seconds:.1f} s "
@@ -99,6 +110,9 @@ def main() -> int:
               f"{s.majority_label[:20]:>20} {s.majority_accuracy:6.3f} "
               f"{(p.accuracy if p else nan):10.3f} {(p.kappa if p else nan):8.3f} "
               f"{(b.accuracy if b else nan):9.3f} {(b.kappa if b else nan):7.3f}")
+    for dim in ("root_cause_group", "root_cause"):
+        print(f"{dim} accuracy without the level blend (group head alone): {unbl.dimensions[dim].accuracy:.3f}")
+    print_by_confidence(report)
     sym = report.dimensions.get("symptom")
     if sym:
         print("\nsymptom confusion (rows gold, columns predicted):")
@@ -121,9 +135,26 @@ def main() -> int:
             print(f"  n={row['n']:5d}  symptom kappa {row['symptom']:.3f}  root_cause_group kappa "
                   f"{row['root_cause_group']:.3f} (accuracy {row['root_cause_group_accuracy']:.3f})")
     if args.json:
-        args.json.write_bytes(orjson.dumps({"dimensions": rows, "seconds": seconds, "curve": curve},
+        args.json.write_bytes(orjson.dumps({"dimensions": rows, "seconds": seconds, "curve": curve,
+                                            "unblended": {d: unbl.dimensions[d].accuracy
+                                                          for d in ("root_cause_group", "root_cause")},
+                                            "by_confidence": report.by_confidence},
                                            option=orjson.OPT_INDENT_2))
     return 0
+
+
+def print_by_confidence(report) -> None:
+    """Agreement when labels below a confidence threshold are left to people, and the lowest
+    threshold that reaches the aims (symptom kappa 0.80, root-cause group accuracy 0.70)."""
+    print("\nagreement by confidence (labels below the threshold left to people):")
+    for dim, metric, target in (("symptom", "kappa", 0.80), ("root_cause_group", "accuracy", 0.70)):
+        rows = report.by_confidence.get(dim, [])
+        print(f"  {dim:17}" + "  ".join(f">={r['threshold']:.1f}: {r[metric]:.2f} ({r['coverage']:.0%})"
+                                       for r in rows if r["n"]))
+        hit = lowest_threshold(rows, metric, target)
+        print(f"  {'':17}{metric} >= {target:.2f}: " + (
+            f"at confidence >= {hit['threshold']:.1f}, {hit['coverage']:.0%} of issues labeled" if hit
+            else "not reached at any threshold"))
 
 
 if __name__ == "__main__":

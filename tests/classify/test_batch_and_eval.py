@@ -7,7 +7,13 @@ from sklearn.metrics import cohen_kappa_score
 
 from bugatlas.classify import read_issues, read_label_records, taxonomy_spec, write_label_records
 from bugatlas.classify.batch import LabelRecord
-from bugatlas.classify.evaluate import ABSTAIN, cohen_kappa, evaluate, learning_curve
+from bugatlas.classify.evaluate import (
+    ABSTAIN,
+    cohen_kappa,
+    evaluate,
+    learning_curve,
+    lowest_threshold,
+)
 from bugatlas.errors import BadInputError
 
 
@@ -87,3 +93,23 @@ def test_learning_curve_improves_with_labels() -> None:
     rows = learning_curve(spec, items, gold, fit_predict, sizes=[1, 40], folds=3)
     assert [r["n"] for r in rows] == [1, 40]
     assert rows[0]["symptom"] == 0.0 and rows[1]["symptom"] == 1.0
+
+
+def test_agreement_by_confidence_hand_computed() -> None:
+    """Four issues, confidences 0.95/0.85/0.55/0.35: the two most confident are right, the
+    others wrong, so raising the threshold trades coverage for agreement."""
+    spec = taxonomy_spec("liu2025")
+    gold = {("r/x", i): {"symptom": [s]} for i, s in enumerate(
+        ["Crash", "System Hang", "Crash", "Abnormal Performance"], start=1)}
+    pred = {("r/x", 1): {"symptom": ["Crash"]}, ("r/x", 2): {"symptom": ["System Hang"]},
+            ("r/x", 3): {"symptom": ["System Hang"]}, ("r/x", 4): {"symptom": ["Crash"]}}
+    conf = {("r/x", 1): {"symptom": 0.95}, ("r/x", 2): {"symptom": 0.85},
+            ("r/x", 3): {"symptom": 0.55}, ("r/x", 4): {"symptom": 0.35}}
+    report = evaluate(spec, gold, pred, confidence=conf)
+    rows = {r["threshold"]: r for r in report.by_confidence["symptom"]}
+    assert (rows[0.0]["coverage"], rows[0.0]["accuracy"]) == (1.0, 0.5)
+    assert (rows[0.5]["n"], rows[0.5]["coverage"], rows[0.5]["accuracy"]) == (3, 0.75, pytest.approx(2 / 3, abs=1e-4))
+    assert (rows[0.8]["n"], rows[0.8]["accuracy"], rows[0.8]["kappa"]) == (2, 1.0, 1.0)
+    assert rows[0.9]["n"] == 1 and rows[0.9]["coverage"] == 0.25
+    assert lowest_threshold(report.by_confidence["symptom"], "kappa", 0.8)["threshold"] == 0.6  # 0.55 falls below it
+    assert evaluate(spec, gold, pred).by_confidence == {}  # no confidences given: no table

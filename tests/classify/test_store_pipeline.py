@@ -3,6 +3,7 @@ through the library API (Store.add_labels)."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -87,6 +88,10 @@ def test_eval_and_suggest_on_human_labels(small_store: Store, tmp_path) -> None:
     assert 0 <= sym.accuracy <= 1 and -1 <= sym.kappa <= 1 and sym.majority_label == "Crash"
     assert "root_cause_group" in report.dimensions  # groups derived from the leaves
     assert curve and curve[0]["n"] < curve[-1]["n"] and "symptom" in curve[0]
+    # the stored confidences give agreement by threshold: fewer issues kept as it rises
+    rows = report.by_confidence["symptom"]
+    assert rows[0]["threshold"] == 0.0 and rows[0]["n"] == 40 and rows[0]["coverage"] == 1.0
+    assert [r["n"] for r in rows] == sorted((r["n"] for r in rows), reverse=True) and rows[-1]["n"] < 40
     picks = suggest(small_store, "liu2025", n=10)
     assert len(picks) == 10 and not ({(p["repo"], p["number"]) for p in picks} & set(keys))
     assert picks[0]["uncertainty"] >= picks[-1]["uncertainty"]
@@ -97,6 +102,10 @@ def test_eval_and_suggest_on_human_labels(small_store: Store, tmp_path) -> None:
     assert res.returncode == 0, res.stderr
     data = orjson.loads(res.stdout)
     assert data["dimensions"]["symptom"]["n"] == 40
+    assert data["by_confidence"]["symptom"][0]["n"] == 40
+    res = subprocess.run([sys.executable, "-m", "bugatlas.cli", "eval", "--taxonomy", "liu2025", "--db", db,
+                          "--no-curve"], capture_output=True, text=True, timeout=300, env={**os.environ, "COLUMNS": "250"})
+    assert res.returncode == 0 and "agreement by confidence" in res.stdout, res.stdout
     res = subprocess.run([sys.executable, "-m", "bugatlas.cli", "suggest", "--taxonomy", "liu2025", "--db", db,
                           "-n", "5", "--json"], capture_output=True, text=True, timeout=300)
     assert res.returncode == 0 and len(orjson.loads(res.stdout)) == 5

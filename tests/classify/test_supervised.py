@@ -13,11 +13,13 @@ from bugatlas import Store
 from bugatlas.classify import classify_file, read_label_records
 from bugatlas.classify.api import build_classifier, load_trained, train_store
 from bugatlas.classify.supervised import (
+    LEVEL_BLEND,
     SupervisedModel,
     fit_from_files,
     shipped_model,
     shipped_model_path,
 )
+from bugatlas.classify.text import issue_doc
 from bugatlas.errors import BugAtlasError
 from bugatlas.store.records import Issue
 
@@ -49,6 +51,16 @@ def test_learns_from_labels_beats_majority_and_round_trips(labeled, tmp_path) ->
     assert accuracy > majority + 0.05, (accuracy, majority)
     for p in preds:  # every label from the codebook, with a confidence and evidence
         assert p.labels["root_cause_group"] and p.confidence["symptom"] > 0 and p.evidence["symptom"]
+    # the group is the group head mixed with the sum of the leaf head's causes in each group
+    sc = model.score([test[0][0]])[0]["root_cause"]
+    head = dict(zip(model.heads["root_cause/root_cause_group"].classes,
+                    model.heads["root_cause/root_cause_group"].proba(
+                        model._features([issue_doc(test[0][0])]))[0], strict=True))
+    leaf_sum = Counter()
+    for leaf, p in sc.probs.items():
+        leaf_sum[model.spec.dims["root_cause"].store[leaf]["root_cause_group"]] += p
+    for g, p in sc.level_probs["root_cause_group"].items():
+        assert p == pytest.approx(LEVEL_BLEND * head[g] + (1 - LEVEL_BLEND) * leaf_sum[g], abs=1e-5)
     path = model.save(tmp_path / "m.pkl.xz")
     again = SupervisedModel.load(path)
     assert [p.labels for p in again.predict([i for i, _ in test], threshold=0.0)] == [p.labels for p in preds]

@@ -171,12 +171,24 @@ def human_labels(store: Store, taxonomy: str, *, sources: Sequence[str] | None =
 
 def machine_labels(store: Store, taxonomy: str, *, source: str = SOURCE
                    ) -> dict[tuple[str, int], dict[str, list[str]]]:
+    return machine_labels_with_confidence(store, taxonomy, source=source)[0]
+
+
+def machine_labels_with_confidence(store: Store, taxonomy: str, *, source: str = SOURCE
+                                   ) -> tuple[dict[tuple[str, int], dict[str, list[str]]],
+                                              dict[tuple[str, int], dict[str, float]]]:
+    """The store's machine labels and, per issue and dimension, the confidence of its first
+    label (the one eval scores)."""
     out: dict[tuple[str, int], dict[str, list[str]]] = {}
+    conf: dict[tuple[str, int], dict[str, float]] = {}
     for lab in store.iter_labels(taxonomy, source=source):
         if lab.source_kind == "human":
             continue
-        out.setdefault((lab.repo, lab.issue_number), {}).setdefault(lab.dimension, []).append(lab.value)
-    return out
+        key = (lab.repo, lab.issue_number)
+        out.setdefault(key, {}).setdefault(lab.dimension, []).append(lab.value)
+        if lab.confidence is not None:
+            conf.setdefault(key, {}).setdefault(lab.dimension, float(lab.confidence))
+    return out, conf
 
 
 def _labels_of(pred: Prediction, run_id: int | None) -> list[Label]:
@@ -393,13 +405,15 @@ def eval_labels(
     else:
         raise BadInputError("eval needs human labels: --gold FILE or a store with human labels")
     if pred_file is not None:
-        pred = _records_map(read_label_records(pred_file, taxonomy=spec.name))
+        records = read_label_records(pred_file, taxonomy=spec.name)
+        pred = _records_map(records)
+        confidence = {r.key: r.confidence for r in records if r.confidence}
     elif store is not None:
-        pred = machine_labels(store, spec.name, source=source)
+        pred, confidence = machine_labels_with_confidence(store, spec.name, source=source)
     else:
         raise BadInputError("eval needs machine labels: --pred FILE or a store that `classify` has labeled")
     _check_names(spec, gold, "gold")
-    report = evaluate(spec, gold, pred)
+    report = evaluate(spec, gold, pred, confidence=confidence or None)
     rows: list[dict[str, Any]] = []
     if curve and store is not None:
         items, golds = [], []

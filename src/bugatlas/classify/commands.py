@@ -213,6 +213,14 @@ def register(app: typer.Typer) -> None:
             table.add_row(dim, str(s.n), f"{s.accuracy:.3f}", f"{s.macro_f1:.3f}", f"{s.kappa:.3f}",
                           f"{s.coverage:.2f}", f"{s.majority_label} ({s.majority_accuracy:.3f})")
         console.print(table)
+        if report.by_confidence:
+            ts = [r["threshold"] for r in next(iter(report.by_confidence.values()))]
+            bc = Table("dimension", *[f"≥ {t:.1f}" for t in ts],
+                       title="agreement by confidence: kappa (share of issues labeled) if labels below "
+                             "the threshold are left to people (classify --threshold)")
+            for dim, rows in report.by_confidence.items():
+                bc.add_row(dim, *[f"{r['kappa']:.2f} ({r['coverage']:.0%})" if r["n"] else "—" for r in rows])
+            console.print(bc)
         for dim in confusion:
             s = report.dimensions.get(dim)
             if s is None:

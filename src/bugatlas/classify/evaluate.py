@@ -57,12 +57,15 @@ class EvalReport:
     n_pred: int
     n_common: int
     dimensions: dict[str, DimensionScore] = field(default_factory=dict)
+    # dimension -> one row per confidence threshold (see agreement_by_confidence)
+    by_confidence: dict[str, list[dict[str, float]]] = field(default_factory=dict)
 
     def as_dict(self, *, with_confusion: bool = True) -> dict[str, Any]:
         return {"taxonomy": self.taxonomy, "n_gold": self.n_gold, "n_pred": self.n_pred,
                 "n_common": self.n_common,
                 "dimensions": {k: v.as_dict(with_confusion=with_confusion)
-                               for k, v in self.dimensions.items()}}
+                               for k, v in self.dimensions.items()},
+                "by_confidence": self.by_confidence}
 
 
 def complete_levels(spec: TaxonomySpec, labels: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
@@ -143,9 +146,11 @@ def score_dimension(dim: str, pairs: Sequence[tuple[Sequence[str], Sequence[str]
 
 
 def evaluate(spec: TaxonomySpec, gold: LabelMap, pred: LabelMap,
-             dims: Sequence[str] | None = None) -> EvalReport:
+             dims: Sequence[str] | None = None,
+             confidence: Mapping[Key, Mapping[str, float]] | None = None) -> EvalReport:
     """Score ``pred`` against ``gold`` on the issues both have, for every output dimension
-    that the gold labels use (or ``dims``)."""
+    that the gold labels use (or ``dims``); with the labels' ``confidence``, also the
+    agreement at each confidence threshold (:func:`agreement_by_confidence`)."""
     gold_c = {k: complete_levels(spec, v) for k, v in gold.items()}
     pred_c = {k: complete_levels(spec, v) for k, v in pred.items()}
     common = [k for k in gold_c if k in pred_c]
@@ -156,7 +161,48 @@ def evaluate(spec: TaxonomySpec, gold: LabelMap, pred: LabelMap,
         pairs = [(gold_c[k][dim], pred_c[k].get(dim, [])) for k in common if gold_c[k].get(dim)]
         if pairs:
             report.dimensions[dim] = score_dimension(dim, pairs)
+    if confidence is not None:
+        report.by_confidence = agreement_by_confidence(spec, gold, pred, confidence,
+                                                       dims=list(report.dimensions))
     return report
+
+
+CONFIDENCE_THRESHOLDS = (0.0, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+
+
+def agreement_by_confidence(
+    spec: TaxonomySpec,
+    gold: LabelMap,
+    pred: LabelMap,
+    confidence: Mapping[Key, Mapping[str, float]],
+    *,
+    dims: Sequence[str],
+    thresholds: Sequence[float] = CONFIDENCE_THRESHOLDS,
+) -> dict[str, list[dict[str, float]]]:
+    """For each dimension and threshold t: the share of the gold issues whose machine label
+    has confidence >= t (what ``classify --threshold t`` labels; the rest would go to
+    people) and the agreement on that share. It tells a researcher which threshold buys the
+    agreement they need and how many issues are left to label by hand."""
+    out: dict[str, list[dict[str, float]]] = {}
+    for dim in dims:
+        base = [k for k in gold if k in pred]
+        total = sum(1 for k in base if complete_levels(spec, gold[k]).get(dim))
+        rows = []
+        for t in thresholds:
+            kept = {k: pred[k] for k in base if confidence.get(k, {}).get(dim, 0.0) >= t}
+            s = evaluate(spec, gold, kept, dims=[dim]).dimensions.get(dim)
+            rows.append({"threshold": t, "coverage": round(s.n / total, 4) if s and total else 0.0,
+                         "n": s.n if s else 0,
+                         "accuracy": s.accuracy if s else float("nan"),
+                         "kappa": s.kappa if s else float("nan")})
+        out[dim] = rows
+    return out
+
+
+def lowest_threshold(rows: Sequence[Mapping[str, float]], metric: str, target: float
+                     ) -> Mapping[str, float] | None:
+    """The row of the lowest threshold (largest coverage) whose ``metric`` reaches ``target``."""
+    return next((r for r in rows if r["n"] and r[metric] >= target), None)
 
 
 def learning_curve(
