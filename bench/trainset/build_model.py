@@ -25,7 +25,8 @@ DEFAULT_OUT = HERE.parents[1] / "src" / "bugatlas" / "classify" / "models" / "li
 def build(*, exclude_dev: bool, corpus: Path = CORPUS):
     labels = [HERE / "labels.jsonl"] + ([] if exclude_dev else [DEV / "gold.jsonl"])
     exclude = [DEV / "sample.jsonl"] if exclude_dev else []
-    return fit_from_files("liu2025", [corpus], labels, exclude=exclude)
+    # calibrated: the model carries its 5-fold agreement by confidence (classify --min-kappa)
+    return fit_from_files("liu2025", [corpus], labels, exclude=exclude, calibrate=True)
 
 
 def main() -> None:
@@ -40,6 +41,8 @@ def main() -> None:
     model.save(args.output)
     print(f"{model.version}: {model.n_human} labeled issues, heads {sorted(model.heads)}, "
           f"{args.output.stat().st_size / 1e6:.2f} MB -> {args.output} ({time.perf_counter() - t0:.1f} s)")
+    for kappa in (0.7, 0.8):
+        print(f"classify --min-kappa {kappa}: thresholds {model.thresholds(kappa).per_dim}")
     if args.output.resolve() != (shipped_model_path("liu2025") or DEFAULT_OUT).resolve():
         print("(not the shipped model: pass it to classify with --model)")
 

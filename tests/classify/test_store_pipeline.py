@@ -65,6 +65,13 @@ def test_classify_labels_store_and_resumes(small_store: Store) -> None:
     third = classify_store(small_store, "liu2025")
     assert third.labeled == 0
     assert len(machine_labels(small_store, "liu2025")) == 200
+    # --min-kappa is another labeling, not "already done": every issue again, each dimension
+    # with the threshold the shipped model's calibration gives (root-cause leaves: none)
+    strict = classify_store(small_store, "liu2025", min_kappa=0.8)
+    assert strict.labeled == 200 and strict.version == res.version + "+min-kappa-0.8"
+    stored = machine_labels(small_store, "liu2025")
+    assert not any(d.get("root_cause") for d in stored.values())
+    assert 0 < sum(bool(d.get("symptom")) for d in stored.values()) < 200
 
 
 def test_train_then_classify_uses_the_trained_model(small_store: Store) -> None:

@@ -14,6 +14,7 @@ from bugatlas.classify import classify_file, read_label_records
 from bugatlas.classify.api import build_classifier, load_trained, train_store
 from bugatlas.classify.supervised import (
     LEVEL_BLEND,
+    NEVER,
     SupervisedModel,
     fit_from_files,
     shipped_model,
@@ -79,6 +80,9 @@ def test_shipped_model_is_small_and_used_by_batch_classify(corpus_records, write
     assert path is not None and path.stat().st_size < 2_000_000
     model = shipped_model("liu2025")
     assert model is not None and model.n_human >= 1000
+    # calibrated when built: symptoms reach kappa 0.8 at some threshold, root-cause leaves never
+    th = model.thresholds(0.8)
+    assert 0.0 <= th.of("symptom") <= 0.9 and th.of("root_cause") == NEVER
     assert build_classifier("liu2025").supervised is model
     assert build_classifier("liu2025", use_shipped=False).supervised is None
     recs = [corpus_records[k] for k in sorted(corpus_records)[:60]]
@@ -158,3 +162,47 @@ def test_cli_trains_from_files_and_classifies_with_that_model(corpus_records, wr
     assert res.returncode == 2 and "no such file" in res.stderr
     res = cli("train", "--taxonomy", "liu2025", "--labels", str(labels))
     assert res.returncode == 2 and "needs --labels, --input and --output" in res.stderr
+    # --min-kappa reads the thresholds off the model's calibration (train calibrates by default)
+    mine = SupervisedModel.load(model)
+    assert set(mine.calibration) >= {"symptom", "root_cause_group"} and mine.calibration_n == info["n_human"]
+    res = cli("classify", "--taxonomy", "liu2025", "--input", str(issues), "--output", str(out),
+              "--model", str(model), "--min-kappa", "0.5")
+    assert res.returncode == 0, res.stderr
+    limits = mine.thresholds(0.5).per_dim
+    for row in map(orjson.loads, out.read_bytes().splitlines()):
+        for dim in ("symptom", "root_cause_group"):
+            if row["labels"][dim]:
+                assert row["confidence"][dim] >= limits[dim]
+    res = cli("classify", "--taxonomy", "liu2025", "--input", str(issues), "--output", str(out),
+              "--no-shipped", "--min-kappa", "0.8")
+    assert res.returncode == 2 and "--min-kappa needs a supervised model" in res.stderr
+
+
+def test_calibration_thresholds_and_abstention(labeled) -> None:
+    """The calibration is cross-validated agreement by confidence; thresholds(k) is the
+    lowest threshold reaching kappa k on >= 20 issues, and labels below it are abstained."""
+    items, golds = [i for i, _ in labeled[:300]], [g for _, g in labeled[:300]]
+    model = SupervisedModel("liu2025").fit(items, golds)
+    with pytest.raises(BugAtlasError, match="no calibration"):
+        model.thresholds(0.8)
+    model.calibrate(items, golds, folds=3)
+    assert model.calibration_n == 300
+    # only what the model itself decides (Unexpected Output sub-types come from the rules)
+    assert set(model.calibration) == {"symptom", "root_cause_group", "root_cause", "phase"}
+    for rows in model.calibration.values():
+        assert rows[0]["threshold"] == 0.0 and rows[0]["coverage"] == 1.0
+        assert [r["n"] for r in rows] == sorted((r["n"] for r in rows), reverse=True)
+    sym = model.calibration["symptom"]
+    target = sym[2]["kappa"]  # reached at the third threshold at the latest
+    expected = next(r["threshold"] for r in sym if r["n"] >= 20 and r["kappa"] >= target)
+    th = model.thresholds(target, default=0.2)
+    assert th.of("symptom") == expected and th.of("component") == 0.2
+    assert model.thresholds(1.01).of("symptom") == NEVER  # kappa above 1 is never reached
+    test = [i for i, _ in labeled[1000:1100]]
+    loose = model.predict(test, threshold=0.0)
+    strict = model.predict(test, threshold=th)
+    for a, b in zip(loose, strict, strict=True):
+        kept = a.confidence["symptom"] >= th.of("symptom")
+        assert b.labels["symptom"] == (a.labels["symptom"] if kept else [])
+    again = SupervisedModel.loads(model.dumps(), "memory")  # the table travels with the model
+    assert again.calibration == model.calibration

@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from bugatlas.classify.base import DEFAULT_THRESHOLD, Prediction
+from bugatlas.classify.base import DEFAULT_THRESHOLD, Prediction, Thresholds
 from bugatlas.classify.batch import LabelRecord, LabelWriter, read_issues, read_label_records
 from bugatlas.classify.combine import Ensemble
 from bugatlas.classify.evaluate import EvalReport, evaluate, learning_curve
@@ -88,10 +88,13 @@ def classify_file(
     jobs: int = 1,
     supervised: SupervisedModel | None = None,
     use_shipped: bool = True,
+    min_kappa: float | None = None,
 ) -> int:
     """The batch interface: label every issue of ``input_path`` (corpus JSON Lines) into
     ``output_path`` without a store. The text model is fitted on the input plus any
-    ``background`` files (unlabeled issues: more text to learn the rules' vocabulary from)."""
+    ``background`` files (unlabeled issues: more text to learn the rules' vocabulary from).
+    ``min_kappa``: per dimension, abstain below the confidence at which the supervised
+    model's calibration reached this Cohen's kappa (``threshold`` for other dimensions)."""
     spec = taxonomy_spec(taxonomy)
     issues = list(read_issues(input_path))
     fit_on = list(issues)
@@ -99,6 +102,8 @@ def classify_file(
         fit_on += list(read_issues(extra))
     ens = build_classifier(spec.name, fit_on=fit_on, llm=llm, threshold=threshold, llm_below=llm_below,
                            supervised=supervised, use_shipped=use_shipped)
+    if min_kappa is not None:
+        ens.threshold = calibrated_thresholds(ens, min_kappa, threshold)
     with LabelWriter(output_path, spec.single_valued) as out:
         for start in range(0, len(issues), chunk):
             part = issues[start : start + chunk]
@@ -229,6 +234,7 @@ def classify_store(
     progress: Callable[[int, int], None] | None = None,
     supervised: SupervisedModel | None = None,
     use_shipped: bool = True,
+    min_kappa: float | None = None,
 ) -> ClassifyResult:
     """Label every failure report in the store. Resumable: issues this classifier version
     already labeled are skipped; each batch is written in one transaction."""
@@ -237,13 +243,18 @@ def classify_store(
     ens = build_classifier(spec.name, store=store, fit_on=candidates, llm=llm, threshold=threshold,
                            llm_below=llm_below, supervised=supervised, use_shipped=use_shipped)
     version = ens.version
+    if min_kappa is not None:
+        ens.threshold = calibrated_thresholds(ens, min_kappa, threshold)
+        version += f"+min-kappa-{min_kappa:g}"  # other labels than a plain run: not "already done"
     done = {(r["repo"], r["number"]) for r in store.query(
         "SELECT repo, number FROM classify_done WHERE taxonomy = ? AND source = ? AND version = ?",
         (spec.name, SOURCE, version))}
     todo = [i for i in candidates if i.key not in done]
     if limit is not None:
         todo = todo[:limit]
-    params = {"taxonomy": spec.name, "version": version, "threshold": threshold,
+    params = {"taxonomy": spec.name, "version": version,
+              "threshold": ens.threshold.as_dict() if isinstance(ens.threshold, Thresholds) else threshold,
+              "min_kappa": min_kappa,
               "llm": getattr(llm, "name", None), "all_issues": all_issues}
     abstained: dict[str, int] = {d: 0 for d in spec.output_dims}
     kinds: dict[str, int] = {}
@@ -292,6 +303,20 @@ class TrainResult:
         return dict(self.__dict__)
 
 
+MIN_CALIBRATION_LABELS = 100  # train_store calibrates the supervised model from this many
+
+
+def calibrated_thresholds(ens: Ensemble, min_kappa: float, default: float) -> Thresholds:
+    """Thresholds that keep, per dimension, only labels whose confidence the supervised
+    model's calibration says agree with people at Cohen's kappa >= ``min_kappa``."""
+    if ens.supervised is None:
+        raise BadInputError("--min-kappa needs a supervised model (the shipped one, `train`, or --model)")
+    try:
+        return ens.supervised.thresholds(min_kappa, default=default)
+    except BugAtlasError as exc:
+        raise BadInputError(f"--min-kappa: {exc}") from exc
+
+
 def train_store(store: Store, taxonomy: str, *, min_labels: int = 5) -> TrainResult:
     """Fit the text model on the human labels in the store (issues with text), plus the
     rules' weak labels on the other failure reports, and (with enough labels) the supervised
@@ -320,8 +345,10 @@ def train_store(store: Store, taxonomy: str, *, min_labels: int = 5) -> TrainRes
         model.rules = rules
         sup = None
         if len(labeled) >= MIN_LABELS:
-            sup = SupervisedModel(spec.name, rules=model.rules).fit([by_key[k] for k in labeled],
-                                                                     [gold[k] for k in labeled])
+            sup_issues, sup_gold = [by_key[k] for k in labeled], [gold[k] for k in labeled]
+            sup = SupervisedModel(spec.name, rules=model.rules).fit(sup_issues, sup_gold)
+            if len(labeled) >= MIN_CALIBRATION_LABELS:  # fewer: too few per fold to trust the table
+                sup.calibrate(sup_issues, sup_gold)
         insert = ("INSERT INTO classify_models (taxonomy, version, created_at, n_human, n_weak, params, run_id, blob) "
                   "VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
         with store.transaction() as conn:  # both models or neither

@@ -23,6 +23,29 @@ LabelSet = Mapping[str, Sequence[str]]
 DEFAULT_THRESHOLD = 0.35
 
 
+@dataclass(frozen=True)
+class Thresholds:
+    """Abstention thresholds per output dimension (e.g. read off a model's calibration, so
+    that each dimension keeps only labels that agree with people well enough); ``default``
+    for the others."""
+
+    default: float = DEFAULT_THRESHOLD
+    per_dim: Mapping[str, float] = field(default_factory=dict)
+
+    def of(self, out_dim: str) -> float:
+        return self.per_dim.get(out_dim, self.default)
+
+    def as_dict(self) -> dict[str, float]:
+        return {"default": self.default, **self.per_dim}
+
+
+Threshold = float | Thresholds
+
+
+def threshold_of(threshold: Threshold, out_dim: str) -> float:
+    return threshold.of(out_dim) if isinstance(threshold, Thresholds) else threshold
+
+
 @dataclass
 class DimScores:
     probs: dict[str, float]                                   # leaf -> probability (sums to 1)
@@ -66,7 +89,7 @@ class Classifier(Protocol):
 
     def score(self, issues: Sequence[Issue]) -> list[dict[str, DimScores]]: ...
 
-    def predict(self, issues: Sequence[Issue], *, threshold: float = DEFAULT_THRESHOLD) -> list[Prediction]: ...
+    def predict(self, issues: Sequence[Issue], *, threshold: Threshold = DEFAULT_THRESHOLD) -> list[Prediction]: ...
 
 
 def normalize(scores: Mapping[str, float]) -> dict[str, float]:
@@ -96,7 +119,7 @@ def decide(
     dim: str,
     sc: DimScores,
     *,
-    threshold: float = DEFAULT_THRESHOLD,
+    threshold: Threshold = DEFAULT_THRESHOLD,
     second_ratio: float = 0.75,
     second_min: float = 0.3,
 ) -> tuple[dict[str, list[str]], dict[str, float], dict[str, list[str]]]:
@@ -120,7 +143,7 @@ def decide(
             ranked = sorted(probs, key=probs.__getitem__, reverse=True)
             best = ranked[0]
             conf[out_dim] = round(float(probs[best]), 4)
-            chosen = [best] if probs[best] >= threshold else []
+            chosen = [best] if probs[best] >= threshold_of(threshold, out_dim) else []
             if chosen and dspec.multi_label:
                 for other in ranked[1 : dspec.max_labels]:
                     if probs[other] >= second_min and probs[other] >= second_ratio * probs[best]:
@@ -143,7 +166,7 @@ def decide(
             if i == 0:
                 conf[out_dim] = round(path_conf[i], 4)
             # once a level abstains, the levels below it abstain too
-            path_labeled[i] = path_labeled[i] and path_conf[i] >= threshold
+            path_labeled[i] = path_labeled[i] and path_conf[i] >= threshold_of(threshold, out_dim)
             if path_labeled[i] and best not in labels[out_dim]:
                 labels[out_dim].append(best)
             evidence[out_dim] += _evidence_for(dspec, sc, out_dim, best)
@@ -170,7 +193,7 @@ def predictions_from_scores(
     scored: Sequence[Mapping[str, DimScores]],
     source_kind: str,
     *,
-    threshold: float = DEFAULT_THRESHOLD,
+    threshold: Threshold = DEFAULT_THRESHOLD,
 ) -> list[Prediction]:
     out = []
     for issue, dims in zip(issues, scored, strict=True):

@@ -10,6 +10,7 @@ from bugatlas.classify.base import (
     DimScores,
     LabelSet,
     Prediction,
+    Threshold,
     decide,
     normalize,
 )
@@ -62,7 +63,7 @@ class Ensemble:
         model: TextModel | None = None,
         supervised: SupervisedModel | None = None,
         llm: object | None = None,
-        threshold: float = DEFAULT_THRESHOLD,
+        threshold: Threshold = DEFAULT_THRESHOLD,
         strong_probability: float = 0.6,
         llm_below: float = 0.6,
     ):
@@ -128,7 +129,7 @@ class Ensemble:
         self,
         issues: Sequence[Issue],
         *,
-        threshold: float | None = None,
+        threshold: Threshold | None = None,
         on_llm_error: Callable[[Issue, Exception], None] | None = None,
     ) -> list[Prediction]:
         threshold = self.threshold if threshold is None else threshold

@@ -75,6 +75,7 @@ def register(app: typer.Typer) -> None:
         jobs: Annotated[int, typer.Option("--jobs", "-j", help="Batch mode: worker processes for the offline classifiers.")] = min(2, os.cpu_count() or 1),
         model: Annotated[Path | None, typer.Option("--model", help="A supervised model file (from `train --output`) instead of the store's or the shipped one.")] = None,
         shipped: Annotated[bool, typer.Option("--shipped/--no-shipped", help="Use the supervised model that ships with BugAtlas (when no better one is given).")] = True,
+        min_kappa: Annotated[float | None, typer.Option("--min-kappa", min=-1.0, max=1.0, help="Per dimension, keep only labels at a confidence where the supervised model's cross-validated calibration agrees with people at this Cohen's kappa; abstain on the rest (they are left to people).")] = None,
         db: DbOption = None,
         json: JsonOption = False,
     ) -> None:
@@ -93,7 +94,8 @@ def register(app: typer.Typer) -> None:
                 task = bar.add_task("classify", total=None)
                 n = api.classify_file(taxonomy, input, output, background=background, threshold=threshold,
                                       llm=llm, llm_below=llm_below, jobs=jobs, supervised=supervised,
-                                      use_shipped=shipped, progress=lambda k: bar.advance(task, k))
+                                      use_shipped=shipped, min_kappa=min_kappa,
+                                      progress=lambda k: bar.advance(task, k))
             if json:
                 print_json({"issues": n, "output": str(output)})
             else:
@@ -111,7 +113,7 @@ def register(app: typer.Typer) -> None:
 
             res = api.classify_store(store, taxonomy, llm=llm, llm_below=llm_below, threshold=threshold,
                                      all_issues=all_issues, supervised=supervised, use_shipped=shipped,
-                                     limit=limit, progress=tick)
+                                     min_kappa=min_kappa, limit=limit, progress=tick)
         if json:
             print_json(res.as_dict())
             return
@@ -128,6 +130,7 @@ def register(app: typer.Typer) -> None:
         labels: Annotated[list[Path], typer.Option("--labels", help="Batch mode: human labels (batch format, repeatable); records with \"not_failure\": true are skipped.")] = [],  # noqa: B006
         input: Annotated[list[Path], typer.Option("--input", "-i", help="Batch mode: the labeled issues' text (corpus JSON Lines, .gz ok, repeatable).")] = [],  # noqa: B006
         output: Annotated[Path | None, typer.Option("--output", "-o", help="Batch mode: where to save the supervised model (use it with classify --model).")] = None,
+        calibrate: Annotated[bool, typer.Option("--calibrate/--no-calibrate", help="Batch mode: also measure agreement by confidence by 5-fold cross-validation (five more fits), for classify --min-kappa. The store's train does it from 100 labels on.")] = True,
         db: DbOption = None,
         json: JsonOption = False,
     ) -> None:
@@ -142,7 +145,7 @@ def register(app: typer.Typer) -> None:
             from bugatlas.classify.supervised import fit_from_files
 
             with err_console.status("training"):
-                sup = fit_from_files(taxonomy, input, labels)
+                sup = fit_from_files(taxonomy, input, labels, calibrate=calibrate)
                 sup.save(output)
             if json:
                 print_json({"version": sup.version, "n_human": sup.n_human, "heads": sorted(sup.heads),

@@ -199,10 +199,11 @@ def agreement_by_confidence(
     return out
 
 
-def lowest_threshold(rows: Sequence[Mapping[str, float]], metric: str, target: float
-                     ) -> Mapping[str, float] | None:
-    """The row of the lowest threshold (largest coverage) whose ``metric`` reaches ``target``."""
-    return next((r for r in rows if r["n"] and r[metric] >= target), None)
+def lowest_threshold(rows: Sequence[Mapping[str, float]], metric: str, target: float, *,
+                     min_n: int = 1) -> Mapping[str, float] | None:
+    """The row of the lowest threshold (largest coverage) whose ``metric`` reaches ``target``
+    on at least ``min_n`` issues."""
+    return next((r for r in rows if r["n"] >= max(min_n, 1) and r[metric] >= target), None)
 
 
 def learning_curve(

@@ -21,6 +21,7 @@ from bugatlas.classify.base import (
     DimScores,
     LabelSet,
     Prediction,
+    Threshold,
     normalize,
     predictions_from_scores,
 )
@@ -240,7 +241,7 @@ class LLMLabeler:
     def score(self, issues: Sequence[Issue]) -> list[dict[str, DimScores]]:
         return [self.label(i) for i in issues]
 
-    def predict(self, issues: Sequence[Issue], *, threshold: float = DEFAULT_THRESHOLD) -> list[Prediction]:
+    def predict(self, issues: Sequence[Issue], *, threshold: Threshold = DEFAULT_THRESHOLD) -> list[Prediction]:
         return predictions_from_scores(self.spec, issues, self.score(issues), self.source_kind,
                                        threshold=threshold)
 

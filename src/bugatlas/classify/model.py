@@ -32,6 +32,7 @@ from bugatlas.classify.base import (
     DimScores,
     LabelSet,
     Prediction,
+    Threshold,
     leaf_targets,
     level_targets,
     normalize,
@@ -243,6 +244,6 @@ class TextModel:
                                         level_probs=level_probs)
         return out
 
-    def predict(self, issues: Sequence[Issue], *, threshold: float = DEFAULT_THRESHOLD) -> list[Prediction]:
+    def predict(self, issues: Sequence[Issue], *, threshold: Threshold = DEFAULT_THRESHOLD) -> list[Prediction]:
         return predictions_from_scores(self.spec, issues, self.score(issues), self.source_kind,
                                        threshold=threshold)

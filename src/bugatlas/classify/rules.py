@@ -32,6 +32,7 @@ from bugatlas.classify.base import (
     DimScores,
     LabelSet,
     Prediction,
+    Threshold,
     normalize,
     predictions_from_scores,
 )
@@ -289,6 +290,6 @@ class RuleClassifier:
         docs = docs if docs is not None else [issue_doc(i) for i in issues]
         return [self.score_doc(d) for d in docs]
 
-    def predict(self, issues: Sequence[Issue], *, threshold: float = DEFAULT_THRESHOLD) -> list[Prediction]:
+    def predict(self, issues: Sequence[Issue], *, threshold: Threshold = DEFAULT_THRESHOLD) -> list[Prediction]:
         return predictions_from_scores(self.spec, issues, self.score(issues), self.source_kind,
                                        threshold=threshold)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import lzma
 import pickle
+import random
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,11 +35,14 @@ from bugatlas.classify.base import (
     DimScores,
     LabelSet,
     Prediction,
+    Threshold,
+    Thresholds,
     leaf_targets,
     level_targets,
     normalize,
     predictions_from_scores,
 )
+from bugatlas.classify.evaluate import agreement_by_confidence, lowest_threshold
 from bugatlas.classify.model import TOKEN_PATTERN
 from bugatlas.classify.rules import RuleClassifier
 from bugatlas.classify.schema import TaxonomySpec, taxonomy_spec
@@ -55,6 +59,7 @@ ZONES: dict[str, tuple[tuple[int, int], int]] = {
     "prose": ((1, 2), 3000),
     "log": ((1, 1), 1000),
 }
+NEVER = 1.01  # a threshold no confidence reaches: the dimension is left to people
 MIN_LABELS = 20  # a head is fitted only with this many labeled issues (and two classes)
 # Weight of a level head (e.g. root-cause group) against the sum of its leaves' probabilities
 # from the leaf head. Chosen by 5-fold CV on the training labels (bench/trainset): 1.0 (the
@@ -85,6 +90,9 @@ class _Head:
 class SupervisedModel:
     source_kind = "model"
     level_blend = LEVEL_BLEND  # a class default, so models pickled before it existed get it too
+    # output dimension -> agreement by confidence threshold, cross-validated (see calibrate)
+    calibration: dict[str, list[dict[str, float]]] = {}  # noqa: RUF012 (replaced, never mutated)
+    calibration_n = 0
 
     def __init__(self, taxonomy: str, *, rules: RuleClassifier | None = None, C: float = 5.0,
                  rule_weight: float = 3.0, min_labels: int = MIN_LABELS):
@@ -174,7 +182,7 @@ class SupervisedModel:
         self.n_human = len(pairs)
         self.rules_version = self.rules.version
         self._digest = hashlib.sha256(
-            f"{self.n_human}:{X.nnz}:{self.C}:{sorted(self.heads)}".encode()).hexdigest()[:10]
+            f"{self.n_human}:{X.nnz}:{self.C}:{sorted(self.heads)}:{self.level_blend}".encode()).hexdigest()[:10]
         self._names = None
         return self
 
@@ -254,7 +262,55 @@ class SupervisedModel:
         return {v: self.level_blend * own.get(v, 0.0) + (1 - self.level_blend) * summed.get(v, 0.0)
                 for v in dict.fromkeys([*own, *summed])}
 
-    def predict(self, issues: Sequence[Issue], *, threshold: float = DEFAULT_THRESHOLD) -> list[Prediction]:
+    # -- calibration -------------------------------------------------------------------------
+    def calibrate(self, issues: Sequence[Issue], labels: Sequence[LabelSet | None], *,
+                  folds: int = 5, seed: int = 0) -> SupervisedModel:
+        """Measure how well models like this one agree with people at each confidence
+        threshold, on labels they did not see (``folds``-fold cross-validation over these
+        labels, usually the ones it was fitted on), and keep the table with the model:
+        :meth:`thresholds` reads it."""
+        pairs = [(i, lab) for i, lab in zip(issues, labels, strict=True) if lab]
+        order = list(range(len(pairs)))
+        random.Random(seed).shuffle(order)
+        pred: dict[tuple[str, int], dict[str, list[str]]] = {}
+        conf: dict[tuple[str, int], dict[str, float]] = {}
+        for f in range(folds):
+            held = set(order[f::folds])
+            part = SupervisedModel(self.spec.name, rules=self.rules, C=self.C, rule_weight=self.rule_weight,
+                                   min_labels=self.min_labels)
+            part.level_blend = self.level_blend
+            part.fit([pairs[j][0] for j in order if j not in held], [pairs[j][1] for j in order if j not in held])
+            for p in part.predict([pairs[j][0] for j in sorted(held)], threshold=0.0):
+                pred[p.key], conf[p.key] = p.labels, p.confidence
+        gold = {issue.key: lab for issue, lab in pairs}
+        dims = [d for d in self.spec.output_dims if self._answers(d)]
+        self.calibration = agreement_by_confidence(self.spec, gold, pred, conf, dims=dims)
+        self.calibration = {d: rows for d, rows in self.calibration.items() if rows and rows[0]["n"]}
+        self.calibration_n = len(pairs)
+        return self
+
+    def _answers(self, out_dim: str) -> bool:
+        """Whether this model's own heads decide ``out_dim`` (liu2025's Unexpected Output
+        sub-types, for one, come from the rules)."""
+        base = self.spec.base_of(out_dim)
+        dspec = self.spec.dims[base]
+        return (base in self.heads and out_dim in dspec.leaf_dims) or f"{base}/{out_dim}" in self.heads
+
+    def thresholds(self, min_kappa: float, *, default: float = DEFAULT_THRESHOLD) -> Thresholds:
+        """Per output dimension, the lowest confidence threshold at which the calibration
+        measured Cohen's kappa >= ``min_kappa`` (on at least 20 issues); a dimension that never
+        reached it gets a threshold above 1, i.e. no labels. Dimensions without calibration
+        keep ``default``."""
+        if not self.calibration:
+            raise BugAtlasError(f"{self.name}: no calibration (fit it with calibration, e.g. "
+                                "`bugatlas train --labels ... --calibrate`)")
+        per_dim = {}
+        for dim, rows in self.calibration.items():
+            hit = lowest_threshold(rows, "kappa", min_kappa, min_n=20)
+            per_dim[dim] = hit["threshold"] if hit else NEVER
+        return Thresholds(default=default, per_dim=per_dim)
+
+    def predict(self, issues: Sequence[Issue], *, threshold: Threshold = DEFAULT_THRESHOLD) -> list[Prediction]:
         return predictions_from_scores(self.spec, issues, self.score(issues), self.source_kind,
                                        threshold=threshold)
 
@@ -329,11 +385,14 @@ def read_training_labels(taxonomy: str, label_paths: Sequence[str | Path], *,
 
 
 def fit_from_files(taxonomy: str, issue_paths: Sequence[str | Path], label_paths: Sequence[str | Path],
-                   *, exclude: Sequence[str | Path] = (), **params: float) -> SupervisedModel:
+                   *, exclude: Sequence[str | Path] = (), calibrate: bool = False,
+                   **params: float) -> SupervisedModel:
     """Fit on labeled issues kept outside a store: issues in the corpus format, labels in the
     batch format (a record with ``"not_failure": true`` is skipped: it was labeled only
     because it was sampled). Issues listed in an ``exclude`` file (e.g. an evaluation set)
-    are left out. Every labeled issue must have its text in ``issue_paths``."""
+    are left out. Every labeled issue must have its text in ``issue_paths``. With
+    ``calibrate``, the model also carries its cross-validated agreement by confidence
+    (:meth:`SupervisedModel.calibrate`; five more fits)."""
     from bugatlas.classify.batch import read_issues
 
     spec = taxonomy_spec(taxonomy)
@@ -350,4 +409,6 @@ def fit_from_files(taxonomy: str, issue_paths: Sequence[str | Path], label_paths
         raise BugAtlasError(f"{label_paths[0]}: {len(missing)} labeled issues have no text in the "
                             f"issue files (first: {repo}#{number})")
     keys = sorted(labels)
-    return SupervisedModel(spec.name, **params).fit([texts[k] for k in keys], [labels[k] for k in keys])
+    issues, golds = [texts[k] for k in keys], [labels[k] for k in keys]
+    model = SupervisedModel(spec.name, **params).fit(issues, golds)
+    return model.calibrate(issues, golds) if calibrate else model
