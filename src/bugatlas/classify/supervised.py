@@ -38,6 +38,7 @@ from bugatlas.classify.base import (
     Threshold,
     Thresholds,
     leaf_targets,
+    level_probs,
     level_targets,
     normalize,
     predictions_from_scores,
@@ -239,13 +240,13 @@ class SupervisedModel:
                     probs = normalize({c: float(p) for c, p in zip(leaf.classes, leaf_p[i], strict=True)})
                     best = max(probs, key=probs.__getitem__)
                     evidence[best] = self._evidence(leaf, X, i, best)
-                level_probs = {}
+                by_level = {}
                 for level, (head, arr) in lv.items():
                     own = dict(zip(head.classes, map(float, arr[i]), strict=True))
-                    level_probs[level] = normalize(self._blend(dim, level, own, probs))
-                    g = max(level_probs[level], key=level_probs[level].__getitem__)
+                    by_level[level] = normalize(self._blend(dim, level, own, probs))
+                    g = max(by_level[level], key=by_level[level].__getitem__)
                     evidence.setdefault(g, self._evidence(head, X, i, g))
-                out[i][dim] = DimScores(probs=probs, evidence=evidence, strength=0.0, level_probs=level_probs)
+                out[i][dim] = DimScores(probs=probs, evidence=evidence, strength=0.0, level_probs=by_level)
         return out
 
     def _blend(self, dim: str, level: str, own: dict[str, float], leaf_probs: dict[str, float]) -> dict[str, float]:
@@ -253,12 +254,7 @@ class SupervisedModel:
         the same question; together they are right more often than either)."""
         if not leaf_probs or self.level_blend >= 1.0:
             return own
-        store = self.spec.dims[dim].store
-        summed: dict[str, float] = {}
-        for leaf, p in leaf_probs.items():
-            v = store.get(leaf, {}).get(level)
-            if v is not None:
-                summed[v] = summed.get(v, 0.0) + p
+        summed = level_probs(self.spec, dim, DimScores(probs=leaf_probs), level)
         return {v: self.level_blend * own.get(v, 0.0) + (1 - self.level_blend) * summed.get(v, 0.0)
                 for v in dict.fromkeys([*own, *summed])}
 
@@ -284,8 +280,8 @@ class SupervisedModel:
                 pred[p.key], conf[p.key] = p.labels, p.confidence
         gold = {issue.key: lab for issue, lab in pairs}
         dims = [d for d in self.spec.output_dims if self._answers(d)]
-        self.calibration = agreement_by_confidence(self.spec, gold, pred, conf, dims=dims)
-        self.calibration = {d: rows for d, rows in self.calibration.items() if rows and rows[0]["n"]}
+        table = agreement_by_confidence(self.spec, gold, pred, conf, dims=dims)
+        self.calibration = {d: rows for d, rows in table.items() if rows and rows[0]["n"]}
         self.calibration_n = len(pairs)
         return self
 
