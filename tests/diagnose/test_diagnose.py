@@ -182,3 +182,18 @@ def test_batch_looks_up_bodies_in_the_store(indexed_store, tmp_path):
     missing.write_text('{"repo": "ggml-org/llama.cpp", "number": 77777777}\n')
     result = bugatlas("diagnose", "--batch", "--input", str(missing), "--output", str(dst), "--db", str(indexed_store.path))
     assert result.returncode == 2 and "record 1 (ggml-org/llama.cpp#77777777): no body in the store" in result.stderr
+
+
+def test_batch_bad_records_and_output_dir_are_one_line_errors(tmp_path):
+    src = tmp_path / "in.jsonl"
+    src.write_text('{"repo": "a/b", "number": 1, "body": 5}\n')
+    result = bugatlas("diagnose", "--batch", "--input", str(src), "--output", str(tmp_path / "o.jsonl"))
+    assert result.returncode == 2 and "record 1 (a/b#1): body is int" in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "o.jsonl").exists()
+    src.write_text('{"repo": "a/b", "number": "x", "body": "KeyError: 1"}\n')
+    result = bugatlas("diagnose", "--batch", "--input", str(src), "--output", str(tmp_path / "o.jsonl"))
+    assert result.returncode == 2 and "record 1: number 'x'" in result.stderr
+    src.write_text('{"repo": "a/b", "number": 1, "body": "KeyError: 1"}\n')
+    result = bugatlas("diagnose", "--batch", "--input", str(src), "--output", str(tmp_path / "no" / "o.jsonl"))
+    assert result.returncode == 2 and "directory" in result.stderr and "Traceback" not in result.stderr
+

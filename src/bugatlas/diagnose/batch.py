@@ -66,6 +66,13 @@ def predict_batch(records: Iterable[dict[str, Any]], taxonomy: str, store: Any =
 
     cb = get_codebook(taxonomy)
     for n, rec in enumerate(records, 1):
+        try:
+            int(rec["number"])
+        except (TypeError, ValueError):
+            raise BadInputError(f"record {n}: number {rec['number']!r} is not an issue number") from None
+        if rec.get("body") is not None and not isinstance(rec["body"], str):
+            raise BadInputError(f"record {n} ({rec['repo']}#{rec['number']}): body is "
+                                f"{type(rec['body']).__name__}, expected text")
         if "body" not in rec:
             issue = store.get_issue(rec["repo"], int(rec["number"])) if store is not None else None
             if issue is None or issue.is_reference:

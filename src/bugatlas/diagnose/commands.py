@@ -114,6 +114,8 @@ def _batch(input_path: Path | None, output_path: Path | None, taxonomy: str, db:
 
     if input_path is None or output_path is None:
         raise BadInputError("--batch needs --input issues.jsonl and --output labels.jsonl")
+    if not output_path.parent.is_dir():
+        raise BadInputError(f"--output {output_path}: directory {output_path.parent} does not exist")
     records = list(read_jsonl(input_path))  # reads it all first: a bad line fails before writing
     db_path = db or default_db_path()
     store = open_store(db_path) if Path(db_path).exists() else None
