@@ -197,3 +197,14 @@ def test_batch_bad_records_and_output_dir_are_one_line_errors(tmp_path):
     result = bugatlas("diagnose", "--batch", "--input", str(src), "--output", str(tmp_path / "no" / "o.jsonl"))
     assert result.returncode == 2 and "directory" in result.stderr and "Traceback" not in result.stderr
 
+
+def test_batch_only_options_are_not_silently_ignored(tmp_path):
+    (tmp_path / "x.log").write_text("KeyError: 'x'")
+    out = tmp_path / "out.jsonl"
+    result = bugatlas("diagnose", str(tmp_path / "x.log"), "--output", str(out), "--db", str(tmp_path / "x.db"))
+    assert result.returncode == 2 and "--batch" in result.stderr
+    src = tmp_path / "in.jsonl"
+    src.write_text('{"repo": "a/b", "number": 1, "body": "KeyError: 1"}\n')
+    result = bugatlas("diagnose", str(tmp_path / "x.log"), "--batch", "--input", str(src), "--output", str(out),
+                      "--db", str(tmp_path / "x.db"))
+    assert result.returncode == 2 and "--batch" in result.stderr and not out.exists()

@@ -78,8 +78,12 @@ def diagnose_cmd(
     from bugatlas.diagnose.diagnose import capture_command, diagnose
 
     if batch:
+        if file is not None or command is not None:
+            raise BadInputError("--batch reads --input, not a FILE or --command")
         _batch(input_path, output_path, taxonomy, db)
         return
+    if input_path is not None or output_path is not None:
+        raise BadInputError("--input and --output are for --batch; a single log goes to standard output")
     cmd_info = None
     if command is not None:
         if file is not None:
