@@ -208,3 +208,20 @@ def test_batch_only_options_are_not_silently_ignored(tmp_path):
     result = bugatlas("diagnose", str(tmp_path / "x.log"), "--batch", "--input", str(src), "--output", str(out),
                       "--db", str(tmp_path / "x.db"))
     assert result.returncode == 2 and "--batch" in result.stderr and not out.exists()
+
+
+def test_signals_do_not_match_inside_words():
+    # liu2025's Concurrency Issue signal has `race`: "Traceback" and "stacktrace" are not races.
+    log = ("Traceback (most recent call last):\n"
+           '  File "/opt/venv/lib/python3.10/site-packages/vllm/engine/arg_utils.py", line 900, in create_engine_config\n'
+           "    model_config = self.create_model_config()\n"
+           "KeyError: 'qwen3'\n"
+           "CUDA kernel errors might be asynchronously reported, so the stacktrace below might be incorrect.\n")
+    d = diagnose(log)
+    assert d.predictions["symptom"].category == "Crash"
+    assert d.predictions["root_cause"].category is None, d.predictions["root_cause"].evidence
+    # a real race condition still counts, and so does a CamelCase part (OutOfMemoryError)
+    d = diagnose(log + "It looks like a race between the scheduler and the detokenizer.\n")
+    assert d.predictions["root_cause"].category == "Concurrency Issue"
+    d = diagnose("torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB\n", taxonomy="yu2026")
+    assert d.predictions["symptom"].category == "GPU OOM"

@@ -67,6 +67,13 @@ def _line_index(text: str) -> tuple[list[int], list[str]]:
     return starts, lines
 
 
+def _starts_a_word(text: str, i: int) -> bool:
+    """A signal counts where a word starts, or a CamelCase part (``OutOfMemoryError``), never from
+    inside a word: liu2025's `race` is not in "Traceback" nor "stacktrace", yu2026's `RAM` not in
+    "param", `hang` not in "change"."""
+    return i == 0 or not (text[i - 1].isalpha() and text[i].islower())
+
+
 def predict(parsed: ParsedLog, text: str, codebook: Any, *, dimensions=DIMENSIONS) -> dict[str, Prediction]:
     """Predict each of ``dimensions`` the codebook has. ``codebook`` is a Codebook or its name."""
     cb = get_codebook(codebook) if isinstance(codebook, str) else codebook
@@ -94,7 +101,7 @@ def predict(parsed: ParsedLog, text: str, codebook: Any, *, dimensions=DIMENSION
         for cat in dim.categories.values():
             ev: list[Evidence] = []
             for signal, rx in zip(cat.signals, cat.patterns, strict=True):
-                m = rx.search(text)
+                m = next((m for m in rx.finditer(text) if _starts_a_word(text, m.start())), None)
                 if m:
                     ln = bisect.bisect_right(starts, m.start()) - 1
                     ev.append(Evidence(ln + 1, lines[ln].strip()[:300], f"signal /{signal}/"))
