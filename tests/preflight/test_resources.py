@@ -92,7 +92,10 @@ def test_cpu_offload_moves_weights_off_the_gpu():
     m = _machine(memory_gib=24, cc="8.9", name="NVIDIA L4", ram_gib=64)
     base = _one(_run("vllm serve meta-llama/Llama-3.1-8B --max-model-len 4096", m), "res.gpu_memory")
     off = _one(_run("vllm serve meta-llama/Llama-3.1-8B --max-model-len 4096 --cpu-offload-gb 8", m), "res.gpu_memory")
-    assert base.numbers["weights_per_gpu_bytes"] - off.numbers["weights_per_gpu_bytes"] == 8 * 10**9
+    # vLLM and SGLang read --cpu-offload-gb as GiB (cpu_offload_gb * 1024**3), not 10**9 bytes
+    assert base.numbers["weights_per_gpu_bytes"] - off.numbers["weights_per_gpu_bytes"] == 8 * GIB
+    ram = _one(_run("vllm serve meta-llama/Llama-3.1-8B --max-model-len 4096 --cpu-offload-gb 8", m), "res.cpu_memory")
+    assert ram.numbers["cpu_offload_bytes"] == 8 * GIB
 
 
 def test_cpu_ram_for_loading():

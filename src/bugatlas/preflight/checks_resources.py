@@ -220,7 +220,7 @@ def check_gpu_memory(ctx: Context) -> list[Finding]:
     budget = int(gpu.memory_bytes * util)
     quant = ctx.launch.get("quantization")
     weights_total = m.weights_bytes(ctx.compute_dtype, quant if quant and not m.quant_method else None)
-    offload = int(float(ctx.launch.get("cpu_offload_gb") or 0) * 10**9)
+    offload = int(float(ctx.launch.get("cpu_offload_gb") or 0) * GIB)
     weights = max(0, weights_total // shards - offload)
     tokens = context_length(ctx) or 0
     kv_one = m.kv_bytes(tokens, ctx.kv_dtype_bytes, tp) // pp
@@ -350,7 +350,7 @@ def check_cpu_memory(ctx: Context) -> list[Finding]:
             )]  # fmt: skip
         return [ctx.finding("res.cpu_memory", "pass", f"CPU part {gib(need)} fits in RAM {gib(ram)}", numbers=numbers)]
     workers = ctx.tp * ctx.pp * ctx.dp
-    offload = int(float(ctx.launch.get("cpu_offload_gb") or 0) * 10**9) * workers
+    offload = int(float(ctx.launch.get("cpu_offload_gb") or 0) * GIB) * workers
     swap = int(float(ctx.launch.settings.get("swap_space") or 0) * GIB) * workers
     largest = int(ctx.cache.get("largest_shard_bytes") or min(weights, 5 * 10**9))
     need = workers * (process + largest) + offload + swap
