@@ -120,3 +120,20 @@ def test_cfg_flags_typos_and_rejected_combinations():
     assert f.severity == "warn"
     (f,) = _flags("llama-server -m x.gguf -ctk q8_0 -ctv q8_0 -fa on")
     assert f.severity == "pass"
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("command: 5\n", "command must be a string or a list"),
+    ("engine: vllm\nargs: 5\n", "args must be a mapping"),
+    ("command: vllm serve x\nenv: [A]\n", "env must be a mapping"),
+    ("command: vllm serve x\nmodel_config: 5\n", "model_config must be"),
+    ("env: [A]\ndeployments: [{command: vllm serve x}]\n", "env must be a mapping"),
+])
+def test_wrongly_typed_deployment_keys_are_one_line_errors(tmp_path, text, message):
+    from bugatlas.preflight.launch import load_deployments
+
+    path = tmp_path / "deploy.yaml"
+    path.write_text(text)
+    with pytest.raises(BadInputError, match=message) as err:
+        load_deployments(path)
+    assert str(path) in str(err.value)

@@ -94,3 +94,24 @@ def test_described_machine_round_trips_through_preflight_env(tmp_path, monkeypat
     here, back = detect_machine(), load_machine(out)
     assert back.gpus[0].name == "NVIDIA L4" and back.gpus[0].cc == (8, 9) and back.driver == "550.54.14"
     assert back.cpu_ram_bytes == here.cpu_ram_bytes and back.packages == here.packages and back.python == here.python
+
+
+def test_wrongly_typed_machine_descriptions_are_one_line_errors(tmp_path):
+    import pytest
+
+    from bugatlas.errors import BadInputError
+    from bugatlas.preflight import load_machine
+
+    for text, message in [
+        ("gpus: 3\n", "gpus must be a list"),
+        ("gpus:\n  - {name: X, memory_gib: 24, compute_capability: eight}\n", "compute_capability 'eight'"),
+        ("gpus:\n  - {name: X, memory_gib: 24, count: two}\n", "count 'two'"),
+        ("gpus:\n  - {name: X, memory_gib: 24, count: -1}\n", "count -1"),
+        ("packages: [vllm]\n", "packages must be a mapping"),
+    ]:
+        path = tmp_path / "gpu.yaml"
+        path.write_text(text)
+        with pytest.raises(BadInputError, match=message):
+            load_machine(path)
+    path.write_text("gpus:\n  - {name: X, memory_gib: 24, compute_capability: '8.9', count: '2'}\n")
+    assert len(load_machine(path).gpus) == 2

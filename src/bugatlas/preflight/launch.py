@@ -248,6 +248,13 @@ def deployment_from_mapping(doc: dict[str, Any], *, where: str) -> Launch:
     """One deployment: ``command`` (string or list), or ``engine`` + ``model`` + ``args``."""
     if not isinstance(doc, dict):
         raise BadInputError(f"{where}: a deployment is a YAML mapping")
+    if "command" in doc and not isinstance(doc["command"], (str, list)):
+        raise BadInputError(f"{where}: command must be a string or a list of arguments")
+    for key in ("args", "env"):
+        if not isinstance(doc.get(key) or {}, dict):
+            raise BadInputError(f"{where}: {key} must be a mapping ({'flag' if key == 'args' else 'VAR'}: value)")
+    if doc.get("model_config") is not None and not isinstance(doc["model_config"], str):
+        raise BadInputError(f"{where}: model_config must be a known shape name or a config.json path")
     if "command" in doc:
         launch = parse_command(doc["command"], source=where)
         if "args" in doc:
@@ -318,6 +325,9 @@ def load_deployments(path: str | os.PathLike[str]) -> list[tuple[str, Launch, di
         if not isinstance(item, dict):
             raise BadInputError(f"{where}: a deployment is a YAML mapping")
         merged = {k: v for k, v in doc.items() if k in ("machine", "model_config")}
+        for src, at in ((doc, str(path)), (item, where)):
+            if not isinstance(src.get("env") or {}, dict):
+                raise BadInputError(f"{at}: env must be a mapping (VAR: value)")
         merged["env"] = {**(doc.get("env") or {}), **(item.get("env") or {})}
         merged.update({k: v for k, v in item.items() if k != "env"})
         out.append((str(item.get("name") or f"deployment {n + 1}"), deployment_from_mapping(merged, where=where), merged))

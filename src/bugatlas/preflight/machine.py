@@ -139,6 +139,11 @@ def machine_from_mapping(data: dict[str, Any], *, where: str) -> Machine:
     if not isinstance(data, dict):
         raise BadInputError(f"{where}: a machine description is a mapping")
     gpus: list[GPU] = []
+    if not isinstance(data.get("gpus") or [], list):
+        raise BadInputError(f"{where}: gpus must be a list of GPUs ({{name, memory_gib, compute_capability}})")
+    for key in ("packages", "requirements", "requires_python"):
+        if not isinstance(data.get(key) or {}, dict):
+            raise BadInputError(f"{where}: {key} must be a mapping of package name to value")
     for n, spec in enumerate(data.get("gpus") or []):
         if not isinstance(spec, dict) or "name" not in spec:
             raise BadInputError(f"{where}: gpus[{n}] needs at least name and memory_gib")
@@ -146,7 +151,15 @@ def machine_from_mapping(data: dict[str, Any], *, where: str) -> Machine:
         if memory is None:
             raise BadInputError(f"{where}: gpus[{n}] ({spec['name']}) needs memory_gib or memory_bytes")
         cc = spec.get("compute_capability")
-        for _ in range(int(spec.get("count", 1))):
+        if cc is not None and not re.fullmatch(r"\d+(\.\d+)?", str(cc)):
+            raise BadInputError(f"{where}: gpus[{n}] ({spec['name']}): compute_capability {cc!r} is not like \"8.9\"")
+        try:
+            count = int(spec.get("count", 1))
+        except (TypeError, ValueError):
+            count = -1
+        if count < 0:
+            raise BadInputError(f"{where}: gpus[{n}] ({spec['name']}): count {spec.get('count')!r} is not a whole number ≥ 0")
+        for _ in range(count):
             gpus.append(GPU(name=str(spec["name"]), memory_bytes=memory,
                             compute_capability=str(cc) if cc is not None else None,
                             index=len(gpus), driver=spec.get("driver"), uuid=spec.get("uuid")))  # fmt: skip
