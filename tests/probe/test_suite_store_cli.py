@@ -90,6 +90,11 @@ checks:
         ("classification: {meltdown: Crash}\nchecks: []", "unknown failure kind"),
         ("checks: [{oracle: smoke}]", "needs at least `id` and `oracle`"),
         ("[1, 2", "not valid YAML"),
+        ("checks: 5", "`checks` must be a list"),
+        ("extends: default\nonly: smoke", "`only` must be a list"),
+        ("extends: default\noverrides: [load]", "`overrides` must be a mapping"),
+        # a misspelt key (params for overrides) was silently ignored: the suite ran unchanged
+        ("extends: default\nparams: {load: {concurrency: 2}}", "unknown keys params"),
     ],
 )
 def test_bad_suites_fail_with_one_clear_line(tmp_path, text, fragment):
@@ -162,3 +167,4 @@ def test_cli_probe_json_junit_store_and_exit_codes(tmp_path):
     assert isinstance(unknown.exception, BadInputError) and "no check 'nope'" in str(unknown.exception)
     down = runner.invoke(app, ["probe", "--base-url", "http://127.0.0.1:9/v1", "--timeout", "2"])
     assert isinstance(down.exception, BugAtlasError) and "cannot reach the server" in str(down.exception)
+

@@ -99,11 +99,24 @@ def _read(name_or_path: str | Path) -> tuple[dict[str, Any], str]:
     return data, source
 
 
+_SUITE_KEYS = {"name", "title", "taxonomy", "extends", "only", "overrides", "classification", "defaults", "checks"}
+
+
 def load_suite(name_or_path: str | Path = "default", *, _seen: tuple[str, ...] = ()) -> Suite:
     """Load a built-in suite by name or a user's suite file, resolving ``extends``."""
     data, source = _read(name_or_path)
     if source in _seen:
         raise BadInputError(f"{source}: `extends` loops back to itself")
+    extra = set(data) - _SUITE_KEYS
+    if extra:
+        raise BadInputError(f"{source}: unknown keys {', '.join(sorted(map(str, extra)))} "
+                            f"(a suite has {', '.join(sorted(_SUITE_KEYS))})")
+    for key, kind, shape in (("checks", list, "a list of checks"), ("only", list, "a list of check ids"),
+                             ("overrides", dict, "a mapping of check id to parameters"),
+                             ("classification", dict, "a mapping of failure kind to symptom"),
+                             ("defaults", dict, "a mapping of parameters")):
+        if data.get(key) is not None and not isinstance(data[key], kind):
+            raise BadInputError(f"{source}: `{key}` must be {shape}")
     base: Suite | None = None
     if data.get("extends"):
         parent = data["extends"]
