@@ -168,3 +168,14 @@ def test_cli_probe_json_junit_store_and_exit_codes(tmp_path):
     down = runner.invoke(app, ["probe", "--base-url", "http://127.0.0.1:9/v1", "--timeout", "2"])
     assert isinstance(down.exception, BugAtlasError) and "cannot reach the server" in str(down.exception)
 
+
+@pytest.mark.parametrize("url", ["notaurl", "127.0.0.1:8000/v1", "ftp://host/v1"])
+def test_base_url_without_http_is_one_clear_line(url):
+    with pytest.raises(BadInputError, match="expected an http"):
+        run_probe(url, suite="quick", timeout=1)
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "bugatlas.cli", "probe", "--base-url", url, "--suite", "quick"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "expected an http" in result.stderr and "Traceback" not in result.stderr

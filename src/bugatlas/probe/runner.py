@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -96,6 +97,8 @@ def run_probe(
     ``http://127.0.0.1:8000/v1``) and return the report. Failures carry their liu2025
     symptom; checks the server cannot support are skipped with the reason. ``record``, when a
     list, receives every request sent (method, url, body, stream)."""
+    if not re.match(r"https?://[^/\s]+", base_url or ""):
+        raise BadInputError(f"--base-url {base_url!r}: expected an http(s) URL such as http://127.0.0.1:8000/v1")
     s = copy.deepcopy(suite) if isinstance(suite, Suite) else load_suite(suite)
     for cid in list(overrides or {}) + list(only or []):
         s.check(cid)  # unknown ids fail here, naming the check
