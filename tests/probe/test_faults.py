@@ -131,3 +131,15 @@ def test_vllm_style_tokenizer_and_version_are_discovered():
     assert report.ok, [(r.id, r.message) for r in report.results]
     assert report.server["engine"] == "vllm" and report.server["context_length"] == 256
     assert report.results[0].evidence["tokenizer"] == "vllm"
+
+
+def test_usage_on_the_chat_endpoint_allows_the_chat_template():
+    # The server counts the prompt after its chat template; the messages alone are fewer tokens.
+    with FaultyServer() as srv:
+        r = run_probe(srv.base_url, only=["usage"], overrides={"usage": {"endpoint": "chat", "tolerance": 0}}, timeout=10).results[0]
+        assert r.status == "pass", r.message
+        assert r.evidence["usage"]["prompt_tokens"] > r.evidence["retokenized_prompt"]
+        plain = run_probe(srv.base_url, only=["usage"], overrides={"usage": {"tolerance": 0}}, timeout=10).results[0]
+        assert plain.status == "pass", plain.message
+    with FaultyServer(["bad_usage"]) as srv:
+        assert run_probe(srv.base_url, only=["usage"], timeout=10).results[0].status == "fail"

@@ -464,10 +464,20 @@ def usage(ctx: Context, p: dict[str, Any]) -> Outcome:
     if tok is None:
         return passed("arithmetic consistent (approximate: the server offers no tokenizer to recount)", **ev)
     retok = tok.count(text)
-    prompt_tok = len(tok.encode(p.get("prompt", "Hello")))
+    path, sent = ctx.payload({**p, "max_tokens": m})
+    chat = "messages" in sent
+    # A chat prompt is the messages rendered by the server's chat template, which adds tokens the
+    # tokenize endpoint cannot know: the messages' own tokens are only a lower bound there.
+    prompt_tok = (sum(len(tok.encode(str(msg.get("content") or ""))) for msg in sent["messages"]) if chat
+                  else len(tok.encode(sent["prompt"])))  # fmt: skip
     ev.update(retokenized_completion=retok, retokenized_prompt=prompt_tok, tokenizer=tok.flavor)
     if abs(retok - ct) > tol:
         raise Fail(f"completion_tokens {ct} but the text re-tokenizes to {retok}", **ev)
+    if chat:
+        if pt + tol < prompt_tok:
+            raise Fail(f"prompt_tokens {pt} but the chat messages alone tokenize to {prompt_tok}", **ev)
+        return passed(f"counts agree with the tokenizer (completion {ct} vs {retok}; prompt {pt} ≥ "
+                      f"{prompt_tok} of the messages before the chat template)", **ev)
     if abs(prompt_tok - pt) > tol:
         raise Fail(f"prompt_tokens {pt} but the prompt tokenizes to {prompt_tok}", **ev)
     return passed(f"counts agree with the tokenizer (completion {ct} vs {retok}, prompt {pt} vs {prompt_tok})", **ev)
