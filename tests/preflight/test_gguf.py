@@ -15,7 +15,7 @@ TEMPLATE = ("{{ bos_token }}{% for m in messages %}<|start|>{{ m['role'] }}\n{{ 
 
 
 def write_gguf(path: Path, *, layers: int = 4, eos: int | None = 2, eot: bool = True, template: str | None = TEMPLATE,
-               tokens: list[str] = TOKENS) -> Path:
+               tokens: list[str] = TOKENS, output: bool = False) -> Path:
     import gguf
 
     w = gguf.GGUFWriter(str(path), "llama")
@@ -37,6 +37,8 @@ def write_gguf(path: Path, *, layers: int = 4, eos: int | None = 2, eot: bool = 
     if template:
         w.add_chat_template(template)
     w.add_tensor("token_embd.weight", np.zeros((len(tokens), 64), dtype=np.float16))
+    if output:
+        w.add_tensor("output.weight", np.zeros((len(tokens), 64), dtype=np.float16))
     for i in range(layers):
         w.add_tensor(f"blk.{i}.ffn_up.weight", np.zeros((128, 64), dtype=np.float16))
     w.write_header_to_file()
@@ -114,3 +116,11 @@ def test_missing_model_path(tmp_path):
     here = run_preflight(parse_command(f"llama-server -m {tmp_path / 'nope.gguf'}"), detect_machine())
     f = _one(here, "assets.files")
     assert f.severity == "block" and "does not exist" in f.message
+
+
+def test_gguf_without_output_tensor_counts_tied_embeddings_once(tmp_path):
+    # Gemma and Llama 3.2 1B/3B GGUFs have no output.weight: the head reuses token_embd.
+    tied = spec_from_gguf(write_gguf(tmp_path / "tied.gguf")).param_count()
+    untied = spec_from_gguf(write_gguf(tmp_path / "untied.gguf", output=True)).param_count()
+    assert tied.lm_head == 0 and untied.lm_head == len(TOKENS) * 64
+    assert untied.total - tied.total == len(TOKENS) * 64

@@ -409,6 +409,7 @@ class GGUFInfo:
     tensors: int = 0
     error: str | None = None
     truncated_by: int = 0
+    tensor_names: set[str] = field(default_factory=set)
 
 
 def read_gguf(path: Path) -> GGUFInfo:
@@ -435,6 +436,7 @@ def read_gguf(path: Path) -> GGUFInfo:
         info.tensor_bytes += int(t.n_bytes)
         end = max(end, int(t.data_offset) + int(t.n_bytes))
         info.tensors += 1
+        info.tensor_names.add(str(t.name))
     if end > info.size:
         info.truncated_by = end - info.size
     return info
@@ -462,6 +464,8 @@ def spec_from_gguf(path: Path) -> ModelSpec:
         "max_position_embeddings": a("context_length"),
         "sliding_window": a("attention.sliding_window"),
         "num_local_experts": a("expert_count"), "torch_dtype": "float16",
+        # no output.weight tensor: the output layer reuses the token embeddings (Gemma, Llama 3.2 1B/3B)
+        "tie_word_embeddings": bool(info.tensor_names) and "output.weight" not in info.tensor_names,
     }  # fmt: skip
     spec = ModelSpec(config={k: v for k, v in config.items() if v is not None}, source=f"gguf:{path}",
                      name=f.get("general.name") or path.stem)  # fmt: skip
