@@ -123,3 +123,13 @@ def test_gpu_catalogue_rows_are_sourced():
 
     for row in load("gpus"):
         assert row["source"].startswith("https://") and row["memory_gib"] > 0, row
+
+
+def test_a_scan_of_one_repository_keeps_the_other_repositories_labels(corpus_store):
+    store_labels(corpus_store, scan_store(corpus_store))
+    count = ("SELECT COUNT(*) AS n FROM labels WHERE source = 'preflight-retro' AND repo = ?")
+    vllm = corpus_store.query(count, ("vllm-project/vllm",))[0]["n"]
+    assert vllm > 0
+    store_labels(corpus_store, scan_store(corpus_store, repos=["sgl-project/sglang"]))
+    assert corpus_store.query(count, ("vllm-project/vllm",))[0]["n"] == vllm
+    assert corpus_store.query(count, ("sgl-project/sglang",))[0]["n"] > 0

@@ -143,6 +143,8 @@ class RetroResult:
     sized: int = 0                   # with a known model shape
     with_gpu: int = 0
     scans: list[IssueScan] = field(default_factory=list)
+    # the issues a scan restricted to some repositories covered (None: the whole store)
+    covered: list[tuple[str, int]] | None = None
 
     def counts(self) -> dict[str, Counter]:
         by: dict[str, Counter] = {"block": Counter(), "warn": Counter()}
@@ -200,6 +202,8 @@ def scan_store(store: Any, *, repos: Iterable[str] | None = None, progress: bool
     runs the GPU-bound checks against the GPU the issue text names (noisy: see docs)."""
     result = RetroResult()
     issues = list(store.iter_issues(repos=list(repos) if repos else None))
+    if repos:
+        result.covered = [(i.repo, i.number) for i in issues]
     iterator: Iterable[Any] = issues
     if progress:
         from rich.progress import track
@@ -220,7 +224,8 @@ def scan_store(store: Any, *, repos: Iterable[str] | None = None, progress: bool
 
 
 def store_labels(store: Any, result: RetroResult, run_id: int | None = None) -> int:
-    """Replace the ``preflight-retro`` labels with this scan's findings."""
+    """Replace the ``preflight-retro`` labels with this scan's findings (a scan of some
+    repositories replaces only their issues' labels)."""
     from bugatlas.store.records import Label
 
     labels = []
@@ -230,4 +235,4 @@ def store_labels(store: Any, result: RetroResult, run_id: int | None = None) -> 
             labels.append(Label(repo=s.repo, issue_number=s.number, taxonomy="preflight", dimension=severity,
                                 value=check, source_kind="rule", source="preflight-retro",
                                 evidence=evidence, run_id=run_id))  # fmt: skip
-    return store.replace_labels("preflight", "rule", "preflight-retro", labels)
+    return store.replace_labels("preflight", "rule", "preflight-retro", labels, issues=result.covered)
