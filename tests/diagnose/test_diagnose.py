@@ -225,3 +225,15 @@ def test_signals_do_not_match_inside_words():
     assert d.predictions["root_cause"].category == "Concurrency Issue"
     d = diagnose("torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB\n", taxonomy="yu2026")
     assert d.predictions["symptom"].category == "GPU OOM"
+
+
+def test_command_that_hangs_after_printing_is_diagnosed_from_its_output(tmp_path):
+    # stdout only, then a hang: TimeoutExpired holds bytes for stdout and None for stderr
+    script = "import time; print('RuntimeError: CUDA error: out of memory', flush=True); time.sleep(60)"
+    cmd = f'{sys.executable} -u -c "{script}"'
+    result = bugatlas("diagnose", "--command", cmd, "--timeout", "3", "--json", "--db", str(tmp_path / "x.db"))
+    assert result.returncode == 0, result.stderr
+    data = orjson.loads(result.stdout)
+    assert data["command"]["timed_out"] is True
+    assert "out of memory" in data["parsed"]["message"]
+    assert any("--timeout" in n for n in data["notes"])

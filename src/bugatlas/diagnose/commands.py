@@ -107,6 +107,8 @@ def diagnose_cmd(
         if store is not None:
             store.close()
     result.command = cmd_info
+    if cmd_info and cmd_info.get("timed_out"):
+        result.notes.append(f"--command was stopped after --timeout {timeout:g} s; the output until then was diagnosed")
     if json_out:
         print_json(result.to_dict())
     else:

@@ -179,8 +179,7 @@ def capture_command(command: str, timeout: float = 600.0) -> tuple[str, dict[str
     except FileNotFoundError as exc:
         raise BadInputError(f"--command: {argv[0]}: command not found") from exc
     except subprocess.TimeoutExpired as exc:
-        out = (exc.stdout or "") + (exc.stderr or "")
-        if isinstance(out, bytes):
-            out = out.decode(errors="replace")
-        return out, {"argv": argv, "returncode": None, "timed_out": True}
+        # TimeoutExpired carries bytes even in text mode, and None for a stream that said nothing
+        parts = [p.decode(errors="replace") if isinstance(p, bytes) else p for p in (exc.stdout, exc.stderr) if p]
+        return "\n".join(parts), {"argv": argv, "returncode": None, "timed_out": True}
     return proc.stdout + "\n" + proc.stderr, {"argv": argv, "returncode": proc.returncode, "timed_out": False}
