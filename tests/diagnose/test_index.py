@@ -88,3 +88,17 @@ def test_vector_cache_beside_the_store(indexed_store):
     assert len(files) == 2
     ids, vecs = SearchIndex(indexed_store).matrix()
     assert vecs.shape[0] == len(ids) == 2997
+
+
+def test_a_store_of_one_or_two_issues_builds_and_searches(tmp_path):
+    from bugatlas.store import Store
+
+    with Store(tmp_path / "small.db") as store:
+        store.upsert_issues([Issue(repo="a/b", number=1, title="crash",
+                                   body="```\nRuntimeError: CUDA error: out of memory\n```")])
+        ix = SearchIndex(store)
+        assert ix.build().indexed == 1  # too few issues for the semantic model: no traceback
+        hits = ix.search(parse_log("RuntimeError: CUDA error: out of memory"), "CUDA error: out of memory", k=3)
+        assert [h.number for h in hits] == [1]
+        store.upsert_issues([Issue(repo="a/b", number=2, title="hang", body="the server hangs")])
+        assert ix.build().indexed == 1 and ix.status()["up_to_date"]

@@ -158,6 +158,8 @@ def fit_lsa(texts: Sequence[str], tokenizer: Tokenizer, version: int, seed: int 
         df[vocab[t]] = c
     idf = (np.log((1 + n) / (1 + df)) + 1).astype(np.float32)
     model = LsaModel(version, vocab, idf, np.zeros((0, len(vocab)), np.float32), df, n)
+    if n < 2 or len(vocab) < 2:  # a store too small to share terms: no semantic channel yet
+        return model
     x = model.tfidf(texts, tokenizer)
     k = max(1, min(s["dimensions"], n - 1, len(vocab) - 1))
     _, _, vt = randomized_svd(x, n_components=k, n_iter=5, random_state=seed)
