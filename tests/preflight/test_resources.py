@@ -145,3 +145,15 @@ def test_fp8_block_quantization_limits_tensor_parallel_slices():
                    "--moe-dense-tp-size 1 --context-length 4096", m), "res.parallel_heads")
     assert sg.severity == "pass"
     assert _one(_run("vllm serve deepseek-ai/DeepSeek-V3 -tp 16 --max-model-len 4096", m), "res.parallel_heads").severity == "pass"
+
+
+def test_only_with_no_matching_check_is_an_error_not_a_pass():
+    m = _machine(count=1)
+    cmd = "vllm serve Qwen/Qwen2.5-7B-Instruct --tensor-parallel-size 8"
+    assert _run(cmd, m, only=["res"]).exit_code == 20
+    with pytest.raises(Exception, match="--only rse: no check id starts with it") as err:
+        _run(cmd, m, only=["rse"])  # a typo used to run nothing and pass with exit code 0
+    from bugatlas.errors import BadInputError
+
+    assert isinstance(err.value, BadInputError)
+

@@ -146,6 +146,10 @@ def run_preflight(
         spec.weights_bytes_on_disk = None  # the engine builds a different shape than the files hold
     findings = []
     order = {cid: n for n, cid in enumerate(load("checks"))}  # the order of checks.yaml
+    unknown = [o for o in only or [] if not any(cid.startswith(o) for cid, _ in REGISTRY)]
+    if unknown:  # a typo would run no check and pass
+        raise BadInputError(f"--only {', '.join(unknown)}: no check id starts with it "
+                            f"(checks: {', '.join(sorted(order))})")
     for check_id, fn in sorted(REGISTRY, key=lambda item: order[item[0]]):
         if only and not any(check_id.startswith(o) for o in only):
             continue
