@@ -157,3 +157,17 @@ def test_only_with_no_matching_check_is_an_error_not_a_pass():
 
     assert isinstance(err.value, BadInputError)
 
+
+def test_ignored_or_unwritable_preflight_options_are_one_line_errors(tmp_path):
+    import subprocess
+    import sys
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "bugatlas.cli", *args], capture_output=True, text=True, timeout=120)
+
+    env = tmp_path / "gpu.yaml"
+    env.write_text("gpus: [{name: NVIDIA L4, memory_gib: 24, compute_capability: '8.9'}]\n")
+    r = cli("preflight", "--env", str(env), "--python", sys.executable, "--", "vllm", "serve", "Qwen/Qwen2.5-7B-Instruct")
+    assert r.returncode == 2 and "--python" in r.stderr  # --python was silently ignored with --env
+    r = cli("preflight-env", "-o", str(tmp_path / "no" / "gpu.yaml"))
+    assert r.returncode == 2 and "does not exist" in r.stderr and "Traceback" not in r.stderr

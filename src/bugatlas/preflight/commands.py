@@ -58,6 +58,8 @@ def register(app: typer.Typer) -> None:
                 for k, v in rows.items():
                     console.print(f"{k:16} {v['params'] / 1e9:7.2f} B  {', '.join(v['aliases'][:3])}")
             return
+        if env is not None and python is not None:
+            raise BadInputError("--python reads packages on this host; --env describes the machine (packages included): give one")
         if config is not None:
             if command:
                 raise BadInputError("give either --config FILE or a launch command after --, not both")
@@ -117,6 +119,8 @@ def register(app: typer.Typer) -> None:
 
         from bugatlas.preflight import detect_machine
 
+        if output is not None and not output.parent.is_dir():
+            raise BadInputError(f"--output {output}: directory {output.parent} does not exist")
         text = yaml.safe_dump(detect_machine(python=python).to_description(), sort_keys=False)
         if output is None:
             sys.stdout.write(text)
