@@ -171,3 +171,13 @@ def test_ignored_or_unwritable_preflight_options_are_one_line_errors(tmp_path):
     assert r.returncode == 2 and "--python" in r.stderr  # --python was silently ignored with --env
     r = cli("preflight-env", "-o", str(tmp_path / "no" / "gpu.yaml"))
     assert r.returncode == 2 and "does not exist" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_junit_into_a_missing_directory_is_refused_before_running(tmp_path):
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "bugatlas.cli", "preflight", "--junit", str(tmp_path / "no" / "p.xml"),
+                        "--model-config", "qwen2.5-7b", "--", "vllm", "serve", "Qwen/Qwen2.5-7B-Instruct"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "--junit" in r.stderr and "Traceback" not in r.stderr

@@ -179,3 +179,14 @@ def test_base_url_without_http_is_one_clear_line(url):
     result = subprocess.run([sys.executable, "-m", "bugatlas.cli", "probe", "--base-url", url, "--suite", "quick"],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "expected an http" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_junit_into_a_missing_directory_is_refused_before_probing(tmp_path):
+    import subprocess
+    import sys
+
+    with FaultyServer() as srv:
+        r = subprocess.run([sys.executable, "-m", "bugatlas.cli", "probe", "--base-url", srv.base_url, "--only", "smoke",
+                            "--junit", str(tmp_path / "no" / "p.xml")], capture_output=True, text=True, timeout=120)
+        assert r.returncode == 2 and "--junit" in r.stderr and "Traceback" not in r.stderr
+        assert srv.requests == 0  # refused before any request

@@ -58,6 +58,8 @@ def register(app: typer.Typer) -> None:
                 for k, v in rows.items():
                     console.print(f"{k:16} {v['params'] / 1e9:7.2f} B  {', '.join(v['aliases'][:3])}")
             return
+        if junit is not None and not junit.parent.is_dir():
+            raise BadInputError(f"--junit {junit}: directory {junit.parent} does not exist")
         if env is not None and python is not None:
             raise BadInputError("--python reads packages on this host; --env describes the machine (packages included): give one")
         if config is not None:

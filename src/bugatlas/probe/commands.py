@@ -10,6 +10,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from bugatlas.cli_common import DbOption, JsonOption, console, err_console, open_store, print_json
+from bugatlas.errors import BadInputError
 
 
 def register(app: typer.Typer) -> None:
@@ -35,6 +36,8 @@ def register(app: typer.Typer) -> None:
         from bugatlas.probe.runner import parse_overrides, run_probe
         from bugatlas.probe.suite import load_suite
 
+        if junit is not None and not junit.parent.is_dir():  # checked before a run of minutes, not after
+            raise BadInputError(f"--junit {junit}: directory {junit.parent} does not exist")
         s = load_suite(suite)
         overrides = parse_overrides(set_ or [])
         for cid, params in overrides.items():
