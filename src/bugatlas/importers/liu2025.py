@@ -9,7 +9,16 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from bugatlas.importers.base import BadRecord, Parsed, Progress, dataset_facts, read_csv_rows
+from pydantic import ValidationError
+
+from bugatlas.importers.base import (
+    BadRecord,
+    Parsed,
+    Progress,
+    dataset_facts,
+    one_line,
+    read_csv_rows,
+)
 from bugatlas.store import Issue, Label, Repository
 
 ISSUE_URL = re.compile(r"^https?://github\.com/([^/\s]+/[^/\s]+)/(?:issues|pull)/(\d+)/?$")
@@ -51,8 +60,12 @@ def parse_file(path: Path, progress: Progress | None = None) -> Iterator[Parsed]
         if empty:
             out.bad.append(BadRecord(str(path), loc, f"column {empty[0]!r} is empty"))
             continue
-        out.issues.append(Issue(repo=repo, number=number, html_url=url, is_reference=True,
-                                source="import:liu2025"))  # fmt: skip
+        try:
+            issue = Issue(repo=repo, number=number, html_url=url, is_reference=True, source="import:liu2025")
+        except ValidationError as exc:
+            out.bad.append(BadRecord(str(path), loc, f"column URL: {one_line(exc)}"))
+            continue
+        out.issues.append(issue)
         seen_repos[repo] = displays.get(repo) or row["repo"].strip()
         for column, dimension in facts["columns"].items():
             values = []
