@@ -175,3 +175,23 @@ def test_github_issue_number_beyond_sqlite_integer_is_a_one_line_error(tmp_path:
         with pytest.raises(BadInputError, match=r"issues\.jsonl: line 2: field 'number'"):
             import_paths(store, [bad], progress=False)
         assert store.count_issues() == 0
+
+
+@pytest.mark.parametrize(("row", "message"), [
+    # an unquoted comma in a value shifts every later column: labels would land in the wrong dimension
+    ("https://github.com/vllm-project/vllm/issues/7,vLLM,Inference/Serving,Crash,,Operators,Model, Misconfiguration\n",
+     "line 3: expected 7 fields, got 8"),
+    ("https://github.com/vllm-project/vllm/issues/7,vLLM,Inference/Serving\n", "line 3: expected 7 fields, got 3"),
+    # an unclosed quote swallows the rest of the file: the error names the line where it starts
+    ('"https://github.com/vllm-project/vllm/issues/7,vLLM,Inference/Serving,Crash,,Operators,Misconfiguration\n'
+     "https://github.com/vllm-project/vllm/issues/8,vLLM,Inference/Serving,Crash,,Operators,Misconfiguration\n",
+     "line 3: expected 7 fields, got 1"),
+])  # fmt: skip
+def test_liu_row_with_wrong_number_of_fields_is_a_bad_record(tmp_path: Path, row: str, message: str) -> None:
+    bad = tmp_path / "liu.csv"
+    good = "https://github.com/vllm-project/vllm/issues/5,vLLM,Inference/Serving,Crash,,Operators,Misconfiguration\n"
+    bad.write_text(LIU_HEADER + good + row, encoding="utf-8")
+    with Store(tmp_path / "s.db") as store:
+        with pytest.raises(BadInputError, match=f"liu\\.csv: {message} "):
+            import_paths(store, [bad], progress=False)
+        assert store.count_issues() == 0 and not list(store.iter_labels())

@@ -264,8 +264,12 @@ def read_csv_rows(path: Path) -> tuple[list[str], list[tuple[str, dict[str, str]
         with open_text(path) as fh:
             reader = csv.DictReader(fh)
             header = list(reader.fieldnames or [])
-            # Header is line 1; DictReader's line_num counts physical lines read so far.
-            rows = [(f"line {reader.line_num}", row) for row in reader]
+            # Header is line 1; DictReader's line_num counts physical lines read so far, so a
+            # row starts on the line after the previous one ended (a quoted field may span lines).
+            rows, start = [], reader.line_num + 1
+            for row in reader:
+                rows.append((f"line {start}", row))
+                start = reader.line_num + 1
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise BadInputError(f"{path}: cannot read CSV ({one_line(exc)})") from exc
     return header, rows

@@ -50,10 +50,15 @@ def parse_file(path: Path, progress: Progress | None = None) -> Iterator[Parsed]
         if progress:
             progress(i, len(rows))
         out.records += 1
+        if None in row or None in row.values():  # csv.DictReader's marks of too many / too few fields
+            fields = len(header) + len(row.get(None) or []) - sum(v is None for v in row.values())
+            out.bad.append(BadRecord(str(path), loc, f"expected {len(header)} fields, got {fields}"))
+            continue
         url = (row.get("URL") or "").strip()
         m = ISSUE_URL.match(url)
         if not m:
-            out.bad.append(BadRecord(str(path), loc, f"column URL: not a GitHub issue link: {url!r}"))
+            shown = url if len(url) <= 100 else url[:100] + "…"
+            out.bad.append(BadRecord(str(path), loc, f"column URL: not a GitHub issue link: {shown!r}"))
             continue
         repo, number = m.group(1).lower(), int(m.group(2))
         empty = [c for c in ("Symptom(s)", "Root Cause(s)") if not (row.get(c) or "").strip()]
