@@ -195,3 +195,19 @@ def test_liu_row_with_wrong_number_of_fields_is_a_bad_record(tmp_path: Path, row
         with pytest.raises(BadInputError, match=f"liu\\.csv: {message} "):
             import_paths(store, [bad], progress=False)
         assert store.count_issues() == 0 and not list(store.iter_labels())
+
+
+def test_malformed_json_file_in_a_folder_names_its_line_not_an_unknown_format(shared_data: Path,
+                                                                               tmp_path: Path) -> None:
+    folder = tmp_path / "olf" / "QwenLM"
+    folder.mkdir(parents=True)
+    text = next(OLF_DIR.rglob("*.json")).read_text(encoding="utf-8")
+    lines = text.splitlines()
+    lines[2] = lines[2].rstrip(",")  # a missing comma in the first record
+    (folder / "Qwen.json").write_text("\n".join(lines), encoding="utf-8")
+    with Store(tmp_path / "s.db") as store, pytest.raises(BadInputError, match=r"Qwen\.json: line 4: invalid JSON"):
+        import_paths(store, [tmp_path / "olf"], progress=False)
+    junk = tmp_path / "junk.jsonl"
+    junk.write_text("hello\n", encoding="utf-8")
+    with Store(tmp_path / "s.db") as store, pytest.raises(BadInputError, match=r"junk\.jsonl: line 1: invalid JSON"):
+        import_paths(store, [junk], progress=False)

@@ -298,10 +298,21 @@ def detect_format(path: str | Path) -> str:
     for name, (_, sniff) in _formats().items():
         if sniff(path):
             return name
+    _raise_if_broken_json(path)
     raise BadInputError(
         f"{path}: unknown format (expected GitHub issues as JSON/JSONL[.gz], the Liu et al. CSV, "
         f"or Open-LLM-Failures JSON); use --format {{{','.join(FORMATS)}}} to force one"
     )
+
+
+def _raise_if_broken_json(path: Path) -> None:
+    """A JSON file no format recognises because it is malformed: say where, not "unknown format"."""
+    if not path.name.endswith(_DATA_SUFFIXES) or path.name.endswith((".csv", ".csv.gz")):
+        return
+    for _, rec in read_json_records(path):  # raises BadInputError naming the line of a broken document
+        if isinstance(rec, BadRecord):
+            raise BadInputError(str(rec))
+        return
 
 
 def first_json_record(path: Path) -> dict[str, Any] | None:
