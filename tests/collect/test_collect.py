@@ -348,3 +348,18 @@ def test_unreachable_server_and_bad_base_url_are_one_clear_line(tmp_path):
     with pytest.raises(GitHubError, match="cannot reach"):
         hydrate_references(store, base_url=f"http://127.0.0.1:{port}", tokens=[TOKEN],
                            client_options={"max_retries": 0})  # fmt: skip
+
+
+def test_export_to_an_unwritable_path_and_replay_of_a_truncated_archive_are_one_line(server, tmp_path):
+    store = Store(tmp_path / "s.db")
+    _collect(store, server, archive=True, limit=20)
+    with pytest.raises(BadInputError, match=r"--export-archive: .*no-such-folder/a\.jsonl: cannot write"):
+        export_archive(store, tmp_path / "no-such-folder" / "a.jsonl")
+    whole = tmp_path / "a.jsonl.gz"
+    assert export_archive(store, whole) == 1
+    truncated = tmp_path / "t.jsonl.gz"
+    truncated.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    target = Store(tmp_path / "r.db")
+    with pytest.raises(BadInputError, match=r"t\.jsonl\.gz: cannot read"):
+        replay_archive(target, truncated)
+    assert target.count_issues() == 0

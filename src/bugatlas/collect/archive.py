@@ -144,10 +144,13 @@ def export_archive(store: Store, path: str | Path, *, repos: Sequence[str] | Non
         args = [r.lower() for r in repos]
     opener = gzip.open if path.name.endswith(".gz") else open
     n = 0
-    with opener(path, "wb") as fh:
-        for row in store.conn.execute(sql + " ORDER BY id", args):
-            fh.write(orjson.dumps(dict(zip(("id", *_ARCHIVE_COLS), row, strict=True))) + b"\n")
-            n += 1
+    try:
+        with opener(path, "wb") as fh:
+            for row in store.conn.execute(sql + " ORDER BY id", args):
+                fh.write(orjson.dumps(dict(zip(("id", *_ARCHIVE_COLS), row, strict=True))) + b"\n")
+                n += 1
+    except OSError as exc:
+        raise BadInputError(f"--export-archive: {path}: cannot write ({exc.strerror or exc})") from None
     if n == 0:
         path.unlink()
         raise BadInputError(f"{store.path}: the archive is empty (collect with --archive first)")
@@ -176,7 +179,7 @@ def _archive_file_as_store(path: Path) -> Store:
                 scratch.conn.execute(
                     f"INSERT INTO collect_archive ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
                     values)  # fmt: skip
-    except OSError as exc:
+    except (OSError, EOFError) as exc:  # EOFError: a truncated .gz
         raise BadInputError(f"{path}: cannot read ({exc})") from None
     return scratch
 
