@@ -181,3 +181,25 @@ def test_eval_cli_reports_per_class_and_majority(corpus: list[dict], tmp_path: P
     assert rep["model"]["macro_f1"] > rep["majority"]["macro_f1"] + 0.4
     assert set(rep["model"]["per_class"]["question"]) == {"precision", "recall", "f1", "support"}
     assert 0 <= rep["model"]["ece"] < 0.3 and 0 < rep["model"]["brier"] < 1
+
+
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("number", "12a", "field 'number': expected a positive integer, got '12a'"),
+    ("title", 5, "field 'title': expected a string, got int"),
+    ("labels", 3, "field 'labels': expected a list of names, got int"),
+])  # fmt: skip
+def test_batch_bad_field_is_one_line_and_leaves_the_previous_output(corpus: list[dict], tmp_path: Path,
+                                                                   field: str, value, message: str) -> None:
+    out = tmp_path / "kinds.jsonl"
+    out.write_text("previous result\n")
+    inp = tmp_path / "issues.jsonl"
+    recs = [dict(r) for r in corpus[:700]]
+    recs[599][field] = value  # after the first batch of 512 was judged and written
+    inp.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    res = bugatlas("filter", "--input", str(inp), "--output", str(out))
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert f"--input: {inp}: line 600: {message}" in res.stderr
+    assert out.read_text() == "previous result\n" and sorted(p.name for p in tmp_path.iterdir()) == [
+        "issues.jsonl", "kinds.jsonl"]
+    res = bugatlas("filter", "--input", str(inp), "--output", str(tmp_path / "missing" / "k.jsonl"))
+    assert res.returncode == 2 and "--output: " in res.stderr and "cannot write" in res.stderr

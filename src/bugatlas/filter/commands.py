@@ -51,15 +51,27 @@ def filter_cmd(
     from bugatlas.filter.pipeline import filter_file, filter_store
 
     if input is not None:
-        out = output.open("wb") if output else sys.stdout.buffer
+        # --output is written beside itself and renamed at the end: bad input leaves it as it was.
+        part = output.with_name(f".{output.name}.part") if output else None
+        try:
+            if output and output.is_dir():
+                raise IsADirectoryError(21, "Is a directory")
+            out = part.open("wb") if part else sys.stdout.buffer
+        except OSError as exc:
+            raise BadInputError(f"--output: {output}: cannot write ({exc.strerror or exc})") from None
         try:
             with _progress() as bar:
                 task = bar.add_task("filtering", total=None)
                 summary = filter_file(input, out, model_path=model, rules=rules, explain=explain,
                                       progress=lambda n: bar.update(task, completed=n))  # fmt: skip
-        finally:
-            if output:
+        except BaseException:
+            if part:
                 out.close()
+                part.unlink(missing_ok=True)
+            raise
+        if part:
+            out.close()
+            part.replace(output)
         if output:
             print_json(summary) if json else console.print(
                 f"{summary['issues']} issues -> {output}: {summary['kinds']}", highlight=False)
@@ -82,7 +94,7 @@ def _gold_from(corpus: Path | None, db: Path | None):  # noqa: ANN202
 
     if corpus is not None:
         recs = []
-        for r in read_jsonl(corpus):
+        for r in read_jsonl(corpus, option="--corpus"):
             r["labels"] = _labels(r.get("labels"))
             recs.append(r)
         return gold_set(recs), str(corpus)

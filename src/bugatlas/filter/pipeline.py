@@ -95,12 +95,30 @@ def judge(issues: Iterable[Any], *, model: IssueKindModel | None = None, rules: 
         yield from flush()
 
 
-def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
+def read_jsonl(path: Path, option: str = "--input") -> Iterator[dict[str, Any]]:
     """Issues from a JSONL file (gzip'd if it ends in .gz); one bad line fails with its number."""
     from bugatlas.importers.base import iter_jsonl_objects
 
-    for _, rec in iter_jsonl_objects(path, require=("repo", "number"), option="--input"):
+    for lineno, rec in iter_jsonl_objects(path, require=("repo", "number"), option=option):
+        problem = _field_problem(rec)
+        if problem:
+            raise BadInputError(f"{option}: {path}: line {lineno}: {problem}")
         yield rec
+
+
+def _field_problem(rec: dict[str, Any]) -> str | None:
+    """What is wrong with a batch record's fields (None when the pipeline can judge it)."""
+    number = rec["number"]
+    if not isinstance(number, int) or isinstance(number, bool) or number < 1:
+        return f"field 'number': expected a positive integer, got {number!r}"
+    if not isinstance(rec["repo"], str) or not rec["repo"].strip():
+        return f"field 'repo': expected OWNER/NAME, got {rec['repo']!r}"
+    for key in ("title", "body", "state"):
+        if rec.get(key) is not None and not isinstance(rec[key], str):
+            return f"field {key!r}: expected a string, got {type(rec[key]).__name__}"
+    if rec.get("labels") is not None and not isinstance(rec["labels"], list | str):
+        return f"field 'labels': expected a list of names, got {type(rec['labels']).__name__}"
+    return None
 
 
 def filter_file(input: Path, output: IO[bytes], *, model_path: Path | None = None, rules: str | None = None,
