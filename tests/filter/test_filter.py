@@ -163,8 +163,12 @@ def test_store_filter_writes_kinds_view_and_labels(corpus_store) -> None:
     assert len(labels) == 813 and all(l.confidence is not None and l.evidence for l in labels)
     # Resumes: a second run judges nothing new; --redo judges again without duplicating labels.
     assert filter_store(corpus_store, repos=["sgl-project/sglang"])["judged"] == 0
+    # skipped counts the selected repository's issues, not every issue judged before
+    again = filter_store(corpus_store, repos=["vllm-project/vllm"])
+    assert (again["judged"], again["skipped_already_judged"]) == (1067, 0)
+    assert filter_store(corpus_store, repos=["sgl-project/sglang"])["skipped_already_judged"] == 813
     filter_store(corpus_store, repos=["sgl-project/sglang"], redo=True)
-    assert len(list(corpus_store.iter_labels("issue-kind", source_kind="model"))) == 813
+    assert len(list(corpus_store.iter_labels("issue-kind", source_kind="model"))) == 813 + 1067
 
 
 def test_eval_cli_reports_per_class_and_majority(corpus: list[dict], tmp_path: Path) -> None:

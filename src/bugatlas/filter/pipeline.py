@@ -154,8 +154,8 @@ def filter_store(store: Any, *, model_path: Path | None = None, rules: str | Non
     if not redo:
         done = {(r["repo"], r["number"]) for r in store.query(
             "SELECT repo, number FROM issue_kinds WHERE model = ? AND rules = ?", (mid, rules_obj.name))}  # fmt: skip
-    todo = [i for i in store.iter_issues(repos=repos) if not i.is_reference and (i.title or i.body)
-            and (i.repo, i.number) not in done]  # fmt: skip
+    candidates = [i for i in store.iter_issues(repos=repos) if not i.is_reference and (i.title or i.body)]
+    todo = [i for i in candidates if (i.repo, i.number) not in done]
     counts: Counter[str] = Counter()
     rule_pass = 0
     with store.run("filter", {"model": mid, "rules": rules_obj.name, "redo": redo, "repos": repos}) as run:
@@ -195,7 +195,7 @@ def filter_store(store: Any, *, model_path: Path | None = None, rules: str | Non
                 progress(n, len(todo))
         if buf:
             write()
-        summary = {"judged": len(todo), "skipped_already_judged": len(done), "kinds": dict(counts),
+        summary = {"judged": len(todo), "skipped_already_judged": len(candidates) - len(todo), "kinds": dict(counts),
                    "rule_pass": rule_pass, "model": mid, "rules": rules_obj.name}  # fmt: skip
         run.summary = summary
     return summary
