@@ -207,3 +207,28 @@ def test_batch_bad_field_is_one_line_and_leaves_the_previous_output(corpus: list
         "issues.jsonl", "kinds.jsonl"]
     res = bugatlas("filter", "--input", str(inp), "--output", str(tmp_path / "missing" / "k.jsonl"))
     assert res.returncode == 2 and "--output: " in res.stderr and "cannot write" in res.stderr
+
+
+def test_store_filter_leaves_pull_requests_out_of_failure_reports(corpus: list[dict], tmp_path: Path) -> None:
+    from bugatlas import Store, import_paths
+
+    rest = []
+    for r in corpus[:40]:  # GitHub's REST /issues answer: issues and pull requests together
+        rest.append({"url": f"https://api.github.com/repos/{r['repo']}/issues/{r['number']}",
+                     "html_url": r["html_url"], "number": r["number"], "title": r["title"], "body": r["body"],
+                     "state": r["state"], "labels": [{"name": n} for n in r["labels"]]})  # fmt: skip
+    failures = [r for r in corpus if "bug" in r["labels"] and "error" in (r["body"] or "").lower()][:5]
+    for i, r in enumerate(failures):  # the text of real failure reports, posted as pull requests
+        rest.append({"url": f"https://api.github.com/repos/{r['repo']}/issues/{900_000 + i}",
+                     "html_url": f"https://github.com/{r['repo']}/pull/{900_000 + i}", "number": 900_000 + i,
+                     "title": r["title"], "body": r["body"], "state": "closed", "labels": [],
+                     "pull_request": {"url": "https://api.github.com/repos/x/y/pulls/1"}})  # fmt: skip
+    dump = tmp_path / "rest.json"
+    dump.write_text(json.dumps(rest))
+    with Store(tmp_path / "s.db") as store:
+        import_paths(store, [dump], progress=False)
+        summary = filter_store(store)
+        assert summary["judged"] == 40
+        judged = {r["number"] for r in store.query("SELECT number FROM issue_kinds")}
+        assert judged and all(n < 900_000 for n in judged)
+        assert not store.query("SELECT 1 FROM failure_reports WHERE is_pull_request = 1")

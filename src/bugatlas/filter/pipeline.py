@@ -139,7 +139,7 @@ def filter_file(input: Path, output: IO[bytes], *, model_path: Path | None = Non
 def filter_store(store: Any, *, model_path: Path | None = None, rules: str | None = None,
                  repos: list[str] | None = None, redo: bool = False,
                  progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
-    """Judge every issue with text in the store; writes ``issue_kinds`` and ``issue-kind`` labels.
+    """Judge every issue with text in the store (not pull requests); writes ``issue_kinds`` and ``issue-kind`` labels.
 
     Issues already judged by the same model and rules are skipped unless ``redo`` (a re-run
     resumes where an interrupted one stopped). Each batch is written in one transaction."""
@@ -154,7 +154,9 @@ def filter_store(store: Any, *, model_path: Path | None = None, rules: str | Non
     if not redo:
         done = {(r["repo"], r["number"]) for r in store.query(
             "SELECT repo, number FROM issue_kinds WHERE model = ? AND rules = ?", (mid, rules_obj.name))}  # fmt: skip
-    candidates = [i for i in store.iter_issues(repos=repos) if not i.is_reference and (i.title or i.body)]
+    # A REST dump of /issues holds pull requests too: they are not issue reports.
+    candidates = [i for i in store.iter_issues(repos=repos)
+                  if not i.is_reference and not i.is_pull_request and (i.title or i.body)]  # fmt: skip
     todo = [i for i in candidates if (i.repo, i.number) not in done]
     counts: Counter[str] = Counter()
     rule_pass = 0
