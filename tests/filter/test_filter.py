@@ -232,3 +232,18 @@ def test_store_filter_leaves_pull_requests_out_of_failure_reports(corpus: list[d
         judged = {r["number"] for r in store.query("SELECT number FROM issue_kinds")}
         assert judged and all(n < 900_000 for n in judged)
         assert not store.query("SELECT 1 FROM failure_reports WHERE is_pull_request = 1")
+
+
+def test_eval_and_train_on_too_few_or_one_kind_are_one_line(corpus: list[dict], tmp_path: Path) -> None:
+    few = tmp_path / "few.jsonl"
+    few.write_text("".join(json.dumps(r) + "\n" for r in corpus[:5]))
+    res = bugatlas("filter", "eval", "--corpus", str(few))
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert "few.jsonl: cannot cross-validate 3 issues of kinds" in res.stderr
+    one_kind = tmp_path / "bugs.jsonl"
+    bugs = [r for r in corpus if r["labels"] == ["bug"]][:30]
+    one_kind.write_text("".join(json.dumps(r) + "\n" for r in bugs))
+    for cmd in (["eval"], ["train", "--output", str(tmp_path / "m.pkl.xz")]):
+        res = bugatlas("filter", *cmd, "--corpus", str(one_kind))
+        assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+        assert "bugs.jsonl: cannot cross-validate 30 issues of kinds {'failure': 30}" in res.stderr

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -129,8 +131,9 @@ def train_cmd(
     if len(gold) < 20:
         raise BadInputError(f"{where}: only {len(gold)} issues with a maintainer kind label; need at least 20")
     err_console.print(f"training on {len(gold)} issues from {where}: {gold.counts()}", highlight=False)
-    model, scores = select_and_train(gold, _grid(grid), meta={
-        "corpus": Path(where).name, "corpus_digest": corpus_digest(zip(gold.repos, gold.numbers, strict=True))})
+    with _too_few_per_kind(where, gold):
+        model, scores = select_and_train(gold, _grid(grid), meta={
+            "corpus": Path(where).name, "corpus_digest": corpus_digest(zip(gold.repos, gold.numbers, strict=True))})
     path = model.save(output or USER_MODEL)
     info = {"model": str(path), "bytes": path.stat().st_size, "params": model.meta["params"],
             "trained_on": model.meta["trained_on"], "class_counts": model.meta["class_counts"],
@@ -168,14 +171,26 @@ def eval_cmd(
         keep = [i for i, k in enumerate(gold.kinds) if k in kinds]
         gold = gold_set([{"repo": gold.repos[i], "number": gold.numbers[i], "title": gold.titles[i],
                           "body": gold.bodies[i], "labels": [_label_for(gold.kinds[i])]} for i in keep])  # fmt: skip
-    res = cross_validate(gold, grid=_grid(grid), folds=folds, strip=not no_strip,
-                         progress=lambda s: err_console.print(s, highlight=False))  # fmt: skip
+    with _too_few_per_kind(where, gold, "add labelled issues or leave rare kinds out with --kind"):
+        res = cross_validate(gold, grid=_grid(grid), folds=folds, strip=not no_strip,
+                             progress=lambda s: err_console.print(s, highlight=False))  # fmt: skip
     if json:
         print_json({"corpus": where, "issues": len(gold), "classes": gold.counts(), "strip_prefixes": not no_strip,
                     **{k: v.to_dict() for k, v in res.items()}})  # fmt: skip
         return
     console.print(cv_table(res, f"{folds}-fold CV on {len(gold)} issues ({where}); prefixes "
                                 f"{'kept' if no_strip else 'stripped'}"))  # fmt: skip
+
+
+@contextmanager
+def _too_few_per_kind(where: str, gold: Any, hint: str = "add labelled issues") -> Iterator[None]:
+    """scikit-learn's refusals (fewer issues than folds, one kind only, a kind too rare to
+    calibrate) as one line naming the data and its kinds."""
+    try:
+        yield
+    except ValueError as exc:
+        raise BadInputError(f"{where}: cannot cross-validate {len(gold)} issues of kinds {gold.counts()} "
+                            f"({str(exc).splitlines()[0]}); {hint}") from None  # fmt: skip
 
 
 def _label_for(kind: str) -> str:
