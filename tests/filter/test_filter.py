@@ -76,6 +76,10 @@ def test_bad_rules_file_is_one_line(tmp_path: Path) -> None:
         load_rules(f)
     with pytest.raises(BadInputError, match="unknown filter rules 'nope'"):
         load_rules("nope")
+    latin1 = tmp_path / "latin1.yaml"
+    latin1.write_bytes("keywords: {terms: [défaut]}\n".encode("latin-1"))
+    with pytest.raises(BadInputError, match=r"latin1\.yaml: cannot read the rules file"):
+        load_rules(latin1)
 
 
 def _small_gold(corpus: list[dict], per_repo: int = 400):
