@@ -363,3 +363,21 @@ def test_export_to_an_unwritable_path_and_replay_of_a_truncated_archive_are_one_
     with pytest.raises(BadInputError, match=r"t\.jsonl\.gz: cannot read"):
         replay_archive(target, truncated)
     assert target.count_issues() == 0
+
+
+def test_replay_of_an_exported_archive_leaves_no_temporary_copy(server, tmp_path, monkeypatch):
+    import tempfile
+
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    store = Store(tmp_path / "s.db")
+    _collect(store, server, archive=True, limit=20)
+    exported = tmp_path / "a.jsonl.gz"
+    export_archive(store, exported)
+    assert replay_archive(Store(tmp_path / "r.db"), exported).issues == 20
+    broken = tmp_path / "b.jsonl"
+    broken.write_text("{oops\n")
+    with pytest.raises(BadInputError, match="not an archive record"):
+        replay_archive(Store(tmp_path / "r2.db"), broken)
+    assert list(scratch.iterdir()) == []  # each replay's scratch copy of the archive is gone
