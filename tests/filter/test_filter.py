@@ -251,3 +251,11 @@ def test_eval_and_train_on_too_few_or_one_kind_are_one_line(corpus: list[dict], 
         res = bugatlas("filter", *cmd, "--corpus", str(one_kind))
         assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
         assert "bugs.jsonl: cannot cross-validate 30 issues of kinds {'failure': 30}" in res.stderr
+
+
+def test_batch_number_given_as_digits_is_read(tmp_path: Path) -> None:
+    from bugatlas.filter.pipeline import read_jsonl
+
+    inp = tmp_path / "issues.jsonl"
+    inp.write_text(json.dumps({"repo": "a/b", "number": "12", "title": "crash"}) + "\n")
+    assert [r["number"] for r in read_jsonl(inp)] == ["12"]

@@ -109,6 +109,8 @@ def read_jsonl(path: Path, option: str = "--input") -> Iterator[dict[str, Any]]:
 def _field_problem(rec: dict[str, Any]) -> str | None:
     """What is wrong with a batch record's fields (None when the pipeline can judge it)."""
     number = rec["number"]
+    if isinstance(number, str) and number.strip().isdigit():  # "12" from a CSV-born dump: fine
+        number = int(number)
     if not isinstance(number, int) or isinstance(number, bool) or number < 1:
         return f"field 'number': expected a positive integer, got {number!r}"
     if not isinstance(rec["repo"], str) or not rec["repo"].strip():
