@@ -38,3 +38,11 @@ def test_commonality_json(analysis_store):
     assert r.exit_code == 0, r.output
     data = orjson.loads(r.stdout)
     assert data["p_value"] < 1e-6 and data["deviations"][0]["group"] == "MLC-LLM"
+
+
+def test_unwritable_csv_is_one_line(analysis_store, tmp_path):
+    target = tmp_path / "no-such-folder" / "d.csv"
+    r = subprocess.run([sys.executable, "-m", "bugatlas.cli", "analyze", "distribution", "-t", "liu2025",
+                        "--csv", str(target), "--db", str(analysis_store.path)], capture_output=True, text=True)  # fmt: skip
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.count("\n") == 1 and "--csv" in r.stderr and str(target) in r.stderr

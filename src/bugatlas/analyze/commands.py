@@ -63,7 +63,10 @@ def emit(frame: pd.DataFrame, *, as_json: bool, csv: str | None, title: str, ind
         if csv == "-":
             sys.stdout.write(text)
         else:
-            Path(csv).write_text(text, encoding="utf-8")
+            try:
+                Path(csv).write_text(text, encoding="utf-8")
+            except OSError as exc:
+                raise BadInputError(f"--csv {csv}: cannot write the file ({exc.strerror})") from exc
             err_console.print(f"wrote {csv}")
         if csv == "-":
             return
