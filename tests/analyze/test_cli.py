@@ -46,3 +46,13 @@ def test_unwritable_csv_is_one_line(analysis_store, tmp_path):
                         "--csv", str(target), "--db", str(analysis_store.path)], capture_output=True, text=True)  # fmt: skip
     assert r.returncode == 2, r.stderr
     assert r.stderr.count("\n") == 1 and "--csv" in r.stderr and str(target) in r.stderr
+
+
+def test_bad_as_of_is_one_line(analysis_store):
+    r = subprocess.run([sys.executable, "-m", "bugatlas.cli", "analyze", "maintenance", "--as-of", "notadate",
+                        "--db", str(analysis_store.path)], capture_output=True, text=True)  # fmt: skip
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.count("\n") == 1 and "--as-of 'notadate'" in r.stderr
+    r = _run(["analyze", "maintenance", "--as-of", "2025-08-01", "--json"], analysis_store.path)
+    assert r.exit_code == 0, r.output
+    assert sum(x["issues"] for x in orjson.loads(r.stdout)["rows"]) == 2997

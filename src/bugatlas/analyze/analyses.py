@@ -333,6 +333,18 @@ def _durations(data: StudyData, as_of: pd.Timestamp | None = None) -> tuple[pd.S
     return days, closed, as_of
 
 
+def _as_of(as_of: str | None) -> pd.Timestamp | None:
+    if not as_of:
+        return None
+    try:
+        ts = pd.Timestamp(as_of)
+    except (ValueError, TypeError) as exc:
+        raise BadInputError(f"--as-of {as_of!r}: not a date (use YYYY-MM-DD)") from exc
+    if ts is pd.NaT:
+        raise BadInputError(f"--as-of {as_of!r}: not a date (use YYYY-MM-DD)")
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+
+
 def maintenance(
     data: StudyData, dimension: str | None = None, level: int | str | None = 0, *, as_of: str | None = None
 ) -> pd.DataFrame:
@@ -340,7 +352,7 @@ def maintenance(
     to close (median and quartiles over closed issues), Kaplan-Meier median time to close
     counting open issues as censored, comments per issue, and fix effort from linked pull
     requests (median lines added+deleted and files changed, where collected)."""
-    ts = pd.Timestamp(as_of, tz="UTC") if as_of else None
+    ts = _as_of(as_of)
     days, closed, _ = _durations(data, ts)
     if days.isna().all():
         raise BadInputError("no creation dates: the labelled issues are references (run `bugatlas collect` to hydrate them)")
@@ -377,7 +389,7 @@ def survival(
 ) -> pd.DataFrame:
     """Kaplan-Meier curves of time to close (open issues censored) for the ``top`` largest
     categories (or repository groups): category, time (days), survival (share still open)."""
-    ts = pd.Timestamp(as_of, tz="UTC") if as_of else None
+    ts = _as_of(as_of)
     days, closed, _ = _durations(data, ts)
     keyed = data.values(dimension, level) if dimension else data.grouping("repository")
     sizes = keyed["value"].value_counts()
