@@ -327,9 +327,11 @@ def _durations(data: StudyData, as_of: pd.Timestamp | None = None) -> tuple[pd.S
     u = data.units
     if as_of is None:
         as_of = pd.concat([u["created_at"], u["closed_at"]]).max()
-    closed = u["closed_at"].notna() & (u["state"].fillna("closed") != "open")
+    # as of the censoring date: closed later means still open then; created later, not yet there
+    closed = u["closed_at"].notna() & (u["state"].fillna("closed") != "open") & (u["closed_at"] <= as_of)
     end = u["closed_at"].where(closed, as_of)
     days = (end - u["created_at"]).dt.total_seconds() / 86400.0
+    days = days.where(~(u["created_at"] > as_of))
     return days, closed, as_of
 
 
@@ -357,6 +359,8 @@ def maintenance(
     if days.isna().all():
         raise BadInputError("no creation dates: the labelled issues are references (run `bugatlas collect` to hydrate them)")
     u = data.units.assign(_days=days, _closed=closed)
+    if ts is not None:  # issues opened after the censoring date do not exist yet
+        u = u[~(u["created_at"] > ts)]
     keyed = data.values(dimension, level) if dimension else data.grouping("repository")
     j = keyed.merge(u, left_on="unit", right_index=True)
     rows = []
