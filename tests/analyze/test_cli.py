@@ -56,3 +56,14 @@ def test_bad_as_of_is_one_line(analysis_store):
     r = _run(["analyze", "maintenance", "--as-of", "2025-08-01", "--json"], analysis_store.path)
     assert r.exit_code == 0, r.output
     assert sum(x["issues"] for x in orjson.loads(r.stdout)["rows"]) == 2997
+
+
+def test_audit_differences_lists_only_differing_numbers(analysis_store):
+    from ..conftest import LIU_CSV
+
+    r = _run(["analyze", "audit", "--file", str(LIU_CSV), "--differences", "--json"], analysis_store.path)
+    assert r.exit_code == 0, r.output
+    rows = orjson.loads(r.stdout)["rows"]
+    assert rows and {x["status"] for x in rows} == {"differs"}
+    assert "liu.group.functionality" not in {x["id"] for x in rows}  # a raw-file match
+    assert sum(x["paper"] == "liu2025" for x in rows) == 1  # 1,041 root-cause instances

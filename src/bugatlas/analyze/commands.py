@@ -238,5 +238,5 @@ def register(app: typer.Typer) -> None:
         store = open_store(db, create=False)
         frame = audit(store, papers=paper or None, files=file or [])
         if only_differences:
-            frame = frame[frame["status"] != "match"]
+            frame = frame[frame["status"] == "differs"]
         emit(frame, as_json=as_json, csv=csv, title="published numbers vs released datasets")
