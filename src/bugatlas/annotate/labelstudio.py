@@ -87,7 +87,10 @@ def export_tasks(store: Store, sample: Sample | str | None, out_dir: str | Path,
     s = sample if isinstance(sample, Sample) else get_sample(store, sample)
     cb = cbm.load(codebook or s.taxonomy)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BadInputError(f"{out}: cannot create the export folder ({exc.strerror})") from exc
     anns: dict[int, list[dict[str, Any]]] = {}
     names: list[str] = []
     if with_annotations:
@@ -114,8 +117,11 @@ def export_tasks(store: Store, sample: Sample | str | None, out_dir: str | Path,
         if with_annotations:
             task["annotations"] = anns.get(item["id"], [])
         tasks.append(task)
-    (out / "tasks.json").write_text(json.dumps(tasks, indent=1, ensure_ascii=False), encoding="utf-8")
-    (out / "config.xml").write_text(labeling_config(cb, s.dimensions), encoding="utf-8")
+    try:
+        (out / "tasks.json").write_text(json.dumps(tasks, indent=1, ensure_ascii=False), encoding="utf-8")
+        (out / "config.xml").write_text(labeling_config(cb, s.dimensions), encoding="utf-8")
+    except OSError as exc:
+        raise BadInputError(f"{out}: cannot write the export ({exc.strerror})") from exc
     return {"tasks": len(tasks), "annotations": sum(len(v) for v in anns.values()),
             "annotators": names, "dir": str(out)}
 
