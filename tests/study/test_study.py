@@ -135,6 +135,13 @@ def test_cli_run_json(study_dir):
     ("name: x\nsources: [\n", "not valid YAML"),
     ("name: x\nsources: {import: [\"${nope}/a.csv\"]}\n", "${nope} is not defined"),
     ("- a list\n", "YAML mapping"),
+    ("name: x\nsources: [a.csv]\n", "sources: expected a mapping"),
+    ("name: x\nsources: {import: a.csv}\n", "sources.import: expected a list of paths"),
+    ("name: x\nfilter: 3\n", "filter: expected a mapping"),
+    ("name: x\nclassify: rules\n", "classify: expected a mapping"),
+    ("name: x\nmap: yu2026-artifact\n", "map: expected a mapping"),
+    ("name: x\nreport: out/\n", "report: expected a mapping"),
+    ("name: x\nsources: {collect: [vllm-project/vllm]}\n", "sources.collect: expected a mapping"),
 ])  # fmt: skip
 def test_bad_study_files(tmp_path, text, message):
     f = tmp_path / "bad.yaml"

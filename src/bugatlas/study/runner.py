@@ -106,6 +106,17 @@ def load_study_file(path: str | os.PathLike[str]) -> Study:
     unknown = sorted(set(spec) - _KNOWN_KEYS)
     if unknown:
         raise BadInputError(f"{path}: unknown key {unknown[0]!r} (known: {', '.join(sorted(_KNOWN_KEYS))})")
+    for key in ("vars", "sources", "analysis", "audit", "report", "filter", "map", "classify"):
+        value = spec.get(key)
+        if value is not None and value is not False and not isinstance(value, dict):
+            raise BadInputError(f"{path}: {key}: expected a mapping (key: value, or {{}} for the defaults), "
+                                f"got {type(value).__name__} {value!r}"[:300])
+    sources = spec.get("sources") or {}
+    imports = sources.get("import")
+    if imports is not None and not (isinstance(imports, list) and all(isinstance(p, str) for p in imports)):
+        raise BadInputError(f"{path}: sources.import: expected a list of paths ([a.jsonl.gz, b.csv]), got {imports!r}"[:300])
+    if sources.get("collect") is not None and not isinstance(sources["collect"], dict):
+        raise BadInputError(f"{path}: sources.collect: expected a mapping (repos: [owner/name, …])")
     name = str(spec.get("name") or path.stem)
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
         raise BadInputError(f"{path}: name {name!r}: use letters, digits, '.', '_' or '-'")
