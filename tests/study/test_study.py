@@ -72,6 +72,28 @@ def test_changed_input_reruns_downstream(tmp_path, shared_data):
     assert [r.status for r in s3 if r.step in ("import", "report")] == ["skipped (done)", "ran"]
 
 
+def test_report_that_failed_on_a_rerun_is_not_skipped_next_time(tmp_path, shared_data):
+    from bugatlas.errors import BugAtlasError
+
+    f = tmp_path / "s" / "mini.yaml"
+    f.parent.mkdir()
+    f.write_text(f"name: mini\nsources: {{import: [{LIU_CSV}]}}\ntaxonomy: liu2025\nstore: out/study.db\n"
+                 "report: {out: out/report}\naudit: {enabled: false}\n")  # fmt: skip
+    study, s1 = run_study(f)
+    assert [r.status for r in s1 if r.step in ("import", "report")] == ["ran", "ran"]
+    # a re-run of the report stops halfway (here: a table path it cannot write)
+    blocker = study.report_dir / "tables" / "overview_groups.csv"
+    blocker.unlink()
+    blocker.mkdir()
+    with pytest.raises(BugAtlasError, match="overview_groups.csv"):
+        run_study(f, start="report")
+    blocker.rmdir()
+    # the next plain run must rebuild the half-written report, not call it done
+    _, s3 = run_study(f)
+    assert [r.status for r in s3 if r.step in ("import", "report")] == ["skipped (done)", "ran"]
+    assert "Total,929" in (study.report_dir / "tables" / "overview_groups.csv").read_text()
+
+
 def test_olf_study_counts_and_mapping(study_dir):
     study, steps = run_study(study_dir / "yu2026-models.yaml")
     status = {r.step: r for r in steps}

@@ -147,12 +147,15 @@ def fingerprint(step: str, config: Any, files: list[Path], upstream: str) -> str
 
 
 def _done(store: Store, step: str, fp: str) -> int | None:
+    """The step's last run for this fingerprint, if it succeeded: a later run that failed or
+    was interrupted (``--from``/``--force`` stopped halfway) may have left its outputs half
+    rewritten, so the step is not done."""
     rows = store.query(
-        "SELECT id FROM runs WHERE command = ? AND status = 'ok' AND json_extract(params, '$.fingerprint') = ? "
-        "ORDER BY id DESC LIMIT 1",
+        "SELECT id, status FROM runs WHERE command = ? AND json_extract(params, '$.fingerprint') = ? "
+        "AND status != 'skipped' ORDER BY id DESC LIMIT 1",
         (f"study {step}", fp),
     )
-    return int(rows[0]["id"]) if rows else None
+    return int(rows[0]["id"]) if rows and rows[0]["status"] == "ok" else None
 
 
 # -- stage adapters ---------------------------------------------------------------------------------
