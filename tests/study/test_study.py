@@ -94,6 +94,16 @@ def test_report_that_failed_on_a_rerun_is_not_skipped_next_time(tmp_path, shared
     assert "Total,929" in (study.report_dir / "tables" / "overview_groups.csv").read_text()
 
 
+def test_misspelt_analysis_key_fails_before_the_report_is_written(tmp_path, shared_data):
+    f = tmp_path / "s" / "mini.yaml"
+    f.parent.mkdir()
+    f.write_text(f"name: mini\nsources: {{import: [{LIU_CSV}]}}\ntaxonomy: liu2025\nstore: out/study.db\n"
+                 "analysis: {nmes: {vllm-project/vllm: vLLM}}\nreport: {out: out/report}\naudit: {enabled: false}\n")  # fmt: skip
+    with pytest.raises(BadInputError, match="unknown key 'nmes'"):
+        run_study(f)
+    assert not (tmp_path / "s" / "out" / "report" / "index.html").exists()
+
+
 def test_olf_study_counts_and_mapping(study_dir):
     study, steps = run_study(study_dir / "yu2026-models.yaml")
     status = {r.step: r for r in steps}

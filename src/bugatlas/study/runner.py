@@ -371,6 +371,10 @@ class Runner:
 
         s = self.study
         analysis = dict(s.section("analysis") or {})
+        unknown = sorted(set(analysis) - {"taxonomy", "source", "by", "only", "attach", "names"})
+        if unknown:  # before anything is written: a misspelt key would be silently left out
+            raise BadInputError(f"{s.path}: analysis: unknown key {unknown[0]!r} "
+                                "(taxonomy, source, by, only, attach, names)")  # fmt: skip
         taxonomy = analysis.pop("taxonomy", s.section("taxonomy"))
         notes = []
         have = {x["taxonomy"] for x in store.label_sources()}
@@ -389,9 +393,6 @@ class Runner:
             attach=analysis.pop("attach", None), names=analysis.pop("names", None), audit_papers=audit.get("papers"),
             audit_files=[s.resolve(f) for f in audit.get("files", [])], audit=audit.get("enabled", True),
         )  # fmt: skip
-        if analysis:
-            raise BadInputError(f"{s.path}: analysis: unknown key {sorted(analysis)[0]!r} "
-                                "(taxonomy, source, by, only, attach, names)")  # fmt: skip
         msg = f"{result.html} ({result.figures} figures, {len(result.tables)} tables)"
         return "ran", "; ".join([msg, *notes]), result.as_dict()
 
