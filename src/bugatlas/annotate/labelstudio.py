@@ -166,10 +166,16 @@ def import_export(store: Store, path: str | Path, *, sample: str | None = None,
         raise BadInputError(f"{path}: not a Label Studio JSON export ({exc})") from exc
     if not isinstance(tasks, list):
         raise BadInputError(f"{path}: expected a JSON list of tasks")
-    first = next((t.get("data", {}) for t in tasks if isinstance(t, dict)), {})
+    first = next((t["data"] for t in tasks if isinstance(t, dict) and isinstance(t.get("data"), dict)), {})
     name = sample or first.get("sample")
     tax = taxonomy or first.get("taxonomy")
     mapping = {str(k): v for k, v in (annotator_map or {}).items()}
+    with store.transaction():  # all or nothing: a bad task leaves no half-imported sample behind
+        return _import_tasks(store, path, tasks, name, tax, mapping, codebook)
+
+
+def _import_tasks(store: Store, path: Path, tasks: list[Any], name: str | None, tax: str | None,
+                  mapping: dict[str, str], codebook: Any) -> dict[str, Any]:
     exists = name and store.conn.execute("SELECT 1 FROM ann_samples WHERE name = ?", (name,)).fetchone()
     if not exists:
         if not (name and (tax or codebook)):
@@ -205,7 +211,10 @@ def import_export(store: Store, path: str | Path, *, sample: str | None = None,
                 item_id = int(cur.lastrowid)
             else:
                 item_id = row[0]
-            for ai, ann in enumerate(task.get("annotations") or []):
+            anns = task.get("annotations") or []
+            if not isinstance(anns, list) or not all(isinstance(a, dict) for a in anns):
+                raise BadInputError(f"{path}: task {ti} ({repo}#{number}): annotations must be a list of objects")
+            for ai, ann in enumerate(anns):
                 if ann.get("was_cancelled"):
                     counts["skipped_cancelled"] += 1
                     continue
@@ -247,11 +256,16 @@ def import_export(store: Store, path: str | Path, *, sample: str | None = None,
 def _parse_result(result: list[dict[str, Any]]) -> tuple[dict[str, list[str]], str, bool]:
     labels: dict[str, list[str]] = {}
     note, unsure = "", False
+    if not isinstance(result, list) or not all(isinstance(r, dict) and isinstance(r.get("value") or {}, dict)
+                                               for r in result):
+        raise BadInputError("result must be a list of objects with a value object")
     for r in result:
         value = r.get("value") or {}
         name = r.get("from_name")
         if r.get("type") == "taxonomy":
             paths = value.get("taxonomy") or []
+            if not isinstance(paths, list) or not all(isinstance(p, list) for p in paths):
+                raise BadInputError(f"{name}: value.taxonomy must be a list of paths ([[\"Group\", \"Leaf\"]])")
             labels.setdefault(name, [])
             labels[name] += [p[-1] for p in paths if p]
         elif r.get("type") == "choices" and name == "unsure":
