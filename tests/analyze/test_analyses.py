@@ -193,3 +193,17 @@ def test_restrict_and_names(analysis_store):
         load_study(analysis_store, "liu2025", restrict="SELECT repo, number FROM no_such_view")
     with pytest.raises(BadInputError, match="two columns"):
         load_study(analysis_store, "liu2025", restrict="SELECT repo FROM issues")
+
+
+def test_as_of_before_the_data_censors_instead_of_negative_times(corpus):
+    as_of = "2024-01-01"
+    ts = pd.Timestamp(as_of, tz="UTC")
+    u = corpus.units
+    u = u.assign(group=corpus.grouping("repository").set_index("unit")["value"])
+    existed = u[u["created_at"] <= ts]
+    closed_then = existed[(existed["state"] == "closed") & (existed["closed_at"] <= ts)]
+    m = maintenance(corpus, as_of=as_of).set_index("category")
+    assert m["issues"].to_dict() == existed.groupby("group").size().to_dict()
+    assert m["closed"].to_dict() == closed_then.groupby("group").size().to_dict()
+    s = survival(corpus, as_of=as_of)
+    assert (s["time"] >= 0).all()

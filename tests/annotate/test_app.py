@@ -165,3 +165,16 @@ def test_pickers_render_every_category_of_published_codebooks(small_store, taxon
         assert values == {c.name for c in cb.dimension(dim).categories.values()}
         kinds = {a["type"] for t, a in parsed.elements if t == "input" and a.get("name") == f"dim:{dim}"}
         assert kinds == {"checkbox" if cb.dimension(dim).multi_label else "radio"}
+
+
+def test_unknown_round_is_refused_not_an_empty_agreement(small_store, toy_codebook, study):
+    from bugatlas.annotate import agreement
+    from bugatlas.errors import BadInputError
+
+    with pytest.raises(BadInputError, match="--round mian"):
+        agreement(small_store, study, round="mian", codebook=toy_codebook)
+    c = client_for(small_store, toy_codebook)
+    login(c, "own")
+    assert c.get("/api/agreement?round=pilot").status_code == 200
+    assert c.get("/api/agreement?round=mian").status_code == 400
+    assert c.get("/owner?round=mian").status_code == 400

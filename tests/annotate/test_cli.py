@@ -104,3 +104,19 @@ def test_annotate_command_serves_on_loopback_only(corpus_store, tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+def test_unwritable_exports_are_one_line_errors(corpus_store, tmp_path):
+    from bugatlas.annotate import draw_sample
+
+    draw_sample(corpus_store, "liu2025", size=4, seed=3)
+    db = corpus_store.path
+    corpus_store.close()
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder", encoding="utf-8")
+    r = CliRunner().invoke(app, ["gold", "--export", str(blocker / "gold.csv"), "--db", str(db)])
+    assert isinstance(r.exception, BadInputError), r.output
+    assert "--export" in str(r.exception) and str(blocker / "gold.csv") in str(r.exception)
+    r = CliRunner().invoke(app, ["labelstudio", "export", str(blocker / "ls"), "--db", str(db)])
+    assert isinstance(r.exception, BadInputError), r.output
+    assert str(blocker / "ls") in str(r.exception)

@@ -97,3 +97,24 @@ def test_import_real_label_studio_export_shape(small_store, toy_codebook, tmp_pa
                                     {"from_name": "symptom", "type": "taxonomy", "value": {"taxonomy": [["Boom"]]}}]}]}]))
     with pytest.raises(BadInputError, match=r"bad.json: task 0 \(vllm-project/vllm#100\), annotation 0: symptom"):
         import_export(small_store, bad, sample="ls", codebook=toy_codebook)
+
+
+@pytest.mark.parametrize(("annotations", "message"), [
+    ({"a": 1}, "annotations must be a list of objects"),
+    ([{"completed_by": 1, "result": ["x"]}], "result must be a list of objects"),
+    ([{"completed_by": 1, "result": [{"type": "taxonomy", "from_name": "symptom",
+                                      "value": {"taxonomy": "Crash"}}]}], "must be a list of paths"),
+])  # fmt: skip
+def test_malformed_export_is_one_error_and_leaves_no_sample(small_store, toy_codebook, tmp_path,
+                                                            annotations, message):
+    good = {"data": {"repo": "vllm-project/vllm", "number": 100},
+            "annotations": [{"completed_by": 1, "result": [
+                {"type": "taxonomy", "from_name": "symptom", "value": {"taxonomy": [["Crash"]]}}]}]}
+    bad = {"data": {"repo": "vllm-project/vllm", "number": 103}, "annotations": annotations}
+    f = tmp_path / "export.json"
+    f.write_text(json.dumps([good, bad]), encoding="utf-8")
+    with pytest.raises(BadInputError, match=message):
+        import_export(small_store, f, sample="imported", codebook=toy_codebook)
+    # all or nothing: neither the sample nor the good task's annotation was kept
+    assert small_store.query("SELECT name FROM ann_samples") == []
+    assert small_store.query("SELECT id FROM ann_annotations") == []

@@ -33,6 +33,9 @@ def test_read_issues_names_the_bad_line(tmp_path) -> None:
     path.write_text('{"repo": "a/b", "title": "x"}\n')
     with pytest.raises(BadInputError, match=r"line 1: missing field 'number'"):
         list(read_issues(path))
+    path.write_text('{"repo": "a/b", "number": 1, "title": "x"}\n{"repo": "a/b", "number": "x1"}\n')
+    with pytest.raises(BadInputError, match=r"line 2: field 'number' is not an integer: 'x1'"):
+        list(read_issues(path))
 
 
 def test_label_records_round_trip_single_and_multi(tmp_path) -> None:

@@ -17,7 +17,7 @@ from bugatlas.collect import (
 from bugatlas.collect.client import GitHubError
 from bugatlas.collect.testing import FakeGitHub, Faults, load_corpus
 from bugatlas.errors import BadInputError
-from bugatlas.store import Store
+from bugatlas.store import Issue, Store
 
 from .conftest import TOKEN, TOKEN2
 
@@ -327,3 +327,57 @@ def test_replay_in_place_and_refusal_to_mix_archives(server, tmp_path):
     replay_archive(from_file, tmp_path / "archive.jsonl.gz")
     assert canonical_dump(from_file) == before
     assert TOKEN.encode() not in (tmp_path / "archive.jsonl.gz").read_bytes()
+
+
+def test_unreachable_server_and_bad_base_url_are_one_clear_line(tmp_path):
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on: connection refused
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    store = Store(tmp_path / "s.db")
+    with pytest.raises(GitHubError) as exc:
+        collect_repos(store, [SGL], base_url=f"http://127.0.0.1:{port}", tokens=[TOKEN],
+                      client_options={"max_retries": 1, "backoff": 0.01})  # fmt: skip
+    msg = str(exc.value)
+    assert f"cannot reach http://127.0.0.1:{port}" in msg and "--base-url" in msg and "\n" not in msg
+    assert "SECRET" not in msg
+    with pytest.raises(BadInputError, match="--base-url: '127.0.0.1:8000' is not an http"):
+        collect_repos(store, [SGL], base_url="127.0.0.1:8000", tokens=[TOKEN])
+    store.upsert_issues([Issue(repo=SGL, number=1, is_reference=True)])
+    with pytest.raises(GitHubError, match="cannot reach"):
+        hydrate_references(store, base_url=f"http://127.0.0.1:{port}", tokens=[TOKEN],
+                           client_options={"max_retries": 0})  # fmt: skip
+
+
+def test_export_to_an_unwritable_path_and_replay_of_a_truncated_archive_are_one_line(server, tmp_path):
+    store = Store(tmp_path / "s.db")
+    _collect(store, server, archive=True, limit=20)
+    with pytest.raises(BadInputError, match=r"--export-archive: .*no-such-folder/a\.jsonl: cannot write"):
+        export_archive(store, tmp_path / "no-such-folder" / "a.jsonl")
+    whole = tmp_path / "a.jsonl.gz"
+    assert export_archive(store, whole) == 1
+    truncated = tmp_path / "t.jsonl.gz"
+    truncated.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    target = Store(tmp_path / "r.db")
+    with pytest.raises(BadInputError, match=r"t\.jsonl\.gz: cannot read"):
+        replay_archive(target, truncated)
+    assert target.count_issues() == 0
+
+
+def test_replay_of_an_exported_archive_leaves_no_temporary_copy(server, tmp_path, monkeypatch):
+    import tempfile
+
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    store = Store(tmp_path / "s.db")
+    _collect(store, server, archive=True, limit=20)
+    exported = tmp_path / "a.jsonl.gz"
+    export_archive(store, exported)
+    assert replay_archive(Store(tmp_path / "r.db"), exported).issues == 20
+    broken = tmp_path / "b.jsonl"
+    broken.write_text("{oops\n")
+    with pytest.raises(BadInputError, match="not an archive record"):
+        replay_archive(Store(tmp_path / "r2.db"), broken)
+    assert list(scratch.iterdir()) == []  # each replay's scratch copy of the archive is gone

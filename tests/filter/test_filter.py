@@ -76,6 +76,10 @@ def test_bad_rules_file_is_one_line(tmp_path: Path) -> None:
         load_rules(f)
     with pytest.raises(BadInputError, match="unknown filter rules 'nope'"):
         load_rules("nope")
+    latin1 = tmp_path / "latin1.yaml"
+    latin1.write_bytes("keywords: {terms: [défaut]}\n".encode("latin-1"))
+    with pytest.raises(BadInputError, match=r"latin1\.yaml: cannot read the rules file"):
+        load_rules(latin1)
 
 
 def _small_gold(corpus: list[dict], per_repo: int = 400):
@@ -163,8 +167,12 @@ def test_store_filter_writes_kinds_view_and_labels(corpus_store) -> None:
     assert len(labels) == 813 and all(l.confidence is not None and l.evidence for l in labels)
     # Resumes: a second run judges nothing new; --redo judges again without duplicating labels.
     assert filter_store(corpus_store, repos=["sgl-project/sglang"])["judged"] == 0
+    # skipped counts the selected repository's issues, not every issue judged before
+    again = filter_store(corpus_store, repos=["vllm-project/vllm"])
+    assert (again["judged"], again["skipped_already_judged"]) == (1067, 0)
+    assert filter_store(corpus_store, repos=["sgl-project/sglang"])["skipped_already_judged"] == 813
     filter_store(corpus_store, repos=["sgl-project/sglang"], redo=True)
-    assert len(list(corpus_store.iter_labels("issue-kind", source_kind="model"))) == 813
+    assert len(list(corpus_store.iter_labels("issue-kind", source_kind="model"))) == 813 + 1067
 
 
 def test_eval_cli_reports_per_class_and_majority(corpus: list[dict], tmp_path: Path) -> None:
@@ -181,3 +189,73 @@ def test_eval_cli_reports_per_class_and_majority(corpus: list[dict], tmp_path: P
     assert rep["model"]["macro_f1"] > rep["majority"]["macro_f1"] + 0.4
     assert set(rep["model"]["per_class"]["question"]) == {"precision", "recall", "f1", "support"}
     assert 0 <= rep["model"]["ece"] < 0.3 and 0 < rep["model"]["brier"] < 1
+
+
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("number", "12a", "field 'number': expected a positive integer, got '12a'"),
+    ("title", 5, "field 'title': expected a string, got int"),
+    ("labels", 3, "field 'labels': expected a list of names, got int"),
+])  # fmt: skip
+def test_batch_bad_field_is_one_line_and_leaves_the_previous_output(corpus: list[dict], tmp_path: Path,
+                                                                   field: str, value, message: str) -> None:
+    out = tmp_path / "kinds.jsonl"
+    out.write_text("previous result\n")
+    inp = tmp_path / "issues.jsonl"
+    recs = [dict(r) for r in corpus[:700]]
+    recs[599][field] = value  # after the first batch of 512 was judged and written
+    inp.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    res = bugatlas("filter", "--input", str(inp), "--output", str(out))
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert f"--input: {inp}: line 600: {message}" in res.stderr
+    assert out.read_text() == "previous result\n" and sorted(p.name for p in tmp_path.iterdir()) == [
+        "issues.jsonl", "kinds.jsonl"]
+    res = bugatlas("filter", "--input", str(inp), "--output", str(tmp_path / "missing" / "k.jsonl"))
+    assert res.returncode == 2 and "--output: " in res.stderr and "cannot write" in res.stderr
+
+
+def test_store_filter_leaves_pull_requests_out_of_failure_reports(corpus: list[dict], tmp_path: Path) -> None:
+    from bugatlas import Store, import_paths
+
+    rest = []
+    for r in corpus[:40]:  # GitHub's REST /issues answer: issues and pull requests together
+        rest.append({"url": f"https://api.github.com/repos/{r['repo']}/issues/{r['number']}",
+                     "html_url": r["html_url"], "number": r["number"], "title": r["title"], "body": r["body"],
+                     "state": r["state"], "labels": [{"name": n} for n in r["labels"]]})  # fmt: skip
+    failures = [r for r in corpus if "bug" in r["labels"] and "error" in (r["body"] or "").lower()][:5]
+    for i, r in enumerate(failures):  # the text of real failure reports, posted as pull requests
+        rest.append({"url": f"https://api.github.com/repos/{r['repo']}/issues/{900_000 + i}",
+                     "html_url": f"https://github.com/{r['repo']}/pull/{900_000 + i}", "number": 900_000 + i,
+                     "title": r["title"], "body": r["body"], "state": "closed", "labels": [],
+                     "pull_request": {"url": "https://api.github.com/repos/x/y/pulls/1"}})  # fmt: skip
+    dump = tmp_path / "rest.json"
+    dump.write_text(json.dumps(rest))
+    with Store(tmp_path / "s.db") as store:
+        import_paths(store, [dump], progress=False)
+        summary = filter_store(store)
+        assert summary["judged"] == 40
+        judged = {r["number"] for r in store.query("SELECT number FROM issue_kinds")}
+        assert judged and all(n < 900_000 for n in judged)
+        assert not store.query("SELECT 1 FROM failure_reports WHERE is_pull_request = 1")
+
+
+def test_eval_and_train_on_too_few_or_one_kind_are_one_line(corpus: list[dict], tmp_path: Path) -> None:
+    few = tmp_path / "few.jsonl"
+    few.write_text("".join(json.dumps(r) + "\n" for r in corpus[:5]))
+    res = bugatlas("filter", "eval", "--corpus", str(few))
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert "few.jsonl: cannot cross-validate 3 issues of kinds" in res.stderr
+    one_kind = tmp_path / "bugs.jsonl"
+    bugs = [r for r in corpus if r["labels"] == ["bug"]][:30]
+    one_kind.write_text("".join(json.dumps(r) + "\n" for r in bugs))
+    for cmd in (["eval"], ["train", "--output", str(tmp_path / "m.pkl.xz")]):
+        res = bugatlas("filter", *cmd, "--corpus", str(one_kind))
+        assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+        assert "bugs.jsonl: cannot cross-validate 30 issues of kinds {'failure': 30}" in res.stderr
+
+
+def test_batch_number_given_as_digits_is_read(tmp_path: Path) -> None:
+    from bugatlas.filter.pipeline import read_jsonl
+
+    inp = tmp_path / "issues.jsonl"
+    inp.write_text(json.dumps({"repo": "a/b", "number": "12", "title": "crash"}) + "\n")
+    assert [r["number"] for r in read_jsonl(inp)] == ["12"]

@@ -130,3 +130,84 @@ def _dump(db: Path) -> list[str]:
         return [line for line in conn.iterdump() if "schema_migrations" not in line and "INTO \"runs\"" not in line]
     finally:
         conn.close()
+
+
+LIU_HEADER = "URL,repo,Phase,Symptom(s),Unexpected Tokens,Component,Root Cause(s)\n"
+
+
+@pytest.mark.parametrize("number", ["0", "99999999999999999999"])
+def test_liu_row_with_impossible_issue_number_is_a_one_line_error(shared_data: Path, tmp_path: Path,
+                                                                  number: str) -> None:
+    bad = tmp_path / "liu.csv"
+    bad.write_text(LIU_HEADER
+                   + "https://github.com/vllm-project/vllm/issues/5,vLLM,Inference/Serving,Crash,,Operators,Misconfiguration\n"
+                   + f"https://github.com/vllm-project/vllm/issues/{number},vLLM,Inference/Serving,Crash,,Operators,Misconfiguration\n",
+                   encoding="utf-8")  # fmt: skip
+    db = tmp_path / "s.db"
+    with Store(db) as store:
+        import_paths(store, [LIU_CSV], progress=False)
+    before = _dump(db)
+    with Store(db) as store, pytest.raises(BadInputError, match=r"liu\.csv: line 3: column URL: field 'number'"):
+        import_paths(store, [bad], progress=False)
+    assert _dump(db) == before
+    with Store(db) as store:
+        (result,) = import_paths(store, [bad], skip_bad=True, progress=False)
+        assert [b.location for b in result.bad] == ["line 3"] and result.issues == 1
+
+
+def test_open_llm_failures_record_with_issue_zero_is_a_one_line_error(shared_data: Path, tmp_path: Path) -> None:
+    records = json.loads(next(OLF_DIR.rglob("*.json")).read_text(encoding="utf-8"))[:2]
+    records[1] = {**records[1], "link": "https://github.com/QwenLM/Qwen/issues/0"}
+    bad = tmp_path / "QwenLM" / "Qwen.json"
+    bad.parent.mkdir()
+    bad.write_text(json.dumps(records), encoding="utf-8")
+    with Store(tmp_path / "s.db") as store:
+        with pytest.raises(BadInputError, match=r"Qwen\.json: record 2: field 'link': field 'number'"):
+            import_paths(store, [bad], progress=False)
+        assert store.count_issues() == 0
+
+
+def test_github_issue_number_beyond_sqlite_integer_is_a_one_line_error(tmp_path: Path) -> None:
+    bad = tmp_path / "issues.jsonl"
+    bad.write_text('{"repo": "a/b", "number": 1, "title": "t"}\n'
+                   '{"repo": "a/b", "number": 9223372036854775808, "title": "t"}\n', encoding="utf-8")  # fmt: skip
+    with Store(tmp_path / "s.db") as store:
+        with pytest.raises(BadInputError, match=r"issues\.jsonl: line 2: field 'number'"):
+            import_paths(store, [bad], progress=False)
+        assert store.count_issues() == 0
+
+
+@pytest.mark.parametrize(("row", "message"), [
+    # an unquoted comma in a value shifts every later column: labels would land in the wrong dimension
+    ("https://github.com/vllm-project/vllm/issues/7,vLLM,Inference/Serving,Crash,,Operators,Model, Misconfiguration\n",
+     "line 3: expected 7 fields, got 8"),
+    ("https://github.com/vllm-project/vllm/issues/7,vLLM,Inference/Serving\n", "line 3: expected 7 fields, got 3"),
+    # an unclosed quote swallows the rest of the file: the error names the line where it starts
+    ('"https://github.com/vllm-project/vllm/issues/7,vLLM,Inference/Serving,Crash,,Operators,Misconfiguration\n'
+     "https://github.com/vllm-project/vllm/issues/8,vLLM,Inference/Serving,Crash,,Operators,Misconfiguration\n",
+     "line 3: expected 7 fields, got 1"),
+])  # fmt: skip
+def test_liu_row_with_wrong_number_of_fields_is_a_bad_record(tmp_path: Path, row: str, message: str) -> None:
+    bad = tmp_path / "liu.csv"
+    good = "https://github.com/vllm-project/vllm/issues/5,vLLM,Inference/Serving,Crash,,Operators,Misconfiguration\n"
+    bad.write_text(LIU_HEADER + good + row, encoding="utf-8")
+    with Store(tmp_path / "s.db") as store:
+        with pytest.raises(BadInputError, match=f"liu\\.csv: {message} "):
+            import_paths(store, [bad], progress=False)
+        assert store.count_issues() == 0 and not list(store.iter_labels())
+
+
+def test_malformed_json_file_in_a_folder_names_its_line_not_an_unknown_format(shared_data: Path,
+                                                                               tmp_path: Path) -> None:
+    folder = tmp_path / "olf" / "QwenLM"
+    folder.mkdir(parents=True)
+    text = next(OLF_DIR.rglob("*.json")).read_text(encoding="utf-8")
+    lines = text.splitlines()
+    lines[2] = lines[2].rstrip(",")  # a missing comma in the first record
+    (folder / "Qwen.json").write_text("\n".join(lines), encoding="utf-8")
+    with Store(tmp_path / "s.db") as store, pytest.raises(BadInputError, match=r"Qwen\.json: line 4: invalid JSON"):
+        import_paths(store, [tmp_path / "olf"], progress=False)
+    junk = tmp_path / "junk.jsonl"
+    junk.write_text("hello\n", encoding="utf-8")
+    with Store(tmp_path / "s.db") as store, pytest.raises(BadInputError, match=r"junk\.jsonl: line 1: invalid JSON"):
+        import_paths(store, [junk], progress=False)

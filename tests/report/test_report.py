@@ -230,3 +230,12 @@ def test_agreement_section_from_annotations(_imported_store_file, tmp_path):
     assert "agreement" in r.sections
     text = (tmp_path / "rep" / "tables" / "agreement.csv").read_text()
     assert "symptom" in text and "ann+ben: 1.000" in text
+
+
+def test_unwritable_table_path_is_a_clear_error(evil_store, tmp_path):
+    from bugatlas.errors import BugAtlasError
+
+    out = tmp_path / "rep"
+    (out / "tables" / "overview_groups.csv").mkdir(parents=True)  # a folder where a table goes
+    with pytest.raises(BugAtlasError, match=r"--out .*overview_groups\.csv"):
+        build_report(evil_store, out, taxonomy="t")

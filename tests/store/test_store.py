@@ -96,3 +96,18 @@ def test_runs_record_provenance_and_failures(tmp_path: Path) -> None:
         assert [(r["command"], r["status"]) for r in runs] == [("demo", "ok"), ("demo2", "failed")]
         assert runs[0]["params"] == {"k": 1} and runs[0]["summary"] == {"n": 3}
         assert runs[1]["summary"]["error"] == "bad thing"
+
+
+def test_export_into_a_path_that_is_a_file_is_one_line(tmp_path: Path) -> None:
+    from bugatlas import BadInputError
+    from bugatlas.store.export import export_store
+
+    taken = tmp_path / "out"
+    taken.write_text("not a folder")
+    with Store(tmp_path / "s.db") as store:
+        store.upsert_issues([_issue(1)])
+        with pytest.raises(BadInputError, match=r"out: cannot make the output folder"):
+            export_store(store, taken)
+        assert export_store(store, tmp_path / "dir") == {str(tmp_path / "dir" / "issues.jsonl"): 1,
+                                                        str(tmp_path / "dir" / "labels.jsonl"): 0}  # fmt: skip
+    assert taken.read_text() == "not a folder"

@@ -72,6 +72,38 @@ def test_changed_input_reruns_downstream(tmp_path, shared_data):
     assert [r.status for r in s3 if r.step in ("import", "report")] == ["skipped (done)", "ran"]
 
 
+def test_report_that_failed_on_a_rerun_is_not_skipped_next_time(tmp_path, shared_data):
+    from bugatlas.errors import BugAtlasError
+
+    f = tmp_path / "s" / "mini.yaml"
+    f.parent.mkdir()
+    f.write_text(f"name: mini\nsources: {{import: [{LIU_CSV}]}}\ntaxonomy: liu2025\nstore: out/study.db\n"
+                 "report: {out: out/report}\naudit: {enabled: false}\n")  # fmt: skip
+    study, s1 = run_study(f)
+    assert [r.status for r in s1 if r.step in ("import", "report")] == ["ran", "ran"]
+    # a re-run of the report stops halfway (here: a table path it cannot write)
+    blocker = study.report_dir / "tables" / "overview_groups.csv"
+    blocker.unlink()
+    blocker.mkdir()
+    with pytest.raises(BugAtlasError, match="overview_groups.csv"):
+        run_study(f, start="report")
+    blocker.rmdir()
+    # the next plain run must rebuild the half-written report, not call it done
+    _, s3 = run_study(f)
+    assert [r.status for r in s3 if r.step in ("import", "report")] == ["skipped (done)", "ran"]
+    assert "Total,929" in (study.report_dir / "tables" / "overview_groups.csv").read_text()
+
+
+def test_misspelt_analysis_key_fails_before_the_report_is_written(tmp_path, shared_data):
+    f = tmp_path / "s" / "mini.yaml"
+    f.parent.mkdir()
+    f.write_text(f"name: mini\nsources: {{import: [{LIU_CSV}]}}\ntaxonomy: liu2025\nstore: out/study.db\n"
+                 "analysis: {nmes: {vllm-project/vllm: vLLM}}\nreport: {out: out/report}\naudit: {enabled: false}\n")  # fmt: skip
+    with pytest.raises(BadInputError, match="unknown key 'nmes'"):
+        run_study(f)
+    assert not (tmp_path / "s" / "out" / "report" / "index.html").exists()
+
+
 def test_olf_study_counts_and_mapping(study_dir):
     study, steps = run_study(study_dir / "yu2026-models.yaml")
     status = {r.step: r for r in steps}
@@ -135,6 +167,13 @@ def test_cli_run_json(study_dir):
     ("name: x\nsources: [\n", "not valid YAML"),
     ("name: x\nsources: {import: [\"${nope}/a.csv\"]}\n", "${nope} is not defined"),
     ("- a list\n", "YAML mapping"),
+    ("name: x\nsources: [a.csv]\n", "sources: expected a mapping"),
+    ("name: x\nsources: {import: a.csv}\n", "sources.import: expected a list of paths"),
+    ("name: x\nfilter: 3\n", "filter: expected a mapping"),
+    ("name: x\nclassify: rules\n", "classify: expected a mapping"),
+    ("name: x\nmap: yu2026-artifact\n", "map: expected a mapping"),
+    ("name: x\nreport: out/\n", "report: expected a mapping"),
+    ("name: x\nsources: {collect: [vllm-project/vllm]}\n", "sources.collect: expected a mapping"),
 ])  # fmt: skip
 def test_bad_study_files(tmp_path, text, message):
     f = tmp_path / "bad.yaml"

@@ -327,10 +327,24 @@ def _durations(data: StudyData, as_of: pd.Timestamp | None = None) -> tuple[pd.S
     u = data.units
     if as_of is None:
         as_of = pd.concat([u["created_at"], u["closed_at"]]).max()
-    closed = u["closed_at"].notna() & (u["state"].fillna("closed") != "open")
+    # as of the censoring date: closed later means still open then; created later, not yet there
+    closed = u["closed_at"].notna() & (u["state"].fillna("closed") != "open") & (u["closed_at"] <= as_of)
     end = u["closed_at"].where(closed, as_of)
     days = (end - u["created_at"]).dt.total_seconds() / 86400.0
+    days = days.where(~(u["created_at"] > as_of))
     return days, closed, as_of
+
+
+def _as_of(as_of: str | None) -> pd.Timestamp | None:
+    if not as_of:
+        return None
+    try:
+        ts = pd.Timestamp(as_of)
+    except (ValueError, TypeError) as exc:
+        raise BadInputError(f"--as-of {as_of!r}: not a date (use YYYY-MM-DD)") from exc
+    if ts is pd.NaT:
+        raise BadInputError(f"--as-of {as_of!r}: not a date (use YYYY-MM-DD)")
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
 
 
 def maintenance(
@@ -340,11 +354,13 @@ def maintenance(
     to close (median and quartiles over closed issues), Kaplan-Meier median time to close
     counting open issues as censored, comments per issue, and fix effort from linked pull
     requests (median lines added+deleted and files changed, where collected)."""
-    ts = pd.Timestamp(as_of, tz="UTC") if as_of else None
+    ts = _as_of(as_of)
     days, closed, _ = _durations(data, ts)
     if days.isna().all():
         raise BadInputError("no creation dates: the labelled issues are references (run `bugatlas collect` to hydrate them)")
     u = data.units.assign(_days=days, _closed=closed)
+    if ts is not None:  # issues opened after the censoring date do not exist yet
+        u = u[~(u["created_at"] > ts)]
     keyed = data.values(dimension, level) if dimension else data.grouping("repository")
     j = keyed.merge(u, left_on="unit", right_index=True)
     rows = []
@@ -377,7 +393,7 @@ def survival(
 ) -> pd.DataFrame:
     """Kaplan-Meier curves of time to close (open issues censored) for the ``top`` largest
     categories (or repository groups): category, time (days), survival (share still open)."""
-    ts = pd.Timestamp(as_of, tz="UTC") if as_of else None
+    ts = _as_of(as_of)
     days, closed, _ = _durations(data, ts)
     keyed = data.values(dimension, level) if dimension else data.grouping("repository")
     sizes = keyed["value"].value_counts()

@@ -63,7 +63,10 @@ def emit(frame: pd.DataFrame, *, as_json: bool, csv: str | None, title: str, ind
         if csv == "-":
             sys.stdout.write(text)
         else:
-            Path(csv).write_text(text, encoding="utf-8")
+            try:
+                Path(csv).write_text(text, encoding="utf-8")
+            except OSError as exc:
+                raise BadInputError(f"--csv {csv}: cannot write the file ({exc.strerror})") from exc
             err_console.print(f"wrote {csv}")
         if csv == "-":
             return
@@ -235,5 +238,5 @@ def register(app: typer.Typer) -> None:
         store = open_store(db, create=False)
         frame = audit(store, papers=paper or None, files=file or [])
         if only_differences:
-            frame = frame[frame["status"] != "match"]
+            frame = frame[frame["status"] == "differs"]
         emit(frame, as_json=as_json, csv=csv, title="published numbers vs released datasets")

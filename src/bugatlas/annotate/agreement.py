@@ -34,6 +34,7 @@ import numpy as np
 from bugatlas.annotate import codebook as cbm
 from bugatlas.annotate.sampling import Sample, get_sample
 from bugatlas.annotate.work import latest_annotations
+from bugatlas.errors import BadInputError
 from bugatlas.store import Store
 
 NONE = "(none)"
@@ -142,6 +143,8 @@ def agreement(store: Store, sample: Sample | str | None = None, *, round: str = 
               include_drafts: bool = False, codebook: Any = None,
               keep_ratings: bool = False) -> dict[str, Any]:
     """Agreement report of a sample (see the module doc for what and how)."""
+    if round not in (None, "", "main", "pilot"):
+        raise BadInputError(f"--round {round}: use main, pilot or all")
     s = sample if isinstance(sample, Sample) else get_sample(store, sample)
     cb = cbm.load(codebook or s.taxonomy)
     rows = latest_annotations(store, s, round=round or None, done_only=not include_drafts)

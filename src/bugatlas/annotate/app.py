@@ -238,6 +238,8 @@ class AnnotationApp:
     async def owner(self, request: Request) -> Response:
         self.require(request, "owner")
         rnd = request.query_params.get("round", "main")
+        if rnd not in ("main", "pilot", "all"):
+            raise HTTPException(400, "round: main, pilot or all")
         report = agreement(self.store, self.sample, round="" if rnd == "all" else rnd, codebook=self.cb)
         states = item_states(self.store, self.sample)
         summary = {
@@ -253,6 +255,8 @@ class AnnotationApp:
     async def api_agreement(self, request: Request) -> Response:
         self.require(request, "owner")
         rnd = request.query_params.get("round", "main")
+        if rnd not in ("main", "pilot", "all"):
+            raise HTTPException(400, "round: main, pilot or all")
         return JSONResponse(agreement(self.store, self.sample, round="" if rnd == "all" else rnd,
                                       codebook=self.cb))
 

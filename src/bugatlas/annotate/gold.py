@@ -187,6 +187,13 @@ def export_gold(store: Store, sample: Sample | str | None, path: str | Path) -> 
     s = _resolve(store, sample)
     rows = gold_rows(store, s)
     path = Path(path)
+    try:
+        return _write_gold(s, rows, path)
+    except OSError as exc:
+        raise BadInputError(f"--export {path}: cannot write the file ({exc.strerror})") from exc
+
+
+def _write_gold(s: Sample, rows: list[dict[str, Any]], path: Path) -> int:
     suffix = path.suffix.lower()
     if suffix == ".jsonl":
         path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))

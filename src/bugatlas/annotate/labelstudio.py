@@ -87,7 +87,10 @@ def export_tasks(store: Store, sample: Sample | str | None, out_dir: str | Path,
     s = sample if isinstance(sample, Sample) else get_sample(store, sample)
     cb = cbm.load(codebook or s.taxonomy)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BadInputError(f"{out}: cannot create the export folder ({exc.strerror})") from exc
     anns: dict[int, list[dict[str, Any]]] = {}
     names: list[str] = []
     if with_annotations:
@@ -114,8 +117,11 @@ def export_tasks(store: Store, sample: Sample | str | None, out_dir: str | Path,
         if with_annotations:
             task["annotations"] = anns.get(item["id"], [])
         tasks.append(task)
-    (out / "tasks.json").write_text(json.dumps(tasks, indent=1, ensure_ascii=False), encoding="utf-8")
-    (out / "config.xml").write_text(labeling_config(cb, s.dimensions), encoding="utf-8")
+    try:
+        (out / "tasks.json").write_text(json.dumps(tasks, indent=1, ensure_ascii=False), encoding="utf-8")
+        (out / "config.xml").write_text(labeling_config(cb, s.dimensions), encoding="utf-8")
+    except OSError as exc:
+        raise BadInputError(f"{out}: cannot write the export ({exc.strerror})") from exc
     return {"tasks": len(tasks), "annotations": sum(len(v) for v in anns.values()),
             "annotators": names, "dir": str(out)}
 
@@ -160,10 +166,16 @@ def import_export(store: Store, path: str | Path, *, sample: str | None = None,
         raise BadInputError(f"{path}: not a Label Studio JSON export ({exc})") from exc
     if not isinstance(tasks, list):
         raise BadInputError(f"{path}: expected a JSON list of tasks")
-    first = next((t.get("data", {}) for t in tasks if isinstance(t, dict)), {})
+    first = next((t["data"] for t in tasks if isinstance(t, dict) and isinstance(t.get("data"), dict)), {})
     name = sample or first.get("sample")
     tax = taxonomy or first.get("taxonomy")
     mapping = {str(k): v for k, v in (annotator_map or {}).items()}
+    with store.transaction():  # all or nothing: a bad task leaves no half-imported sample behind
+        return _import_tasks(store, path, tasks, name, tax, mapping, codebook)
+
+
+def _import_tasks(store: Store, path: Path, tasks: list[Any], name: str | None, tax: str | None,
+                  mapping: dict[str, str], codebook: Any) -> dict[str, Any]:
     exists = name and store.conn.execute("SELECT 1 FROM ann_samples WHERE name = ?", (name,)).fetchone()
     if not exists:
         if not (name and (tax or codebook)):
@@ -199,7 +211,10 @@ def import_export(store: Store, path: str | Path, *, sample: str | None = None,
                 item_id = int(cur.lastrowid)
             else:
                 item_id = row[0]
-            for ai, ann in enumerate(task.get("annotations") or []):
+            anns = task.get("annotations") or []
+            if not isinstance(anns, list) or not all(isinstance(a, dict) for a in anns):
+                raise BadInputError(f"{path}: task {ti} ({repo}#{number}): annotations must be a list of objects")
+            for ai, ann in enumerate(anns):
                 if ann.get("was_cancelled"):
                     counts["skipped_cancelled"] += 1
                     continue
@@ -241,11 +256,16 @@ def import_export(store: Store, path: str | Path, *, sample: str | None = None,
 def _parse_result(result: list[dict[str, Any]]) -> tuple[dict[str, list[str]], str, bool]:
     labels: dict[str, list[str]] = {}
     note, unsure = "", False
+    if not isinstance(result, list) or not all(isinstance(r, dict) and isinstance(r.get("value") or {}, dict)
+                                               for r in result):
+        raise BadInputError("result must be a list of objects with a value object")
     for r in result:
         value = r.get("value") or {}
         name = r.get("from_name")
         if r.get("type") == "taxonomy":
             paths = value.get("taxonomy") or []
+            if not isinstance(paths, list) or not all(isinstance(p, list) for p in paths):
+                raise BadInputError(f"{name}: value.taxonomy must be a list of paths ([[\"Group\", \"Leaf\"]])")
             labels.setdefault(name, [])
             labels[name] += [p[-1] for p in paths if p]
         elif r.get("type") == "choices" and name == "unsure":

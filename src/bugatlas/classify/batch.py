@@ -48,10 +48,14 @@ def read_issues(path: str | Path) -> Iterator[Issue]:
             repo, number = obj["repo"], obj["number"]
         except KeyError as exc:
             raise BadInputError(f"{path}: line {lineno}: missing field {exc.args[0]!r}") from None
+        try:
+            number = int(number)
+        except (ValueError, TypeError):
+            raise BadInputError(f"{path}: line {lineno}: field 'number' is not an integer: {number!r}") from None
         labels = obj.get("labels") or []
         labels = [lab.get("name", "") if isinstance(lab, dict) else str(lab) for lab in labels]
         try:
-            yield Issue(repo=repo, number=int(number), title=obj.get("title"), body=obj.get("body"),
+            yield Issue(repo=repo, number=number, title=obj.get("title"), body=obj.get("body"),
                         labels=labels, state=obj.get("state"), html_url=obj.get("html_url"))
         except (ValueError, TypeError) as exc:
             raise BadInputError(f"{path}: line {lineno}: {one_line(exc)}") from None

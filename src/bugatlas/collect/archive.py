@@ -9,6 +9,7 @@ rebuilt byte for byte without the network.
 from __future__ import annotations
 
 import hashlib
+import shutil
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,7 +71,7 @@ def replay_archive(
     The archive rows are copied into ``store`` too, so the rebuilt store can be replayed again.
     All in one transaction: a failed replay leaves ``store`` as it was.
     """
-    own = False
+    own = scratch = False
     if source is None:
         src = store
     elif isinstance(source, Store):
@@ -80,7 +81,7 @@ def replay_archive(
         if not path.exists():
             raise BadInputError(f"--replay: {path}: no such store")
         if path.name.endswith((".jsonl", ".jsonl.gz")):
-            src, own = _archive_file_as_store(path), True
+            src, own, scratch = _archive_file_as_store(path), True, True
         else:
             src, own = Store(path, create=False), True
     try:
@@ -108,6 +109,8 @@ def replay_archive(
     finally:
         if own:
             src.close()
+            if scratch:  # an exported file loaded into a temporary store: remove it
+                shutil.rmtree(src.path.parent, ignore_errors=True)
 
 
 def _copy_archive(src: Store, dst: Store, repos: Sequence[str] | None) -> None:
@@ -144,10 +147,13 @@ def export_archive(store: Store, path: str | Path, *, repos: Sequence[str] | Non
         args = [r.lower() for r in repos]
     opener = gzip.open if path.name.endswith(".gz") else open
     n = 0
-    with opener(path, "wb") as fh:
-        for row in store.conn.execute(sql + " ORDER BY id", args):
-            fh.write(orjson.dumps(dict(zip(("id", *_ARCHIVE_COLS), row, strict=True))) + b"\n")
-            n += 1
+    try:
+        with opener(path, "wb") as fh:
+            for row in store.conn.execute(sql + " ORDER BY id", args):
+                fh.write(orjson.dumps(dict(zip(("id", *_ARCHIVE_COLS), row, strict=True))) + b"\n")
+                n += 1
+    except OSError as exc:
+        raise BadInputError(f"--export-archive: {path}: cannot write ({exc.strerror or exc})") from None
     if n == 0:
         path.unlink()
         raise BadInputError(f"{store.path}: the archive is empty (collect with --archive first)")
@@ -176,8 +182,12 @@ def _archive_file_as_store(path: Path) -> Store:
                 scratch.conn.execute(
                     f"INSERT INTO collect_archive ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
                     values)  # fmt: skip
-    except OSError as exc:
-        raise BadInputError(f"{path}: cannot read ({exc})") from None
+    except BaseException as exc:
+        scratch.close()
+        shutil.rmtree(folder, ignore_errors=True)
+        if isinstance(exc, OSError | EOFError):  # EOFError: a truncated .gz
+            raise BadInputError(f"{path}: cannot read ({exc})") from None
+        raise
     return scratch
 
 

@@ -113,7 +113,10 @@ class GitHubClient:
         if not tokens:
             raise BadInputError("no GitHub token: set GITHUB_TOKEN, or GITHUB_TOKENS=tok1,tok2 "
                                 "for a pool")  # fmt: skip
-        self.base_url = base_url.rstrip("/")
+        if httpx.URL(base_url.strip()).scheme not in ("http", "https"):
+            raise BadInputError(f"--base-url: {base_url!r} is not an http(s) URL "
+                                f"(e.g. https://api.github.com)")  # fmt: skip
+        self.base_url = base_url.strip().rstrip("/")
         self.graphql_path = "/api/graphql" if self.base_url.endswith("/api/v3") else "/graphql"
         if self.graphql_path == "/api/graphql":  # GitHub Enterprise: /api/v3 and /api/graphql
             self._root = self.base_url.removesuffix("/api/v3")
@@ -158,7 +161,21 @@ class GitHubClient:
         """Ask ``/rate_limit`` (free on GitHub) for each token: learns every budget and turns a
         bad token into a clear error before any crawling."""
         for state in self.tokens:
-            resp = self._send("GET", "/rate_limit", None, state, check_auth=True)
+            attempt = 0
+            while True:
+                try:
+                    resp = self._send("GET", "/rate_limit", None, state, check_auth=True)
+                    break
+                except httpx.TransportError as exc:  # timeouts included: retried like any request
+                    self._fault("timeout" if isinstance(exc, httpx.TimeoutException)
+                                else f"network ({type(exc).__name__})", None)  # fmt: skip
+                    attempt += 1
+                    if attempt > self.max_retries:
+                        raise GitHubError(f"{self._where()}: cannot reach {self.base_url} ({exc}) after "
+                                          f"{self.max_retries} retries; check --base-url / "
+                                          f"GITHUB_API_URL and the network") from None  # fmt: skip
+                    self.stats.retries += 1
+                    self._sleep(min(self.backoff * 2 ** (attempt - 1), 60))
             if resp.status == 200 and isinstance(resp.body, dict):
                 g = (resp.body.get("resources") or {}).get("graphql") or {}
                 if "remaining" in g:

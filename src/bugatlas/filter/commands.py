@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -51,15 +53,27 @@ def filter_cmd(
     from bugatlas.filter.pipeline import filter_file, filter_store
 
     if input is not None:
-        out = output.open("wb") if output else sys.stdout.buffer
+        # --output is written beside itself and renamed at the end: bad input leaves it as it was.
+        part = output.with_name(f".{output.name}.part") if output else None
+        try:
+            if output and output.is_dir():
+                raise IsADirectoryError(21, "Is a directory")
+            out = part.open("wb") if part else sys.stdout.buffer
+        except OSError as exc:
+            raise BadInputError(f"--output: {output}: cannot write ({exc.strerror or exc})") from None
         try:
             with _progress() as bar:
                 task = bar.add_task("filtering", total=None)
                 summary = filter_file(input, out, model_path=model, rules=rules, explain=explain,
                                       progress=lambda n: bar.update(task, completed=n))  # fmt: skip
-        finally:
-            if output:
+        except BaseException:
+            if part:
                 out.close()
+                part.unlink(missing_ok=True)
+            raise
+        if part:
+            out.close()
+            part.replace(output)
         if output:
             print_json(summary) if json else console.print(
                 f"{summary['issues']} issues -> {output}: {summary['kinds']}", highlight=False)
@@ -82,7 +96,7 @@ def _gold_from(corpus: Path | None, db: Path | None):  # noqa: ANN202
 
     if corpus is not None:
         recs = []
-        for r in read_jsonl(corpus):
+        for r in read_jsonl(corpus, option="--corpus"):
             r["labels"] = _labels(r.get("labels"))
             recs.append(r)
         return gold_set(recs), str(corpus)
@@ -117,8 +131,9 @@ def train_cmd(
     if len(gold) < 20:
         raise BadInputError(f"{where}: only {len(gold)} issues with a maintainer kind label; need at least 20")
     err_console.print(f"training on {len(gold)} issues from {where}: {gold.counts()}", highlight=False)
-    model, scores = select_and_train(gold, _grid(grid), meta={
-        "corpus": Path(where).name, "corpus_digest": corpus_digest(zip(gold.repos, gold.numbers, strict=True))})
+    with _too_few_per_kind(where, gold):
+        model, scores = select_and_train(gold, _grid(grid), meta={
+            "corpus": Path(where).name, "corpus_digest": corpus_digest(zip(gold.repos, gold.numbers, strict=True))})
     path = model.save(output or USER_MODEL)
     info = {"model": str(path), "bytes": path.stat().st_size, "params": model.meta["params"],
             "trained_on": model.meta["trained_on"], "class_counts": model.meta["class_counts"],
@@ -156,14 +171,26 @@ def eval_cmd(
         keep = [i for i, k in enumerate(gold.kinds) if k in kinds]
         gold = gold_set([{"repo": gold.repos[i], "number": gold.numbers[i], "title": gold.titles[i],
                           "body": gold.bodies[i], "labels": [_label_for(gold.kinds[i])]} for i in keep])  # fmt: skip
-    res = cross_validate(gold, grid=_grid(grid), folds=folds, strip=not no_strip,
-                         progress=lambda s: err_console.print(s, highlight=False))  # fmt: skip
+    with _too_few_per_kind(where, gold, "add labelled issues or leave rare kinds out with --kind"):
+        res = cross_validate(gold, grid=_grid(grid), folds=folds, strip=not no_strip,
+                             progress=lambda s: err_console.print(s, highlight=False))  # fmt: skip
     if json:
         print_json({"corpus": where, "issues": len(gold), "classes": gold.counts(), "strip_prefixes": not no_strip,
                     **{k: v.to_dict() for k, v in res.items()}})  # fmt: skip
         return
     console.print(cv_table(res, f"{folds}-fold CV on {len(gold)} issues ({where}); prefixes "
                                 f"{'kept' if no_strip else 'stripped'}"))  # fmt: skip
+
+
+@contextmanager
+def _too_few_per_kind(where: str, gold: Any, hint: str = "add labelled issues") -> Iterator[None]:
+    """scikit-learn's refusals (fewer issues than folds, one kind only, a kind too rare to
+    calibrate) as one line naming the data and its kinds."""
+    try:
+        yield
+    except ValueError as exc:
+        raise BadInputError(f"{where}: cannot cross-validate {len(gold)} issues of kinds {gold.counts()} "
+                            f"({str(exc).splitlines()[0]}); {hint}") from None  # fmt: skip
 
 
 def _label_for(kind: str) -> str:

@@ -95,12 +95,32 @@ def judge(issues: Iterable[Any], *, model: IssueKindModel | None = None, rules: 
         yield from flush()
 
 
-def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
+def read_jsonl(path: Path, option: str = "--input") -> Iterator[dict[str, Any]]:
     """Issues from a JSONL file (gzip'd if it ends in .gz); one bad line fails with its number."""
     from bugatlas.importers.base import iter_jsonl_objects
 
-    for _, rec in iter_jsonl_objects(path, require=("repo", "number"), option="--input"):
+    for lineno, rec in iter_jsonl_objects(path, require=("repo", "number"), option=option):
+        problem = _field_problem(rec)
+        if problem:
+            raise BadInputError(f"{option}: {path}: line {lineno}: {problem}")
         yield rec
+
+
+def _field_problem(rec: dict[str, Any]) -> str | None:
+    """What is wrong with a batch record's fields (None when the pipeline can judge it)."""
+    number = rec["number"]
+    if isinstance(number, str) and number.strip().isdigit():  # "12" from a CSV-born dump: fine
+        number = int(number)
+    if not isinstance(number, int) or isinstance(number, bool) or number < 1:
+        return f"field 'number': expected a positive integer, got {number!r}"
+    if not isinstance(rec["repo"], str) or not rec["repo"].strip():
+        return f"field 'repo': expected OWNER/NAME, got {rec['repo']!r}"
+    for key in ("title", "body", "state"):
+        if rec.get(key) is not None and not isinstance(rec[key], str):
+            return f"field {key!r}: expected a string, got {type(rec[key]).__name__}"
+    if rec.get("labels") is not None and not isinstance(rec["labels"], list | str):
+        return f"field 'labels': expected a list of names, got {type(rec['labels']).__name__}"
+    return None
 
 
 def filter_file(input: Path, output: IO[bytes], *, model_path: Path | None = None, rules: str | None = None,
@@ -121,7 +141,7 @@ def filter_file(input: Path, output: IO[bytes], *, model_path: Path | None = Non
 def filter_store(store: Any, *, model_path: Path | None = None, rules: str | None = None,
                  repos: list[str] | None = None, redo: bool = False,
                  progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
-    """Judge every issue with text in the store; writes ``issue_kinds`` and ``issue-kind`` labels.
+    """Judge every issue with text in the store (not pull requests); writes ``issue_kinds`` and ``issue-kind`` labels.
 
     Issues already judged by the same model and rules are skipped unless ``redo`` (a re-run
     resumes where an interrupted one stopped). Each batch is written in one transaction."""
@@ -136,8 +156,10 @@ def filter_store(store: Any, *, model_path: Path | None = None, rules: str | Non
     if not redo:
         done = {(r["repo"], r["number"]) for r in store.query(
             "SELECT repo, number FROM issue_kinds WHERE model = ? AND rules = ?", (mid, rules_obj.name))}  # fmt: skip
-    todo = [i for i in store.iter_issues(repos=repos) if not i.is_reference and (i.title or i.body)
-            and (i.repo, i.number) not in done]  # fmt: skip
+    # A REST dump of /issues holds pull requests too: they are not issue reports.
+    candidates = [i for i in store.iter_issues(repos=repos)
+                  if not i.is_reference and not i.is_pull_request and (i.title or i.body)]  # fmt: skip
+    todo = [i for i in candidates if (i.repo, i.number) not in done]
     counts: Counter[str] = Counter()
     rule_pass = 0
     with store.run("filter", {"model": mid, "rules": rules_obj.name, "redo": redo, "repos": repos}) as run:
@@ -177,7 +199,7 @@ def filter_store(store: Any, *, model_path: Path | None = None, rules: str | Non
                 progress(n, len(todo))
         if buf:
             write()
-        summary = {"judged": len(todo), "skipped_already_judged": len(done), "kinds": dict(counts),
+        summary = {"judged": len(todo), "skipped_already_judged": len(candidates) - len(todo), "kinds": dict(counts),
                    "rule_pass": rule_pass, "model": mid, "rules": rules_obj.name}  # fmt: skip
         run.summary = summary
     return summary

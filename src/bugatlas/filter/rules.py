@@ -101,6 +101,8 @@ def load_rules(name_or_path: str | Path | None = None) -> FilterRules:
         data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as e:
         raise BadInputError(f"{p}: not valid YAML: {str(e).splitlines()[0]}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise BadInputError(f"{p}: cannot read the rules file ({e})") from None
     if not isinstance(data, dict):
         raise BadInputError(f"{p}: expected a mapping with keywords/labels/states")
     kw = data.get("keywords") or {}

@@ -264,8 +264,12 @@ def read_csv_rows(path: Path) -> tuple[list[str], list[tuple[str, dict[str, str]
         with open_text(path) as fh:
             reader = csv.DictReader(fh)
             header = list(reader.fieldnames or [])
-            # Header is line 1; DictReader's line_num counts physical lines read so far.
-            rows = [(f"line {reader.line_num}", row) for row in reader]
+            # Header is line 1; DictReader's line_num counts physical lines read so far, so a
+            # row starts on the line after the previous one ended (a quoted field may span lines).
+            rows, start = [], reader.line_num + 1
+            for row in reader:
+                rows.append((f"line {start}", row))
+                start = reader.line_num + 1
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise BadInputError(f"{path}: cannot read CSV ({one_line(exc)})") from exc
     return header, rows
@@ -294,10 +298,21 @@ def detect_format(path: str | Path) -> str:
     for name, (_, sniff) in _formats().items():
         if sniff(path):
             return name
+    _raise_if_broken_json(path)
     raise BadInputError(
         f"{path}: unknown format (expected GitHub issues as JSON/JSONL[.gz], the Liu et al. CSV, "
         f"or Open-LLM-Failures JSON); use --format {{{','.join(FORMATS)}}} to force one"
     )
+
+
+def _raise_if_broken_json(path: Path) -> None:
+    """A JSON file no format recognises because it is malformed: say where, not "unknown format"."""
+    if not path.name.endswith(_DATA_SUFFIXES) or path.name.endswith((".csv", ".csv.gz")):
+        return
+    for _, rec in read_json_records(path):  # raises BadInputError naming the line of a broken document
+        if isinstance(rec, BadRecord):
+            raise BadInputError(str(rec))
+        return
 
 
 def first_json_record(path: Path) -> dict[str, Any] | None:

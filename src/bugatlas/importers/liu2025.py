@@ -9,7 +9,16 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from bugatlas.importers.base import BadRecord, Parsed, Progress, dataset_facts, read_csv_rows
+from pydantic import ValidationError
+
+from bugatlas.importers.base import (
+    BadRecord,
+    Parsed,
+    Progress,
+    dataset_facts,
+    one_line,
+    read_csv_rows,
+)
 from bugatlas.store import Issue, Label, Repository
 
 ISSUE_URL = re.compile(r"^https?://github\.com/([^/\s]+/[^/\s]+)/(?:issues|pull)/(\d+)/?$")
@@ -41,18 +50,27 @@ def parse_file(path: Path, progress: Progress | None = None) -> Iterator[Parsed]
         if progress:
             progress(i, len(rows))
         out.records += 1
+        if None in row or None in row.values():  # csv.DictReader's marks of too many / too few fields
+            fields = len(header) + len(row.get(None) or []) - sum(v is None for v in row.values())
+            out.bad.append(BadRecord(str(path), loc, f"expected {len(header)} fields, got {fields}"))
+            continue
         url = (row.get("URL") or "").strip()
         m = ISSUE_URL.match(url)
         if not m:
-            out.bad.append(BadRecord(str(path), loc, f"column URL: not a GitHub issue link: {url!r}"))
+            shown = url if len(url) <= 100 else url[:100] + "…"
+            out.bad.append(BadRecord(str(path), loc, f"column URL: not a GitHub issue link: {shown!r}"))
             continue
         repo, number = m.group(1).lower(), int(m.group(2))
         empty = [c for c in ("Symptom(s)", "Root Cause(s)") if not (row.get(c) or "").strip()]
         if empty:
             out.bad.append(BadRecord(str(path), loc, f"column {empty[0]!r} is empty"))
             continue
-        out.issues.append(Issue(repo=repo, number=number, html_url=url, is_reference=True,
-                                source="import:liu2025"))  # fmt: skip
+        try:
+            issue = Issue(repo=repo, number=number, html_url=url, is_reference=True, source="import:liu2025")
+        except ValidationError as exc:
+            out.bad.append(BadRecord(str(path), loc, f"column URL: {one_line(exc)}"))
+            continue
+        out.issues.append(issue)
         seen_repos[repo] = displays.get(repo) or row["repo"].strip()
         for column, dimension in facts["columns"].items():
             values = []

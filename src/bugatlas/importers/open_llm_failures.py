@@ -9,12 +9,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from bugatlas.importers.base import (
     BadRecord,
     Parsed,
     Progress,
     dataset_facts,
     first_json_record,
+    one_line,
     read_json_records,
 )
 from bugatlas.importers.liu2025 import ISSUE_URL
@@ -50,8 +53,13 @@ def parse_file(path: Path, progress: Progress | None = None) -> Iterator[Parsed]
         repo, number = m.group(1).lower(), int(m.group(2))
         record_id = f"{path.parent.name}/{path.stem}#{rec.get('number', i)}"
         state = rec.get("status") if rec.get("status") in ("open", "closed") else None
-        out.issues.append(Issue(repo=repo, number=number, html_url=rec["link"], state=state,
-                                is_reference=True, source="import:open-llm-failures"))  # fmt: skip
+        try:
+            issue = Issue(repo=repo, number=number, html_url=rec["link"], state=state,
+                          is_reference=True, source="import:open-llm-failures")  # fmt: skip
+        except ValidationError as exc:
+            out.bad.append(BadRecord(str(path), loc, f"field 'link': {one_line(exc)}"))
+            continue
+        out.issues.append(issue)
         seen_repos.add(repo)
         out.labels.extend(
             Label(repo=repo, issue_number=number, taxonomy=facts["taxonomy"], dimension=dim,

@@ -530,21 +530,24 @@ def build_report(
     meta = {"generated": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "version": __version__,
             "db": str(store.path), "taxonomy": taxonomy, "sources": data.sources}  # fmt: skip
     tables_dir = out / "tables"
-    tables_dir.mkdir(exist_ok=True)
     csvs, texs = [], []
-    for s in sections:
-        for t in s.tables:
-            p = tables_dir / f"{t.name}.csv"
-            t.frame.to_csv(p, index=t.index)
-            csvs.append(p)
-            if t.main:
-                q = tables_dir / f"{t.name}.tex"
-                q.write_text(_latex(t), encoding="utf-8")
-                texs.append(q)
     html_path = out / "index.html"
-    html_path.write_text(render_html(title, sections, meta), encoding="utf-8")
     md_path = out / "report.md"
-    md_path.write_text(_markdown(title, sections, meta), encoding="utf-8")
+    try:
+        tables_dir.mkdir(exist_ok=True)
+        for s in sections:
+            for t in s.tables:
+                p = tables_dir / f"{t.name}.csv"
+                t.frame.to_csv(p, index=t.index)
+                csvs.append(p)
+                if t.main:
+                    q = tables_dir / f"{t.name}.tex"
+                    q.write_text(_latex(t), encoding="utf-8")
+                    texs.append(q)
+        html_path.write_text(render_html(title, sections, meta), encoding="utf-8")
+        md_path.write_text(_markdown(title, sections, meta), encoding="utf-8")
+    except OSError as exc:
+        raise BugAtlasError(f"--out {out}: cannot write {exc.filename or out} ({exc.strerror})") from exc
     nfig = sum(1 for s in sections for _, f in s.figures if f is not None)
     result = ReportResult(out=out, html=html_path, markdown=md_path, tables=csvs, latex=texs, figures=nfig,
                           sections=[s.id for s in sections], audit=audit_summary)  # fmt: skip

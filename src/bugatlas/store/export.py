@@ -16,7 +16,10 @@ def export_store(store: Store, out: str | Path, *, fmt: str = "jsonl", taxonomy:
     if fmt not in EXPORT_FORMATS:
         raise BadInputError(f"--format: unknown export format {fmt!r} (choose from {', '.join(EXPORT_FORMATS)})")
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a file of that name, or a folder that cannot be made
+        raise BadInputError(f"{out}: cannot make the output folder ({exc.strerror or exc})") from None
     frames = {
         "issues": store.issues_frame(include_references=True),
         "labels": store.labels_frame(taxonomy),

@@ -28,7 +28,7 @@ class _Record(BaseModel):
 
 class Issue(_Record):
     repo: RepoName
-    number: int = Field(gt=0)
+    number: int = Field(gt=0, lt=2**63)  # SQLite's INTEGER is 64-bit signed
     title: str | None = None
     body: str | None = None
     state: str | None = None

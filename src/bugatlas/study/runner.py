@@ -106,6 +106,17 @@ def load_study_file(path: str | os.PathLike[str]) -> Study:
     unknown = sorted(set(spec) - _KNOWN_KEYS)
     if unknown:
         raise BadInputError(f"{path}: unknown key {unknown[0]!r} (known: {', '.join(sorted(_KNOWN_KEYS))})")
+    for key in ("vars", "sources", "analysis", "audit", "report", "filter", "map", "classify"):
+        value = spec.get(key)
+        if value is not None and value is not False and not isinstance(value, dict):
+            raise BadInputError(f"{path}: {key}: expected a mapping (key: value, or {{}} for the defaults), "
+                                f"got {type(value).__name__} {value!r}"[:300])
+    sources = spec.get("sources") or {}
+    imports = sources.get("import")
+    if imports is not None and not (isinstance(imports, list) and all(isinstance(p, str) for p in imports)):
+        raise BadInputError(f"{path}: sources.import: expected a list of paths ([a.jsonl.gz, b.csv]), got {imports!r}"[:300])
+    if sources.get("collect") is not None and not isinstance(sources["collect"], dict):
+        raise BadInputError(f"{path}: sources.collect: expected a mapping (repos: [owner/name, …])")
     name = str(spec.get("name") or path.stem)
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
         raise BadInputError(f"{path}: name {name!r}: use letters, digits, '.', '_' or '-'")
@@ -136,12 +147,15 @@ def fingerprint(step: str, config: Any, files: list[Path], upstream: str) -> str
 
 
 def _done(store: Store, step: str, fp: str) -> int | None:
+    """The step's last run for this fingerprint, if it succeeded: a later run that failed or
+    was interrupted (``--from``/``--force`` stopped halfway) may have left its outputs half
+    rewritten, so the step is not done."""
     rows = store.query(
-        "SELECT id FROM runs WHERE command = ? AND status = 'ok' AND json_extract(params, '$.fingerprint') = ? "
-        "ORDER BY id DESC LIMIT 1",
+        "SELECT id, status FROM runs WHERE command = ? AND json_extract(params, '$.fingerprint') = ? "
+        "AND status != 'skipped' ORDER BY id DESC LIMIT 1",
         (f"study {step}", fp),
     )
-    return int(rows[0]["id"]) if rows else None
+    return int(rows[0]["id"]) if rows and rows[0]["status"] == "ok" else None
 
 
 # -- stage adapters ---------------------------------------------------------------------------------
@@ -357,6 +371,10 @@ class Runner:
 
         s = self.study
         analysis = dict(s.section("analysis") or {})
+        unknown = sorted(set(analysis) - {"taxonomy", "source", "by", "only", "attach", "names"})
+        if unknown:  # before anything is written: a misspelt key would be silently left out
+            raise BadInputError(f"{s.path}: analysis: unknown key {unknown[0]!r} "
+                                "(taxonomy, source, by, only, attach, names)")  # fmt: skip
         taxonomy = analysis.pop("taxonomy", s.section("taxonomy"))
         notes = []
         have = {x["taxonomy"] for x in store.label_sources()}
@@ -375,9 +393,6 @@ class Runner:
             attach=analysis.pop("attach", None), names=analysis.pop("names", None), audit_papers=audit.get("papers"),
             audit_files=[s.resolve(f) for f in audit.get("files", [])], audit=audit.get("enabled", True),
         )  # fmt: skip
-        if analysis:
-            raise BadInputError(f"{s.path}: analysis: unknown key {sorted(analysis)[0]!r} "
-                                "(taxonomy, source, by, only, attach, names)")  # fmt: skip
         msg = f"{result.html} ({result.figures} figures, {len(result.tables)} tables)"
         return "ran", "; ".join([msg, *notes]), result.as_dict()
 
