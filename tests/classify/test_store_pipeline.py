@@ -116,3 +116,18 @@ def test_eval_and_suggest_on_human_labels(small_store: Store, tmp_path) -> None:
     res = subprocess.run([sys.executable, "-m", "bugatlas.cli", "suggest", "--taxonomy", "liu2025", "--db", db,
                           "-n", "5", "--json"], capture_output=True, text=True, timeout=300)
     assert res.returncode == 0 and len(orjson.loads(res.stdout)) == 5
+
+
+def test_eval_cli_prints_the_learning_curve_not_the_confidence_rows(small_store: Store) -> None:
+    """The text report's learning-curve table holds the curve (sizes 10, 20, 32 of 40 labels by
+    5-fold CV), not the last dimension's agreement-by-confidence rows (n = 40, 40, ..., nan)."""
+    _human(small_store, 40)
+    classify_store(small_store, "liu2025")
+    res = subprocess.run([sys.executable, "-m", "bugatlas.cli", "eval", "--taxonomy", "liu2025",
+                          "--db", str(small_store.path)], capture_output=True, text=True, timeout=600,
+                         env={**os.environ, "COLUMNS": "250"})
+    assert res.returncode == 0, res.stderr
+    curve = res.stdout.split("learning curve (cross-validated)", 1)[1]
+    sizes = [line.split("│")[1].strip() for line in curve.splitlines() if line.startswith("│")]
+    assert sizes == ["10", "20", "32"], curve
+    assert "nan" not in curve

@@ -221,8 +221,8 @@ def register(app: typer.Typer) -> None:
             bc = Table("dimension", *[f"≥ {t:.1f}" for t in ts],
                        title="agreement by confidence: kappa (share of issues labeled) if labels below "
                              "the threshold are left to people (classify --threshold)")
-            for dim, rows in report.by_confidence.items():
-                bc.add_row(dim, *[f"{r['kappa']:.2f} ({r['coverage']:.0%})" if r["n"] else "—" for r in rows])
+            for dim, by_t in report.by_confidence.items():
+                bc.add_row(dim, *[f"{r['kappa']:.2f} ({r['coverage']:.0%})" if r["n"] else "—" for r in by_t])
             console.print(bc)
         for dim in confusion:
             s = report.dimensions.get(dim)
