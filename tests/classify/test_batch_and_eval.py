@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from sklearn.metrics import cohen_kappa_score
 
@@ -51,6 +53,20 @@ def test_label_records_round_trip_single_and_multi(tmp_path) -> None:
     assert back.confidence["symptom"] == 0.9
     with pytest.raises(BadInputError, match="taxonomy 'liu2025', expected 'yu2026'"):
         read_label_records(path, taxonomy="yu2026")
+
+
+@pytest.mark.parametrize("line, message", [
+    ('{"repo": "a/b", "number": "abc", "labels": {}}', "field 'number' is not an integer: 'abc'"),
+    ('{"repo": "a/b", "number": null, "labels": {}}', "field 'number' is not an integer: None"),
+    ('{"repo": 5, "number": 1, "labels": {}}', "field 'repo' is not a string: 5"),
+    ('{"repo": "a/b", "number": 1, "labels": {}, "confidence": [0.9]}', "'confidence' must be an object"),
+    ('{"repo": "a/b", "number": 1, "labels": {}, "confidence": {"symptom": "high"}}', "'confidence' must be"),
+])
+def test_label_records_bad_fields_name_file_and_line(tmp_path, line, message) -> None:
+    path = tmp_path / "gold.jsonl"
+    path.write_text('{"repo": "a/b", "number": 2, "labels": {"symptom": "Crash"}}\n' + line + "\n")
+    with pytest.raises(BadInputError, match=rf"gold.jsonl: line 2: {re.escape(message)}"):
+        read_label_records(path)
 
 
 def test_kappa_matches_sklearn() -> None:

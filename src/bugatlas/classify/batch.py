@@ -112,9 +112,15 @@ def read_label_records(path: str | Path, *, taxonomy: str | None = None) -> list
     for lineno, obj in _iter_json_lines(Path(path)):
         where = f"{path}: line {lineno}"
         try:
-            repo, number, raw = obj["repo"], int(obj["number"]), obj["labels"]
+            repo, number, raw = obj["repo"], obj["number"], obj["labels"]
         except KeyError as exc:
             raise BadInputError(f"{where}: missing field {exc.args[0]!r}") from None
+        if not isinstance(repo, str):
+            raise BadInputError(f"{where}: field 'repo' is not a string: {repo!r}")
+        try:
+            number = int(number)
+        except (ValueError, TypeError):
+            raise BadInputError(f"{where}: field 'number' is not an integer: {number!r}") from None
         tax = obj.get("taxonomy") or taxonomy or ""
         if taxonomy and tax != taxonomy:
             raise BadInputError(f"{where}: taxonomy {tax!r}, expected {taxonomy!r}")
@@ -125,8 +131,12 @@ def read_label_records(path: str | Path, *, taxonomy: str | None = None) -> list
         except TypeError as exc:
             raise BadInputError(f"{where}: {exc}") from None
         conf = obj.get("confidence") or {}
+        try:
+            confidence = {k: float(v) for k, v in conf.items() if v is not None}
+        except (AttributeError, ValueError, TypeError):
+            raise BadInputError(f"{where}: 'confidence' must be an object of dimension -> number") from None
         out.append(LabelRecord(repo=repo.lower(), number=number, taxonomy=tax, labels=labels,
-                               confidence={k: float(v) for k, v in conf.items() if v is not None},
+                               confidence=confidence,
                                evidence=obj.get("evidence") or {}, source=obj.get("source") or {}))
     return out
 
