@@ -206,3 +206,55 @@ def test_calibration_thresholds_and_abstention(labeled) -> None:
         assert b.labels["symptom"] == (a.labels["symptom"] if kept else [])
     again = SupervisedModel.loads(model.dumps(), "memory")  # the table travels with the model
     assert again.calibration == model.calibration
+
+
+MINI = """\
+name: mini-audit
+title: A user's own codebook
+dimensions:
+  cause:
+    multi_label: true
+    levels: [cause_group, cause]
+    categories:
+      - {id: res, name: Resource}
+      - {id: oom, name: Out of Memory, parent: res, signals: ['out of memory']}
+      - {id: code, name: Code Bug}
+      - {id: crash, name: Crash Bug, parent: code, signals: ['segmentation fault']}
+  severity:
+    categories:
+      - {id: high, name: High}
+      - {id: low, name: Low}
+"""
+
+
+def test_user_codebook_by_path_trains_from_files_and_classifies_with_model(corpus_records, write_jsonl,
+                                                                           tmp_path) -> None:
+    """A codebook given as a YAML path works with train --labels and classify --model (the model
+    names its codebook, which must be found by that name when the model is loaded)."""
+    import subprocess
+    import sys
+
+    cb = tmp_path / "mini-audit.yaml"
+    cb.write_text(MINI)
+    recs = [corpus_records[k] for k in sorted(corpus_records)[:40]]
+    issues = write_jsonl(recs, "issues.jsonl")
+    leaves = ["Out of Memory", "Crash Bug"]
+    labels = write_jsonl([{"repo": r["repo"], "number": r["number"],
+                           "labels": {"cause": [leaves[i % 2]], "severity": ["High", "Low"][i // 2 % 2]}}
+                          for i, r in enumerate(recs)], "labels.jsonl")
+    model, out = tmp_path / "mini.pkl.xz", tmp_path / "out.jsonl"
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "bugatlas.cli", *args], capture_output=True, text=True,
+                              timeout=300, cwd=tmp_path)
+
+    res = cli("train", "-t", str(cb), "--labels", str(labels), "--input", str(issues), "--output", str(model),
+              "--no-calibrate", "--json")
+    assert res.returncode == 0, res.stderr
+    assert {"cause", "severity"} <= {h.split("/")[0] for h in orjson.loads(res.stdout)["heads"]}
+    res = cli("classify", "-t", str(cb), "--input", str(issues), "--output", str(out), "--model", str(model))
+    assert res.returncode == 0, res.stderr
+    rows = [orjson.loads(line) for line in out.read_bytes().splitlines()]
+    assert len(rows) == 40 and all(r["taxonomy"] == "mini-audit" for r in rows)
+    assert set(rows[0]["labels"]) == {"cause_group", "cause", "severity"}
+
