@@ -258,3 +258,28 @@ def test_user_codebook_by_path_trains_from_files_and_classifies_with_model(corpu
     assert len(rows) == 40 and all(r["taxonomy"] == "mini-audit" for r in rows)
     assert set(rows[0]["labels"]) == {"cause_group", "cause", "severity"}
 
+
+def test_train_labels_outside_the_codebook_or_unreadable_are_one_line(corpus_records, write_jsonl,
+                                                                      tmp_path) -> None:
+    """Label names that are not in the codebook are an error naming the file and record, not a
+    model with no heads; a record skipped as not_failure still needs a readable number."""
+    import subprocess
+    import sys
+
+    cb = tmp_path / "mini-audit.yaml"
+    cb.write_text(MINI)
+    recs = [corpus_records[k] for k in sorted(corpus_records)[:5]]
+    issues = write_jsonl(recs, "issues.jsonl")
+    model = tmp_path / "mini.pkl.xz"
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "bugatlas.cli", *args], capture_output=True, text=True,
+                              timeout=300, cwd=tmp_path)
+
+    bad = write_jsonl([{"repo": recs[0]["repo"], "number": recs[0]["number"],
+                        "labels": {"cause": ["Out of Memry"]}}], "bad.jsonl")
+    res = cli("train", "-t", str(cb), "--labels", str(bad), "--input", str(issues), "--output", str(model))
+    assert res.returncode == 2 and "bad.jsonl" in res.stderr and "'Out of Memry'" in res.stderr, res.stderr
+    bad = write_jsonl([{"repo": "a/b", "number": "x", "not_failure": True, "labels": {}}], "nf.jsonl")
+    res = cli("train", "-t", str(cb), "--labels", str(bad), "--input", str(issues), "--output", str(model))
+    assert res.returncode == 2 and "field 'number' is not an integer" in res.stderr, res.stderr

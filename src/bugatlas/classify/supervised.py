@@ -48,7 +48,7 @@ from bugatlas.classify.model import TOKEN_PATTERN
 from bugatlas.classify.rules import RuleClassifier
 from bugatlas.classify.schema import TaxonomySpec, taxonomy_spec
 from bugatlas.classify.text import Doc, issue_doc, model_text
-from bugatlas.errors import BugAtlasError
+from bugatlas.errors import BadInputError, BugAtlasError
 from bugatlas.store.records import Issue
 
 # zone -> (n-gram range, vocabulary size). Small vocabularies: with ~1,500 labeled issues a
@@ -371,12 +371,22 @@ def read_training_labels(taxonomy: str, label_paths: Sequence[str | Path], *,
         return {(str(o["repo"]).lower(), int(o["number"])) for _, o in iter_jsonl_objects(Path(path))
                 if not only_not_failure or o.get("not_failure")}
 
+    spec = taxonomy_spec(taxonomy)
     skip = set().union(*(keys(p, False) for p in exclude))
     labels: dict[tuple[str, int], LabelSet] = {}
     for path in label_paths:
+        records = read_label_records(path, taxonomy=spec.name)  # first: it names a bad line
         dropped = skip | keys(path, True)
-        labels.update((rec.key, rec.labels) for rec in read_label_records(path, taxonomy=taxonomy)
-                      if rec.key not in dropped)
+        for rec in records:
+            if rec.key in dropped:
+                continue
+            for dim, values in rec.labels.items():
+                if any(dim in d.out_dims for d in spec.dims.values()):
+                    bad = [v for v in values if not spec.valid(dim, v)]
+                    if bad:
+                        raise BadInputError(f"{path}: {rec.repo}#{rec.number}: {dim}: not in the {spec.name} "
+                                            f"codebook: {', '.join(map(repr, bad))}")
+            labels[rec.key] = rec.labels
     return labels
 
 
