@@ -132,3 +132,26 @@ def test_agreement_by_confidence_hand_computed() -> None:
     assert rows[0.9]["n"] == 1 and rows[0.9]["coverage"] == 0.25
     assert lowest_threshold(report.by_confidence["symptom"], "kappa", 0.8)["threshold"] == 0.6  # 0.55 falls below it
     assert evaluate(spec, gold, pred).by_confidence == {}  # no confidences given: no table
+
+
+def test_eval_cli_confusion_of_an_unknown_dimension_is_an_error(tmp_path) -> None:
+    """A typo in --confusion printed nothing and exited 0; it names the option and the
+    codebook's dimensions. A known dimension without gold labels says so."""
+    import subprocess
+    import sys
+
+    gold, pred = tmp_path / "gold.jsonl", tmp_path / "pred.jsonl"
+    gold.write_text('{"repo": "a/b", "number": 1, "labels": {"symptom": ["Crash"]}}\n')
+    pred.write_text('{"repo": "a/b", "number": 1, "labels": {"symptom": ["Crash"]}, "confidence": {"symptom": 0.9}}\n')
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "bugatlas.cli", "eval", "-t", "liu2025", "--gold", str(gold),
+                               "--pred", str(pred), *args], capture_output=True, text=True, timeout=120,
+                              cwd=tmp_path)
+
+    res = cli("--confusion", "symptm")
+    assert res.returncode == 2 and "--confusion: liu2025 has no dimension 'symptm'" in res.stderr, res.stderr
+    res = cli("--confusion", "component")
+    assert res.returncode == 0 and "--confusion component: no issue has gold labels" in res.stderr, res.stderr
+    res = cli("--confusion", "symptom")
+    assert res.returncode == 0 and "symptom: gold \\ predicted" in res.stdout

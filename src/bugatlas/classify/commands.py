@@ -198,7 +198,14 @@ def register(app: typer.Typer) -> None:
         """Accuracy, macro-F1, Cohen's kappa per dimension and hierarchy level, confusion
         matrix, learning curve (kappa vs number of human labels)."""
         from bugatlas.classify import api
+        from bugatlas.classify.schema import taxonomy_spec
+        from bugatlas.errors import BadInputError
 
+        known = taxonomy_spec(taxonomy).output_dims
+        for dim in confusion:
+            if dim not in known:
+                raise BadInputError(f"--confusion: {taxonomy_name(taxonomy)} has no dimension {dim!r} "
+                                    f"(has: {', '.join(known)})")
         store = None
         if gold is None or pred is None or curve:
             path = db if db is not None else Path(os.environ.get("BUGATLAS_DB") or "bugatlas.db")
@@ -227,6 +234,7 @@ def register(app: typer.Typer) -> None:
         for dim in confusion:
             s = report.dimensions.get(dim)
             if s is None:
+                err_console.print(f"--confusion {dim}: no issue has gold labels in this dimension", highlight=False)
                 continue
             cm = Table(f"{dim}: gold \\ predicted", *[c[:14] for c in s.labels + ["(none)"]])
             for label, row in zip(s.labels, s.confusion, strict=True):
