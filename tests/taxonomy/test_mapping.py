@@ -86,6 +86,11 @@ def test_bad_mapping_names_the_file(tmp_path: Path) -> None:
                  "mappings:\n  yu2026:\n    symptom: {A: Not A Yu Category}\n")  # fmt: skip
     with pytest.raises(CodebookError, match="src.yaml.*Not A Yu Category"):
         get_mapping(str(f), "yu2026")
+    # a list where the dimension tables belong was an AttributeError traceback
+    f.write_text("name: src\ndimensions:\n  symptom:\n    categories:\n      - {id: a, name: A}\n"
+                 "mappings:\n  yu2026: [symptom]\n")  # fmt: skip
+    with pytest.raises(CodebookError, match=r"src.yaml: mappings.yu2026: expected a mapping"):
+        get_mapping(str(f), "yu2026")
 
 
 def test_human_labels_added_through_api_map(tmp_path: Path) -> None:

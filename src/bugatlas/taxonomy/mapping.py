@@ -53,6 +53,9 @@ def get_mapping(source: str | Codebook, target: str | Codebook) -> Mapping:
     if data is None:
         have = ", ".join(src.mappings) or "none"
         raise BadInputError(f"codebook {src.name!r} declares no mapping to {tgt.name!r} (mappings: {have})")
+    if not isinstance(data, dict):
+        raise CodebookError(f"{src.source}: mappings.{tgt.name}: expected a mapping of dimension -> "
+                            "{category: category}")
     problems: list[str] = []
     dims: dict[str, tuple[str, dict[str, Category]]] = {}
     for sdim, table in data.items():
