@@ -103,3 +103,30 @@ def test_human_labels_added_through_api_map(tmp_path: Path) -> None:
         assert rep.top_level["symptom"] == {"Process Hang": 1}
         vals = {(l.dimension, l.value) for l in st.iter_labels("yu2026")}
         assert ("symptom", "Generation Process Stuck") in vals and ("symptom_category", "Process Hang") in vals
+
+
+def test_map_cli_input_gz_dry_run_and_bad_record_name_the_file(tmp_path: Path) -> None:
+    """map --input reads what classify writes (.gz too), --dry-run writes nothing, and a bad
+    record names the file (was: 'record 2: ...' with no file; .gz: 'not valid UTF-8')."""
+    import gzip
+
+    good = {"repo": "a/b", "number": 1, "labels": {"symptom": "Hang - Generation Process Stuck"}}
+    f = tmp_path / "in.jsonl.gz"
+    with gzip.open(f, "wt") as fh:
+        fh.write(json.dumps(good) + "\n")
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "bugatlas.cli", "taxonomy", "map", "--from", "yu2026-artifact",
+                               "--to", "yu2026", *args], capture_output=True, text=True, timeout=120)
+
+    out = tmp_path / "o.jsonl"
+    res = cli("--input", str(f), "--output", str(out))
+    assert res.returncode == 0, res.stderr
+    assert json.loads(out.read_text())["labels"]["symptom_category"] == ["Process Hang"]
+    out.unlink()
+    res = cli("--input", str(f), "--output", str(out), "--dry-run", "--json")
+    assert res.returncode == 0 and json.loads(res.stdout)["records"] == 1 and not out.exists(), res.stderr
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps(good) + "\n" + json.dumps({"repo": "a/b", "number": 2}) + "\n")
+    res = cli("--input", str(bad), "--output", str(out))
+    assert res.returncode == 2 and f"--input: {bad}: record 2: expected an object with a 'labels'" in res.stderr

@@ -138,28 +138,30 @@ def map_cmd(
     if input is not None:
         import orjson
 
+        from bugatlas.importers.base import iter_jsonl_objects
+
         if not input.is_file():
             raise BadInputError(f"--input: file not found: {input}")
         report = MapReport(source, target)
 
-        def records():
-            with input.open("rb") as f:
-                for n, line in enumerate(f, 1):
-                    if line.strip():
-                        try:
-                            yield orjson.loads(line)
-                        except orjson.JSONDecodeError as e:
-                            raise BadInputError(f"{input}:{n}: not valid JSON: {e}") from None
+        def records():  # one reader for every batch file: .gz too, errors name file and line
+            for _, obj in iter_jsonl_objects(input, option="--input"):
+                yield obj
 
-        out = output.open("wb") if output else sys.stdout.buffer
+        out = None if dry_run else output.open("wb") if output else sys.stdout.buffer
         try:
             for rec in map_records(records(), source, target, report):
-                out.write(orjson.dumps(rec) + b"\n")
+                if out is not None:
+                    out.write(orjson.dumps(rec) + b"\n")
+        except BadInputError as exc:
+            if str(exc).startswith("--input"):
+                raise
+            raise BadInputError(f"--input: {input}: {exc}") from None
         finally:
-            if output:
+            if output and out is not None:
                 out.close()
         report.source, report.target = load_codebook(source).name, load_codebook(target).name
-        if output or json:
+        if output or json or dry_run:
             _print_map_report(report, target, json)
         return
     with open_store(db, create=False) as store:
