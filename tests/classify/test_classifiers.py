@@ -116,6 +116,21 @@ def test_batch_cli_labels_corpus_issues(corpus_records, write_jsonl, tmp_path) -
     assert not list(tmp_path.glob("*.db")), "batch mode must not create a store"
 
 
+def test_batch_output_onto_the_input_is_refused_and_keeps_the_issues(corpus_records, write_jsonl) -> None:
+    """--output naming the --input (or a --background) file overwrote the user's issues with
+    labels; it is refused before anything is written."""
+    recs = [corpus_records[k] for k in list(corpus_records)[:3]]
+    src = write_jsonl(recs)
+    before = src.read_bytes()
+    for extra in ([], ["--background", str(src)]):
+        inp = src if not extra else write_jsonl(recs, "other.jsonl")
+        res = subprocess.run([sys.executable, "-m", "bugatlas.cli", "classify", "--taxonomy", "liu2025",
+                              "--input", str(inp), "--output", str(src), *extra],
+                             capture_output=True, text=True, timeout=300)
+        assert res.returncode == 2 and "is an input file" in res.stderr, res.stderr
+        assert src.read_bytes() == before
+
+
 def test_batch_yu2026_writes_every_level(corpus_records, write_jsonl, tmp_path) -> None:
     from bugatlas.classify import classify_file
 

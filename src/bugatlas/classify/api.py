@@ -96,6 +96,9 @@ def classify_file(
     ``min_kappa``: per dimension, abstain below the confidence at which the supervised
     model's calibration reached this Cohen's kappa (``threshold`` for other dimensions)."""
     spec = taxonomy_spec(taxonomy)
+    for path in (input_path, *background):
+        if Path(output_path).resolve() == Path(path).resolve():
+            raise BadInputError(f"--output {output_path} is an input file; writing it would destroy the issues")
     issues = list(read_issues(input_path))
     fit_on = list(issues)
     for extra in background:
