@@ -175,6 +175,20 @@ def test_store_filter_writes_kinds_view_and_labels(corpus_store) -> None:
     assert len(list(corpus_store.iter_labels("issue-kind", source_kind="model"))) == 813 + 1067
 
 
+
+def test_store_filter_with_a_new_model_replaces_the_old_models_labels(corpus_store, tmp_path: Path) -> None:
+    import shutil
+
+    from bugatlas.filter.model import DEFAULT_MODEL
+
+    filter_store(corpus_store, repos=["sgl-project/sglang"])
+    retrained = tmp_path / ("retrained" + "".join(DEFAULT_MODEL.suffixes))
+    shutil.copy(DEFAULT_MODEL, retrained)  # another model file: another model id
+    assert filter_store(corpus_store, repos=["sgl-project/sglang"], model_path=retrained)["judged"] == 813
+    labels = list(corpus_store.iter_labels("issue-kind", source_kind="model"))
+    assert len(labels) == 813 and {lab.source for lab in labels} == {f"filter:retrained@{labels[0].source.split('@')[1]}"}
+
+
 def test_eval_cli_reports_per_class_and_majority(corpus: list[dict], tmp_path: Path) -> None:
     inp = tmp_path / "issues.jsonl"
     with inp.open("w") as f:
