@@ -80,6 +80,11 @@ def test_bad_rules_file_is_one_line(tmp_path: Path) -> None:
     latin1.write_bytes("keywords: {terms: [défaut]}\n".encode("latin-1"))
     with pytest.raises(BadInputError, match=r"latin1\.yaml: cannot read the rules file"):
         load_rules(latin1)
+    f.write_text("keywords: {terms: [error], required: maybe}\n")
+    with pytest.raises(BadInputError, match="keywords.required must be true or false, not 'maybe'"):
+        load_rules(f)
+    f.write_text("keywords: {terms: [error], required: true}\n")
+    assert load_rules(f).keywords_required is True
 
 
 def _small_gold(corpus: list[dict], per_repo: int = 400):
