@@ -207,3 +207,19 @@ def test_as_of_before_the_data_censors_instead_of_negative_times(corpus):
     assert m["closed"].to_dict() == closed_then.groupby("group").size().to_dict()
     s = survival(corpus, as_of=as_of)
     assert (s["time"] >= 0).all()
+
+
+def test_survival_of_a_group_with_every_issue_open_is_flat_at_one(corpus):
+    u = corpus.units
+    first = u["created_at"].min()
+    as_of = (first + pd.Timedelta(minutes=1)).isoformat()
+    existed = u[u["created_at"] <= pd.Timestamp(as_of)]
+    assert (existed["closed_at"].isna() | (existed["closed_at"] > pd.Timestamp(as_of))).all()  # all open then
+    s = survival(corpus, as_of=as_of)
+    repos = set(corpus.grouping("repository").set_index("unit").loc[existed.index, "value"])
+    assert set(s["category"]) == repos
+    assert (s["survival"] == 1.0).all() and (s["events"] == 0).all() and (s["time"] > 0).all()
+    # a curve with events goes on, flat, to the last issue followed
+    full = survival(corpus)
+    for _, c in full.groupby("category"):
+        assert c["time"].is_monotonic_increasing and c["survival"].is_monotonic_decreasing

@@ -40,6 +40,15 @@ def test_commonality_json(analysis_store):
     assert data["p_value"] < 1e-6 and data["deviations"][0]["group"] == "MLC-LLM"
 
 
+def test_commonality_json_also_writes_csv(analysis_store, tmp_path):
+    out = tmp_path / "residuals.csv"
+    r = _run(["analyze", "commonality", "-t", "liu2025", "--json", "--csv", str(out)], analysis_store.path)
+    assert r.exit_code == 0, r.output
+    assert orjson.loads(r.stdout)["deviations"][0]["group"] == "MLC-LLM"
+    header, *rows = out.read_text().splitlines()
+    assert "Crash" in header and any(row.startswith("MLC-LLM,") for row in rows)
+
+
 def test_unwritable_csv_is_one_line(analysis_store, tmp_path):
     target = tmp_path / "no-such-folder" / "d.csv"
     r = subprocess.run([sys.executable, "-m", "bugatlas.cli", "analyze", "distribution", "-t", "liu2025",

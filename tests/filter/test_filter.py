@@ -80,6 +80,11 @@ def test_bad_rules_file_is_one_line(tmp_path: Path) -> None:
     latin1.write_bytes("keywords: {terms: [défaut]}\n".encode("latin-1"))
     with pytest.raises(BadInputError, match=r"latin1\.yaml: cannot read the rules file"):
         load_rules(latin1)
+    f.write_text("keywords: {terms: [error], required: maybe}\n")
+    with pytest.raises(BadInputError, match="keywords.required must be true or false, not 'maybe'"):
+        load_rules(f)
+    f.write_text("keywords: {terms: [error], required: true}\n")
+    assert load_rules(f).keywords_required is True
 
 
 def _small_gold(corpus: list[dict], per_repo: int = 400):
@@ -173,6 +178,20 @@ def test_store_filter_writes_kinds_view_and_labels(corpus_store) -> None:
     assert filter_store(corpus_store, repos=["sgl-project/sglang"])["skipped_already_judged"] == 813
     filter_store(corpus_store, repos=["sgl-project/sglang"], redo=True)
     assert len(list(corpus_store.iter_labels("issue-kind", source_kind="model"))) == 813 + 1067
+
+
+
+def test_store_filter_with_a_new_model_replaces_the_old_models_labels(corpus_store, tmp_path: Path) -> None:
+    import shutil
+
+    from bugatlas.filter.model import DEFAULT_MODEL
+
+    filter_store(corpus_store, repos=["sgl-project/sglang"])
+    retrained = tmp_path / ("retrained" + "".join(DEFAULT_MODEL.suffixes))
+    shutil.copy(DEFAULT_MODEL, retrained)  # another model file: another model id
+    assert filter_store(corpus_store, repos=["sgl-project/sglang"], model_path=retrained)["judged"] == 813
+    labels = list(corpus_store.iter_labels("issue-kind", source_kind="model"))
+    assert len(labels) == 813 and {lab.source for lab in labels} == {f"filter:retrained@{labels[0].source.split('@')[1]}"}
 
 
 def test_eval_cli_reports_per_class_and_majority(corpus: list[dict], tmp_path: Path) -> None:

@@ -115,6 +115,7 @@ def test_hostile_titles_are_escaped(evil_store, tmp_path):
     assert 'href="javascript:' not in body
     md = r.markdown.read_text()
     assert "<script>" not in md and "<img" not in md
+    assert "### Example reports" in md  # the examples have a heading, as in the HTML
 
 
 def _browser():

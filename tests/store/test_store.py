@@ -111,3 +111,13 @@ def test_export_into_a_path_that_is_a_file_is_one_line(tmp_path: Path) -> None:
         assert export_store(store, tmp_path / "dir") == {str(tmp_path / "dir" / "issues.jsonl"): 1,
                                                         str(tmp_path / "dir" / "labels.jsonl"): 0}  # fmt: skip
     assert taken.read_text() == "not a folder"
+
+
+def test_stats_count_pull_requests_of_issue_dumps_apart(tmp_path: Path) -> None:
+    from bugatlas.store.stats import store_stats
+
+    with Store(tmp_path / "s.db") as store:
+        store.upsert_issues([_issue(1), _issue(2), _issue(3, is_pull_request=True)])
+        stats = store_stats(store)
+    assert stats["issues"] == 2 and stats["pull_requests_among_issues"] == 1
+    assert sum(stats["by_repository"].values()) == 2

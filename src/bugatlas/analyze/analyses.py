@@ -400,7 +400,15 @@ def survival(
     frames = []
     for cat in sizes.index[:top]:
         units = keyed.loc[keyed["value"] == cat, "unit"]
-        c = kaplan_meier(days.reindex(units).to_numpy(), closed.reindex(units).to_numpy())
+        d, e = days.reindex(units).to_numpy(), closed.reindex(units).to_numpy()
+        c = kaplan_meier(d, e)
+        last = np.nanmax(d) if np.isfinite(d).any() else None
+        if last is not None and (c.empty or last > c["time"].iloc[-1]):
+            # the curve goes on, flat, to the last issue followed (all open: flat at 1 throughout)
+            s_last = (1.0, 1.0, 1.0) if c.empty else tuple(c[["survival", "low", "high"]].iloc[-1])
+            tail = {"time": last, "at_risk": int((d >= last).sum()), "events": 0,
+                    "survival": s_last[0], "low": s_last[1], "high": s_last[2]}  # fmt: skip
+            c = pd.concat([c, pd.DataFrame([tail])], ignore_index=True) if not c.empty else pd.DataFrame([tail])
         frames.append(c.assign(category=cat))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 

@@ -56,18 +56,23 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
+def write_csv(frame: pd.DataFrame, csv: str, *, index: bool = False) -> None:
+    """``--csv FILE`` (or ``-`` for standard output)."""
+    text = frame.to_csv(index=index)
+    if csv == "-":
+        sys.stdout.write(text)
+        return
+    try:
+        Path(csv).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise BadInputError(f"--csv {csv}: cannot write the file ({exc.strerror})") from exc
+    err_console.print(f"wrote {csv}")
+
+
 def emit(frame: pd.DataFrame, *, as_json: bool, csv: str | None, title: str, index: bool = False,
          extra: dict[str, Any] | None = None) -> None:  # fmt: skip
     if csv:
-        text = frame.to_csv(index=index)
-        if csv == "-":
-            sys.stdout.write(text)
-        else:
-            try:
-                Path(csv).write_text(text, encoding="utf-8")
-            except OSError as exc:
-                raise BadInputError(f"--csv {csv}: cannot write the file ({exc.strerror})") from exc
-            err_console.print(f"wrote {csv}")
+        write_csv(frame, csv, index=index)
         if csv == "-":
             return
     if as_json:
@@ -157,7 +162,9 @@ def register(app: typer.Typer) -> None:
             raise BadInputError(f"--by {by}: fewer than two groups or categories to compare")
         extra = {"chi2": test.chi2, "dof": test.dof, "p_value": test.p_value, "cramers_v": test.cramers_v,
                  "cells_expected_below_5": test.low_expected_share}  # fmt: skip
-        if as_json:
+        if as_json and csv != "-":  # --csv - wins over --json, as for every other analysis
+            if csv:
+                write_csv(test.residuals.round(2), csv, index=True)
             print_json({**test.as_dict(), "deviations": records(A.residual_findings(test))})
             return
         emit(test.residuals.round(2), as_json=False, csv=csv, title=f"{taxonomy}: adjusted residuals, {by} × {dimension}", index=True, extra=extra)

@@ -178,12 +178,16 @@ def filter_store(store: Any, *, model_path: Path | None = None, rules: str | Non
                       None if k.rule_pass is None else int(k.rule_pass),
                       orjson.dumps({"keywords": k.keywords, "reasons": k.reasons}).decode(),
                       rules_obj.name, k.maintainer_kind, mid, run.id, created) for k in buf])  # fmt: skip
-                store.replace_labels(TAXONOMY, "model", source, [
+                # one judgment per issue: a retrained model's label replaces the older model's
+                store.conn.executemany(
+                    "DELETE FROM labels WHERE taxonomy = ? AND source_kind = 'model' AND source LIKE 'filter:%' "
+                    "AND repo = ? AND issue_number = ?", [(TAXONOMY, k.repo, k.number) for k in buf])  # fmt: skip
+                store.add_labels([
                     Label(repo=k.repo, issue_number=k.number, taxonomy=TAXONOMY, dimension=DIMENSION,
                           value=k.kind, source_kind="model", source=source, confidence=k.confidence,
                           evidence=[f"title: {strip_template_prefix(i.title)[:160]}"] + [f"keyword: {w}" for w in k.keywords],
                           run_id=run.id)
-                    for k, i in zip(buf, issues_buf, strict=True)], issues=[(k.repo, k.number) for k in buf])  # fmt: skip
+                    for k, i in zip(buf, issues_buf, strict=True)])  # fmt: skip
             buf.clear()
             issues_buf.clear()
 

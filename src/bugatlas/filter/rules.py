@@ -114,9 +114,12 @@ def load_rules(name_or_path: str | Path | None = None) -> FilterRules:
     bad = [f for f in fields_ if f not in ("title", "body")]
     if bad:
         raise BadInputError(f"{p}: keywords.fields may hold title and body, not {bad[0]!r}")
+    required = kw.get("required", False)
+    if not isinstance(required, bool):  # YAML's "maybe" or "1" would otherwise read as true
+        raise BadInputError(f"{p}: keywords.required must be true or false, not {required!r}")
     return FilterRules(
         name=str(data.get("name") or p.stem), terms=_list(kw, "terms", where), fields=fields_,
-        keywords_required=bool(kw.get("required", False)), require_any=_list(lab, "require_any", where),
+        keywords_required=required, require_any=_list(lab, "require_any", where),
         require_all=_list(lab, "require_all", where), exclude_any=_list(lab, "exclude_any", where),
         states=_list(data, "states", where), description=str(data.get("description") or "").strip(),
         source=where,

@@ -415,6 +415,8 @@ def _markdown(title: str, sections: list[Section], meta: dict[str, Any]) -> str:
             lines.append("")
         if s.figures:
             lines.append(f"_{len([f for f in s.figures if f[1] is not None])} figure(s) in index.html._\n")
+        if s.examples:
+            lines += ["### Example reports", ""]
         for e in s.examples:
             url = e["url"] if e["url"].startswith("https://") else ""
             lines.append(f"- {md_escape(e['category'])}: {md_escape(e['title'])} ({md_escape(e['ref'])}"

@@ -23,8 +23,10 @@ def register(app: typer.Typer) -> None:
         if as_json:
             print_json(stats)
             return
+        prs = stats["pull_requests_among_issues"]
         console.print(f"[bold]{stats['issues']}[/] issues with text, {stats['references']} references only, "
-                      f"{stats['labels']} labels, store {stats['db_path']}")  # fmt: skip
+                      + (f"{prs} pull requests (from /issues dumps, not counted as issues), " if prs else "")
+                      + f"{stats['labels']} labels, store {stats['db_path']}")  # fmt: skip
         for key, title in (("by_repository", "issues by repository"),
                            ("references_by_repository", "references (no text yet) by repository"),
                            ("by_state", "issues by state"), ("by_year", "issues by year"),

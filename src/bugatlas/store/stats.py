@@ -13,12 +13,15 @@ def store_stats(store: Store, *, top_labels: int = 15) -> dict[str, Any]:
     def counts(sql: str) -> dict[str, int]:
         return {str(k): int(n) for k, n in q(sql)}
 
-    text_only = "WHERE is_reference = 0"
+    # issues with text; pull requests that a REST dump of /issues carries are counted apart
+    text_only = "WHERE is_reference = 0 AND is_pull_request = 0"
     return {
         "db_path": str(store.path),
         "schema": store.schema_version,
         "issues": int(q(f"SELECT COUNT(*) FROM issues {text_only}").fetchone()[0]),
         "references": int(q("SELECT COUNT(*) FROM issues WHERE is_reference = 1").fetchone()[0]),
+        "pull_requests_among_issues": int(
+            q("SELECT COUNT(*) FROM issues WHERE is_reference = 0 AND is_pull_request = 1").fetchone()[0]),
         "labels": int(q("SELECT COUNT(*) FROM labels").fetchone()[0]),
         "comments": int(q("SELECT COUNT(*) FROM comments").fetchone()[0]),
         "pull_requests": int(q("SELECT COUNT(*) FROM pull_requests").fetchone()[0]),
