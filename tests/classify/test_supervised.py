@@ -3,6 +3,9 @@ from bench/trainset), saved and loaded, shipped in the package and used by class
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -283,3 +286,56 @@ def test_train_labels_outside_the_codebook_or_unreadable_are_one_line(corpus_rec
     bad = write_jsonl([{"repo": "a/b", "number": "x", "not_failure": True, "labels": {}}], "nf.jsonl")
     res = cli("train", "-t", str(cb), "--labels", str(bad), "--input", str(issues), "--output", str(model))
     assert res.returncode == 2 and "field 'number' is not an integer" in res.stderr, res.stderr
+
+
+def test_eval_reports_in_sample_agreement_apart(labeled, tmp_path) -> None:
+    """A model scored on the labels it learned from looks better than it is: eval says how many
+    gold issues that concerns and scores the others apart."""
+    from bugatlas import Label
+    from bugatlas.classify.api import classify_store, eval_labels, learned_from
+
+    def add_human(pairs) -> None:
+        store.add_labels(Label(repo=i.repo, issue_number=i.number, taxonomy="liu2025", dimension=dim,
+                               value=v, source_kind="human", source="annotator:a")
+                         for i, g in pairs for dim in ("symptom", "root_cause") for v in g[dim])
+
+    store = Store(tmp_path / "s.db")
+    learned, later = labeled[:60], labeled[600:640]
+    store.upsert_issues(i for i, _ in learned + later)
+    add_human(learned)
+    train_store(store, "liu2025")
+    classify_store(store, "liu2025", use_shipped=False, threshold=0.0)
+    add_human(later)  # labeled by people after the model was trained: the model never saw them
+    assert learned_from(store, "liu2025") == {i.key for i, _ in learned}
+    report, _ = eval_labels("liu2025", store=store, curve=False)
+    assert report.n_common == 100 and report.in_sample == 60
+    assert report.unseen is not None and report.unseen.n_gold == 40
+    assert report.dimensions["symptom"].accuracy > report.unseen.dimensions["symptom"].accuracy
+    assert report.as_dict()["unseen"]["n_gold"] == 40
+    res = subprocess.run([sys.executable, "-m", "bugatlas.cli", "eval", "--taxonomy", "liu2025", "--no-curve",
+                          "--db", str(store.path)], capture_output=True, text=True, timeout=600,
+                         env={**os.environ, "COLUMNS": "250"})  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert "warning: 60 of these gold issues were labeled by a model that learned from" in res.stderr
+    assert "on the 40 gold issues the model did not learn from" in res.stdout
+    # the shipped model learned from BugAtlas's own labels of the shared corpus, these issues among
+    # them: scored against a user's labels of the same issues, all of it is in-sample
+    classify_store(store, "liu2025", threshold=0.0)
+    keys = {i.key for i, _ in learned + later}
+    shipped_saw = keys & shipped_model("liu2025").trained_on  # all but those marked not_failure
+    assert len(shipped_saw) >= 95 and learned_from(store, "liu2025") == shipped_saw
+    assert eval_labels("liu2025", store=store, curve=False)[0].in_sample == len(shipped_saw)
+    store.close()
+
+
+def test_eval_of_files_counts_gold_issues_the_shipped_model_learned_from(write_jsonl) -> None:
+    from bugatlas.classify.api import eval_labels
+
+    learned = [orjson.loads(line) for line in TRAINSET.read_bytes().splitlines()[:3]]
+    other = {"repo": "example/engine", "number": 1, "labels": {"symptom": ["Crash"]}}
+    gold = write_jsonl([{"repo": r["repo"], "number": r["number"], "labels": r["labels"]}
+                        for r in learned] + [other], "gold.jsonl")
+    pred = write_jsonl([{"repo": r["repo"], "number": r["number"], "taxonomy": "liu2025",
+                         "labels": {"symptom": ["Crash"]}} for r in [*learned, other]], "pred.jsonl")
+    report, _ = eval_labels("liu2025", gold_file=gold, pred_file=pred, curve=False)
+    assert report.shipped_learned == 3 and report.in_sample == 0

@@ -269,6 +269,10 @@ def classify_store(
             part = todo[start : start + batch]
             preds = ens.predict(part, on_llm_error=lambda i, e: errors.append(f"{i.repo}#{i.number}: {e}"))
             labels = [lab for p in preds for lab in _labels_of(p, run.id)]
+            if ens.supervised is not None and ens.supervised.trained_on:
+                # issues whose human labels the model learned from: eval reports them apart
+                run.summary.setdefault("learned_from", []).extend(
+                    [i.repo, i.number] for i in part if i.key in ens.supervised.trained_on)
             for p in preds:
                 for d in spec.output_dims:
                     abstained[d] += not p.labels.get(d)
@@ -444,6 +448,17 @@ def eval_labels(
         raise BadInputError("eval needs machine labels: --pred FILE or a store that `classify` has labeled")
     _check_names(spec, gold, "gold")
     report = evaluate(spec, gold, pred, confidence=confidence or None)
+    learned = learned_from(store, spec.name, source=source) if pred_file is None and store is not None else set()
+    seen = {k for k in gold if k in learned and k in pred}
+    if pred_file is not None:
+        shipped = shipped_model(spec.name)
+        if shipped is not None:
+            report.shipped_learned = sum(1 for k in gold if k in pred and k in shipped.trained_on)
+    if seen:
+        report.in_sample = len(seen)
+        unseen_gold = {k: v for k, v in gold.items() if k not in seen}
+        report.unseen = evaluate(spec, unseen_gold, {k: v for k, v in pred.items() if k not in seen},
+                                 confidence=confidence or None) if unseen_gold else None
     rows: list[dict[str, Any]] = []
     if curve and store is not None:
         items, golds = [], []
@@ -457,6 +472,26 @@ def eval_labels(
             rows = learning_curve(spec, items, golds, _curve_fitter(spec, background),
                                   folds=folds, dims=[d for d in report.dimensions])
     return report, rows
+
+
+def learned_from(store: Store, taxonomy: str, *, source: str = SOURCE) -> set[tuple[str, int]]:
+    """Issues whose stored machine labels came from a supervised model that had learned from
+    the human labels of that same issue (recorded by each classify run)."""
+    runs = store.query(
+        "SELECT DISTINCT run_id FROM labels WHERE taxonomy = ? AND source = ? AND source_kind != 'human' "
+        "AND run_id IS NOT NULL", (taxonomy, source))
+    seen_by_run: dict[int, set[tuple[str, int]]] = {}
+    for r in runs:
+        row = store.query("SELECT summary FROM runs WHERE id = ?", (r["run_id"],))
+        summary = orjson.loads(row[0]["summary"]) if row and row[0]["summary"] else {}
+        seen_by_run[r["run_id"]] = {(str(k[0]), int(k[1])) for k in summary.get("learned_from") or []}
+    if not any(seen_by_run.values()):
+        return set()
+    rows = store.query(
+        "SELECT DISTINCT repo, issue_number, run_id FROM labels WHERE taxonomy = ? AND source = ? "
+        "AND source_kind != 'human' AND run_id IS NOT NULL", (taxonomy, source))
+    return {(r["repo"], r["issue_number"]) for r in rows
+            if (r["repo"], r["issue_number"]) in seen_by_run.get(r["run_id"], set())}
 
 
 def _curve_fitter(spec: TaxonomySpec, background: Sequence[Issue]):

@@ -218,11 +218,28 @@ def register(app: typer.Typer) -> None:
             return
         console.print(f"{report.taxonomy}: {report.n_common} issues with both gold and machine labels "
                       f"({report.n_gold} gold, {report.n_pred} machine)")
-        table = Table("dimension", "n", "accuracy", "macro-F1", "kappa", "coverage", "majority (acc)")
-        for dim, s in report.dimensions.items():
-            table.add_row(dim, str(s.n), f"{s.accuracy:.3f}", f"{s.macro_f1:.3f}", f"{s.kappa:.3f}",
-                          f"{s.coverage:.2f}", f"{s.majority_label} ({s.majority_accuracy:.3f})")
-        console.print(table)
+        def scores_table(rep, title: str | None = None) -> Table:
+            table = Table("dimension", "n", "accuracy", "macro-F1", "kappa", "coverage", "majority (acc)",
+                          title=title)
+            for dim, s in rep.dimensions.items():
+                table.add_row(dim, str(s.n), f"{s.accuracy:.3f}", f"{s.macro_f1:.3f}", f"{s.kappa:.3f}",
+                              f"{s.coverage:.2f}", f"{s.majority_label} ({s.majority_accuracy:.3f})")
+            return table
+
+        console.print(scores_table(report))
+        if report.in_sample:
+            err_console.print(f"warning: {report.in_sample} of these gold issues were labeled by a model that "
+                              "learned from their human labels: agreement on them is in-sample, not what "
+                              "to expect on new issues (see the learning curve, or the table below)",
+                              highlight=False)  # fmt: skip
+            if report.unseen is not None:
+                console.print(scores_table(report.unseen, f"on the {report.unseen.n_gold} gold issues the "
+                                                          "model did not learn from"))
+        if report.shipped_learned:
+            err_console.print(f"note: {report.shipped_learned} of these gold issues are among the shipped model's "
+                              "training labels; if --pred came from it (the default), agreement on them is "
+                              "in-sample (classify --no-shipped, or --model with a model fitted without them, "
+                              "avoids it)", highlight=False)  # fmt: skip
         if report.by_confidence:
             ts = [r["threshold"] for r in next(iter(report.by_confidence.values()))]
             bc = Table("dimension", *[f"≥ {t:.1f}" for t in ts],

@@ -59,13 +59,23 @@ class EvalReport:
     dimensions: dict[str, DimensionScore] = field(default_factory=dict)
     # dimension -> one row per confidence threshold (see agreement_by_confidence)
     by_confidence: dict[str, list[dict[str, float]]] = field(default_factory=dict)
+    # gold issues whose machine labels came from a model that had learned from those very
+    # labels (in-sample agreement), and the report on the other gold issues alone
+    in_sample: int = 0
+    unseen: EvalReport | None = None
+    # with a predictions file (its model unknown): gold issues the shipped model learned from
+    shipped_learned: int = 0
 
     def as_dict(self, *, with_confusion: bool = True) -> dict[str, Any]:
-        return {"taxonomy": self.taxonomy, "n_gold": self.n_gold, "n_pred": self.n_pred,
-                "n_common": self.n_common,
-                "dimensions": {k: v.as_dict(with_confusion=with_confusion)
-                               for k, v in self.dimensions.items()},
-                "by_confidence": self.by_confidence}
+        out = {"taxonomy": self.taxonomy, "n_gold": self.n_gold, "n_pred": self.n_pred,
+               "n_common": self.n_common,
+               "dimensions": {k: v.as_dict(with_confusion=with_confusion)
+                              for k, v in self.dimensions.items()},
+               "by_confidence": self.by_confidence, "in_sample": self.in_sample,
+               "shipped_learned": self.shipped_learned}
+        if self.unseen is not None:
+            out["unseen"] = self.unseen.as_dict(with_confusion=with_confusion)
+        return out
 
 
 def complete_levels(spec: TaxonomySpec, labels: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:

@@ -94,6 +94,9 @@ class SupervisedModel:
     # output dimension -> agreement by confidence threshold, cross-validated (see calibrate)
     calibration: dict[str, list[dict[str, float]]] = {}  # noqa: RUF012 (replaced, never mutated)
     calibration_n = 0
+    # the issues whose human labels it learned from: agreement on them is in-sample (eval
+    # reports it apart); a class default so models pickled before it existed load
+    trained_on: frozenset[tuple[str, int]] = frozenset()
 
     def __init__(self, taxonomy: str, *, rules: RuleClassifier | None = None, C: float = 5.0,
                  rule_weight: float = 3.0, min_labels: int = MIN_LABELS):
@@ -181,6 +184,7 @@ class SupervisedModel:
                 if len(set(rows)) >= self.min_labels and len(set(ys)) >= 2:
                     self.heads[key] = self._fit_head(X[rows], ys, ws)
         self.n_human = len(pairs)
+        self.trained_on = frozenset(i.key for i, _ in pairs)
         self.rules_version = self.rules.version
         self._digest = hashlib.sha256(
             f"{self.n_human}:{X.nnz}:{self.C}:{sorted(self.heads)}:{self.level_blend}".encode()).hexdigest()[:10]
