@@ -20,7 +20,7 @@ from bugatlas.classify import (
     suggest,
     train_store,
 )
-from bugatlas.errors import BugAtlasError
+from bugatlas.errors import BadInputError, BugAtlasError
 from bugatlas.store.records import Issue
 
 
@@ -87,6 +87,8 @@ def test_train_then_classify_uses_the_trained_model(small_store: Store) -> None:
 
 
 def test_eval_and_suggest_on_human_labels(small_store: Store, tmp_path) -> None:
+    with pytest.raises(BadInputError, match="no human liu2025 labels to compare with"):
+        eval_labels("liu2025", store=small_store, curve=False)
     keys = _human(small_store, 40)
     classify_store(small_store, "liu2025")
     report, curve = eval_labels("liu2025", store=small_store, folds=4)

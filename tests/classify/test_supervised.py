@@ -179,6 +179,9 @@ def test_cli_trains_from_files_and_classifies_with_that_model(corpus_records, wr
     res = cli("classify", "--taxonomy", "liu2025", "--input", str(issues), "--output", str(out),
               "--no-shipped", "--min-kappa", "0.8")
     assert res.returncode == 2 and "--min-kappa needs a supervised model" in res.stderr
+    res = cli("classify", "--taxonomy", "liu2025", "--input", str(issues), "--output", str(out),
+              "--threshold", "1.5")
+    assert res.returncode == 2 and "--threshold" in res.stderr
 
 
 def test_calibration_thresholds_and_abstention(labeled) -> None:

@@ -143,6 +143,14 @@ def test_user_codebook_by_path_and_folder(tmp_path: Path) -> None:
     assert '"mine"' in out.stdout and '"liu2025"' in out.stdout
 
 
+def test_flags_must_be_booleans(tmp_path: Path) -> None:
+    f = tmp_path / "mine.yaml"
+    f.write_text("name: mine\ndimensions:\n  cause:\n    multi_label: 'no'\n"
+                 "    categories:\n      - {id: l, name: Leaf}\n")  # fmt: skip
+    with pytest.raises(CodebookError, match="cause.*multi_label must be true or false, not 'no'"):
+        load_codebook(str(f))
+
+
 def test_unknown_codebook_is_one_clear_line() -> None:
     out = bugatlas("taxonomy", "show", "nope")
     assert out.returncode == 2

@@ -438,6 +438,10 @@ def eval_labels(
         gold = human_labels(store, spec.name)
     else:
         raise BadInputError("eval needs human labels: --gold FILE or a store with human labels")
+    if not gold:
+        raise BadInputError(f"--gold {gold_file}: no labels in it" if gold_file is not None else
+                            f"{store.path if store is not None else 'the store'}: no human {spec.name} labels "
+                            "to compare with (add them with the annotate stage, `gold`, or Store.add_labels)")
     if pred_file is not None:
         records = read_label_records(pred_file, taxonomy=spec.name)
         pred = _records_map(records)

@@ -218,6 +218,9 @@ def _read(path: Path) -> tuple[Codebook, list[str]]:
                 seen.add(cur.parent)
                 cur = cats[cur.parent]
         levels = _as_list(spec.get("levels"), f"{where_d}: levels", problems)
+        for flag in ("multi_label", "required"):  # YAML's quoted "no" would read as true
+            if not isinstance(spec.get(flag, False), bool):
+                problems.append(f"{where_d}: {flag} must be true or false, not {spec.get(flag)!r}")
         if problems:
             dimensions[dname] = Dimension.__new__(Dimension)  # placeholder; codebook is unusable
             continue
