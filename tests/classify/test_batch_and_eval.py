@@ -155,3 +155,19 @@ def test_eval_cli_confusion_of_an_unknown_dimension_is_an_error(tmp_path) -> Non
     assert res.returncode == 0 and "--confusion component: no issue has gold labels" in res.stderr, res.stderr
     res = cli("--confusion", "symptom")
     assert res.returncode == 0 and "symptom: gold \\ predicted" in res.stdout
+
+
+def test_label_writer_replaces_the_output_only_when_complete(tmp_path) -> None:
+    from bugatlas.classify.batch import LabelWriter
+
+    rec = LabelRecord(repo="a/b", number=1, taxonomy="liu2025", labels={"symptom": ["Crash"]})
+    for name in ("labels.jsonl", "labels.jsonl.gz"):
+        out = tmp_path / name
+        write_label_records(out, [rec])
+        before = out.read_bytes()
+        with pytest.raises(KeyboardInterrupt), LabelWriter(out) as w:
+            w.write(rec)
+            raise KeyboardInterrupt  # an interrupt halfway: the previous output stays whole
+        assert out.read_bytes() == before
+        assert [r.number for r in read_label_records(out)] == [1]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["labels.jsonl", "labels.jsonl.gz"]

@@ -289,6 +289,9 @@ def test_train_labels_outside_the_codebook_or_unreadable_are_one_line(corpus_rec
     bad = write_jsonl([{"repo": "a/b", "number": "x", "not_failure": True, "labels": {}}], "nf.jsonl")
     res = cli("train", "-t", str(cb), "--labels", str(bad), "--input", str(issues), "--output", str(model))
     assert res.returncode == 2 and "field 'number' is not an integer" in res.stderr, res.stderr
+    before = bad.read_bytes()
+    res = cli("train", "-t", str(cb), "--labels", str(bad), "--input", str(issues), "--output", str(bad))
+    assert res.returncode == 2 and "is an input file" in res.stderr and bad.read_bytes() == before, res.stderr
 
 
 def test_eval_reports_in_sample_agreement_apart(labeled, tmp_path) -> None:

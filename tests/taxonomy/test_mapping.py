@@ -128,5 +128,9 @@ def test_map_cli_input_gz_dry_run_and_bad_record_name_the_file(tmp_path: Path) -
     assert res.returncode == 0 and json.loads(res.stdout)["records"] == 1 and not out.exists(), res.stderr
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps(good) + "\n" + json.dumps({"repo": "a/b", "number": 2}) + "\n")
+    out.write_text("previous result\n")
     res = cli("--input", str(bad), "--output", str(out))
     assert res.returncode == 2 and f"--input: {bad}: record 2: expected an object with a 'labels'" in res.stderr
+    # the bad record after a good one leaves the previous output whole, and no part file
+    assert out.read_text() == "previous result\n" and sorted(p.name for p in tmp_path.iterdir()) == [
+        "bad.jsonl", "in.jsonl.gz", "o.jsonl"]

@@ -142,28 +142,40 @@ def read_label_records(path: str | Path, *, taxonomy: str | None = None) -> list
 
 
 class LabelWriter:
-    """Writes prediction records, one JSON object a line (a context manager)."""
+    """Writes prediction records, one JSON object a line (a context manager). The file is
+    written beside the output and renamed over it when complete: an error or an interrupt
+    leaves the previous output as it was, never half a file."""
 
     def __init__(self, path: str | Path, single_valued: Iterable[str] = ()):
         self.path = Path(path)
         if self.path.parent and not self.path.parent.exists():
             raise BadInputError(f"{self.path}: folder {self.path.parent} does not exist")
+        if self.path.is_dir():
+            raise BadInputError(f"{self.path}: is a folder, not a file to write")
         self.single = set(single_valued)
-        self._fh = _open_text(self.path, "w")
+        # same suffix, so a .gz output is compressed as it is written
+        self._part = self.path.with_name(f".{self.path.stem}.part{self.path.suffix}")
+        self._fh = _open_text(self._part, "w")
         self.count = 0
 
     def write(self, record: LabelRecord) -> None:
         self._fh.write(orjson.dumps(record.to_json(self.single)).decode() + "\n")
         self.count += 1
 
-    def close(self) -> None:
+    def close(self, *, complete: bool = True) -> None:
+        if self._fh.closed:
+            return
         self._fh.close()
+        if complete:
+            self._part.replace(self.path)
+        else:
+            self._part.unlink(missing_ok=True)
 
     def __enter__(self) -> LabelWriter:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        self.close(complete=exc_type is None)
 
 
 def write_label_records(path: str | Path, records: Iterable[LabelRecord],

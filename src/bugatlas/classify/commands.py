@@ -142,6 +142,11 @@ def register(app: typer.Typer) -> None:
         if labels or input or output:
             if not (labels and input and output):
                 raise BadInputError("batch training needs --labels, --input and --output")
+            for given in (*labels, *input):  # checked before minutes of fitting, not after
+                if output.resolve() == Path(given).resolve():
+                    raise BadInputError(f"--output {output} is an input file; saving the model would destroy it")
+            if not output.parent.is_dir():
+                raise BadInputError(f"--output {output}: folder {output.parent} does not exist")
             from bugatlas.classify.supervised import fit_from_files
 
             with err_console.status("training"):

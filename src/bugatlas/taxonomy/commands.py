@@ -148,18 +148,26 @@ def map_cmd(
             for _, obj in iter_jsonl_objects(input, option="--input"):
                 yield obj
 
-        out = None if dry_run else output.open("wb") if output else sys.stdout.buffer
+        # written beside --output and renamed when complete: a bad record leaves no half file
+        part = output.with_name(f".{output.name}.part") if output and not dry_run else None
+        try:
+            out = None if dry_run else part.open("wb") if part else sys.stdout.buffer
+        except OSError as exc:
+            raise BadInputError(f"--output: {output}: cannot write ({exc.strerror or exc})") from None
         try:
             for rec in map_records(records(), source, target, report):
                 if out is not None:
                     out.write(orjson.dumps(rec) + b"\n")
-        except BadInputError as exc:
-            if str(exc).startswith("--input"):
-                raise
-            raise BadInputError(f"--input: {input}: {exc}") from None
-        finally:
-            if output and out is not None:
+        except BaseException as exc:
+            if part is not None and out is not None:
                 out.close()
+                part.unlink(missing_ok=True)
+            if isinstance(exc, BadInputError) and not str(exc).startswith("--input"):
+                raise BadInputError(f"--input: {input}: {exc}") from None
+            raise
+        if part is not None and out is not None:
+            out.close()
+            part.replace(output)
         report.source, report.target = load_codebook(source).name, load_codebook(target).name
         if output or json or dry_run:
             _print_map_report(report, target, json)
