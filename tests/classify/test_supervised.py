@@ -345,3 +345,41 @@ def test_eval_of_files_counts_gold_issues_the_shipped_model_learned_from(write_j
                          "labels": {"symptom": ["Crash"]}} for r in [*learned, other]], "pred.jsonl")
     report, _ = eval_labels("liu2025", gold_file=gold, pred_file=pred, curve=False)
     assert report.shipped_learned == 3 and report.in_sample == 0
+
+
+def test_in_sample_record_survives_a_killed_classify_run(labeled, tmp_path) -> None:
+    """classify killed (SIGKILL) after its first batch: the labels it stored are still known to
+    come from a model that learned from them, so eval does not report them as unseen."""
+    from bugatlas import Label
+    from bugatlas.classify.api import learned_from
+
+    store = Store(tmp_path / "s.db")
+    learned, later = labeled[:60], labeled[600:640]
+    store.upsert_issues(i for i, _ in later + learned)
+    store.add_labels(Label(repo=i.repo, issue_number=i.number, taxonomy="liu2025", dimension=dim,
+                           value=v, source_kind="human", source="annotator:a")
+                     for i, g in learned for dim in ("symptom", "root_cause") for v in g[dim])
+    train_store(store, "liu2025")
+    store.close()
+    script = (
+        "import os, signal, sys\n"
+        "from bugatlas import Store\n"
+        "from bugatlas.classify.api import classify_store\n"
+        "calls = []\n"
+        "def progress(done, total):\n"
+        "    calls.append(done)\n"
+        "    if len(calls) == 3:  # two batches of 40 written: die before the rest\n"
+        "        os.kill(os.getpid(), signal.SIGKILL)\n"
+        "classify_store(Store(sys.argv[1]), 'liu2025', use_shipped=False, threshold=0.0, batch=40,\n"
+        "               progress=progress)\n"
+    )
+    res = subprocess.run([sys.executable, "-c", script, str(tmp_path / "s.db")], capture_output=True,
+                         text=True, timeout=600)
+    assert res.returncode == -9, res.stderr
+    store = Store(tmp_path / "s.db")
+    labeled_now = {(r["repo"], r["issue_number"]) for r in store.query(
+        "SELECT DISTINCT repo, issue_number FROM labels WHERE taxonomy = 'liu2025' AND source_kind != 'human'")}
+    assert len(labeled_now) == 80  # two batches stored, the third never
+    expected = labeled_now & {i.key for i, _ in learned}
+    assert expected and learned_from(store, "liu2025") == expected
+    store.close()

@@ -286,6 +286,8 @@ def classify_store(
                 conn.executemany(
                     "INSERT OR REPLACE INTO classify_done VALUES (?, ?, ?, ?, ?, ?, ?)",
                     [(spec.name, SOURCE, i.repo, i.number, version, run.id, now_iso()) for i in part])
+                if "learned_from" in run.summary:  # with the labels: a killed run keeps it true
+                    store.save_run_summary(run.id, run.summary)
             if progress:
                 progress(len(part), len(todo))
         run.summary.update({"candidates": len(candidates), "skipped": len(candidates) - len(todo)

@@ -162,6 +162,12 @@ class Store:
             )
         return int(cur.lastrowid)
 
+    def save_run_summary(self, run_id: int, summary: dict) -> None:
+        """A running job's summary so far; written in the transaction of the work it describes,
+        so a run killed halfway still says what its stored results are."""
+        with self.transaction():
+            self.conn.execute("UPDATE runs SET summary=? WHERE id=?", (_dumps(summary), run_id))
+
     def finish_run(self, run_id: int, status: str = "ok", summary: dict | None = None) -> None:
         with self.transaction():
             self.conn.execute(
