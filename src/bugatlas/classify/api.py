@@ -483,19 +483,15 @@ def eval_labels(
 def learned_from(store: Store, taxonomy: str, *, source: str = SOURCE) -> set[tuple[str, int]]:
     """Issues whose stored machine labels came from a supervised model that had learned from
     the human labels of that same issue (recorded by each classify run)."""
-    runs = store.query(
-        "SELECT DISTINCT run_id FROM labels WHERE taxonomy = ? AND source = ? AND source_kind != 'human' "
-        "AND run_id IS NOT NULL", (taxonomy, source))
-    seen_by_run: dict[int, set[tuple[str, int]]] = {}
-    for r in runs:
-        row = store.query("SELECT summary FROM runs WHERE id = ?", (r["run_id"],))
-        summary = orjson.loads(row[0]["summary"]) if row and row[0]["summary"] else {}
-        seen_by_run[r["run_id"]] = {(str(k[0]), int(k[1])) for k in summary.get("learned_from") or []}
+    machine = ("FROM labels WHERE taxonomy = ? AND source = ? AND source_kind != 'human' "
+               "AND run_id IS NOT NULL")
+    seen_by_run = {
+        r["id"]: {(str(k[0]), int(k[1])) for k in orjson.loads(r["summary"] or "{}").get("learned_from") or []}
+        for r in store.query(f"SELECT id, summary FROM runs WHERE id IN (SELECT run_id {machine})",
+                             (taxonomy, source))}  # fmt: skip
     if not any(seen_by_run.values()):
         return set()
-    rows = store.query(
-        "SELECT DISTINCT repo, issue_number, run_id FROM labels WHERE taxonomy = ? AND source = ? "
-        "AND source_kind != 'human' AND run_id IS NOT NULL", (taxonomy, source))
+    rows = store.query(f"SELECT DISTINCT repo, issue_number, run_id {machine}", (taxonomy, source))
     return {(r["repo"], r["issue_number"]) for r in rows
             if (r["repo"], r["issue_number"]) in seen_by_run.get(r["run_id"], set())}
 

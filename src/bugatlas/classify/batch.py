@@ -16,23 +16,16 @@ use the same shape (``confidence`` optional), so one reader serves predictions a
 
 from __future__ import annotations
 
-import gzip
-import io
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import orjson
 
 from bugatlas.errors import BadInputError
+from bugatlas.files import replaced_when_complete
 from bugatlas.store.records import Issue
-
-
-def _open_text(path: Path, mode: str = "r") -> TextIO:
-    if path.suffix == ".gz":
-        return io.TextIOWrapper(gzip.open(path, mode + "b"), encoding="utf-8")
-    return open(path, mode, encoding="utf-8")
 
 
 def _iter_json_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -142,9 +135,8 @@ def read_label_records(path: str | Path, *, taxonomy: str | None = None) -> list
 
 
 class LabelWriter:
-    """Writes prediction records, one JSON object a line (a context manager). The file is
-    written beside the output and renamed over it when complete: an error or an interrupt
-    leaves the previous output as it was, never half a file."""
+    """Writes prediction records, one JSON object a line (a context manager); the output is
+    replaced only when complete (see :func:`bugatlas.files.replaced_when_complete`)."""
 
     def __init__(self, path: str | Path, single_valued: Iterable[str] = ()):
         self.path = Path(path)
@@ -153,29 +145,19 @@ class LabelWriter:
         if self.path.is_dir():
             raise BadInputError(f"{self.path}: is a folder, not a file to write")
         self.single = set(single_valued)
-        # same suffix, so a .gz output is compressed as it is written
-        self._part = self.path.with_name(f".{self.path.stem}.part{self.path.suffix}")
-        self._fh = _open_text(self._part, "w")
+        self._file = replaced_when_complete(self.path)
         self.count = 0
 
     def write(self, record: LabelRecord) -> None:
-        self._fh.write(orjson.dumps(record.to_json(self.single)).decode() + "\n")
+        self._fh.write(orjson.dumps(record.to_json(self.single)) + b"\n")
         self.count += 1
 
-    def close(self, *, complete: bool = True) -> None:
-        if self._fh.closed:
-            return
-        self._fh.close()
-        if complete:
-            self._part.replace(self.path)
-        else:
-            self._part.unlink(missing_ok=True)
-
     def __enter__(self) -> LabelWriter:
+        self._fh = self._file.__enter__()
         return self
 
-    def __exit__(self, exc_type: object, *exc: object) -> None:
-        self.close(complete=exc_type is None)
+    def __exit__(self, *exc: Any) -> None:
+        self._file.__exit__(*exc)
 
 
 def write_label_records(path: str | Path, records: Iterable[LabelRecord],

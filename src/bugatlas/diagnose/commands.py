@@ -14,6 +14,7 @@ from rich.table import Table
 
 from bugatlas.cli_common import DbOption, JsonOption, console, err_console, open_store, print_json
 from bugatlas.errors import BadInputError
+from bugatlas.files import replaced_when_complete
 from bugatlas.store.store import default_db_path
 
 index_app = typer.Typer(help="Search index for `bugatlas diagnose` (lexical, signatures, semantic).",
@@ -126,19 +127,14 @@ def _batch(input_path: Path | None, output_path: Path | None, taxonomy: str, db:
     db_path = db or default_db_path()
     store = open_store(db_path) if Path(db_path).exists() else None
     n_labeled = 0
-    tmp = output_path.with_name(output_path.name + ".part")
     try:
-        with open(tmp, "wb") as fh:
+        with replaced_when_complete(output_path) as fh:
             for row in predict_batch(records, taxonomy, store):
                 n_labeled += any(row["labels"].values())
                 fh.write(orjson.dumps(row) + b"\n")
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     finally:
         if store is not None:
             store.close()
-    tmp.replace(output_path)
     err_console.print(f"{output_path}: {len(records)} issues, {n_labeled} with a log-only prediction")
 
 

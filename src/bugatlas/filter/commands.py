@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,6 +14,7 @@ from rich.table import Table
 
 from bugatlas.cli_common import DbOption, JsonOption, console, err_console, open_store, print_json
 from bugatlas.errors import BadInputError
+from bugatlas.files import replaced_when_complete
 
 filter_app = typer.Typer(
     help="Which issues are failure reports: study rules (stage 1) + a text classifier (stage 2).",
@@ -54,26 +55,11 @@ def filter_cmd(
 
     if input is not None:
         # --output is written beside itself and renamed at the end: bad input leaves it as it was.
-        part = output.with_name(f".{output.name}.part") if output else None
-        try:
-            if output and output.is_dir():
-                raise IsADirectoryError(21, "Is a directory")
-            out = part.open("wb") if part else sys.stdout.buffer
-        except OSError as exc:
-            raise BadInputError(f"--output: {output}: cannot write ({exc.strerror or exc})") from None
-        try:
-            with _progress() as bar:
-                task = bar.add_task("filtering", total=None)
-                summary = filter_file(input, out, model_path=model, rules=rules, explain=explain,
-                                      progress=lambda n: bar.update(task, completed=n))  # fmt: skip
-        except BaseException:
-            if part:
-                out.close()
-                part.unlink(missing_ok=True)
-            raise
-        if part:
-            out.close()
-            part.replace(output)
+        with replaced_when_complete(output) if output else nullcontext(sys.stdout.buffer) as out, \
+                _progress() as bar:
+            task = bar.add_task("filtering", total=None)
+            summary = filter_file(input, out, model_path=model, rules=rules, explain=explain,
+                                  progress=lambda n: bar.update(task, completed=n))  # fmt: skip
         if output:
             print_json(summary) if json else console.print(
                 f"{summary['issues']} issues -> {output}: {summary['kinds']}", highlight=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated
 
@@ -12,6 +13,7 @@ from rich.tree import Tree
 
 from bugatlas.cli_common import DbOption, JsonOption, console, err_console, open_store, print_json
 from bugatlas.errors import BadInputError
+from bugatlas.files import replaced_when_complete
 from bugatlas.taxonomy import codebook_files, load_codebook, validate_codebook
 
 taxonomy_app = typer.Typer(help="Codebooks (taxonomies as data): list, show, validate, map labels.",
@@ -149,25 +151,17 @@ def map_cmd(
                 yield obj
 
         # written beside --output and renamed when complete: a bad record leaves no half file
-        part = output.with_name(f".{output.name}.part") if output and not dry_run else None
+        sink = nullcontext(None) if dry_run else replaced_when_complete(output) if output else \
+            nullcontext(sys.stdout.buffer)
         try:
-            out = None if dry_run else part.open("wb") if part else sys.stdout.buffer
-        except OSError as exc:
-            raise BadInputError(f"--output: {output}: cannot write ({exc.strerror or exc})") from None
-        try:
-            for rec in map_records(records(), source, target, report):
-                if out is not None:
-                    out.write(orjson.dumps(rec) + b"\n")
-        except BaseException as exc:
-            if part is not None and out is not None:
-                out.close()
-                part.unlink(missing_ok=True)
-            if isinstance(exc, BadInputError) and not str(exc).startswith("--input"):
-                raise BadInputError(f"--input: {input}: {exc}") from None
-            raise
-        if part is not None and out is not None:
-            out.close()
-            part.replace(output)
+            with sink as out:
+                for rec in map_records(records(), source, target, report):
+                    if out is not None:
+                        out.write(orjson.dumps(rec) + b"\n")
+        except BadInputError as exc:
+            if str(exc).startswith(("--input", "--output")):
+                raise
+            raise BadInputError(f"--input: {input}: {exc}") from None
         report.source, report.target = load_codebook(source).name, load_codebook(target).name
         if output or json or dry_run:
             _print_map_report(report, target, json)
