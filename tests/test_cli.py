@@ -81,3 +81,24 @@ def test_a_command_loads_only_its_stage() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split()[:2] == ["0", "0"] and "bugatlas.diagnose.commands" in out.stdout
+
+
+def test_ctrl_c_in_a_command_says_so_in_one_line_and_exits_130(tmp_path: Path, monkeypatch, capsys) -> None:
+    """Typer turns KeyboardInterrupt into a silent exit 130: the user must still be told."""
+    import pytest
+
+    from bugatlas import cli
+    from bugatlas.store import store as store_module
+
+    def interrupted(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    data = tmp_path / "one.jsonl"
+    data.write_text('{"repo": "a/b", "number": 1, "title": "ok"}\n')
+    monkeypatch.setattr(store_module.Store, "migrate", interrupted)
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["import", "--db", str(tmp_path / "s.db"), str(data)])
+    assert exc.value.code == 130
+    err = capsys.readouterr().err
+    assert err.startswith("interrupted:") and err.count("\n") == 1
+    assert "Traceback" not in err

@@ -139,8 +139,28 @@ def main(argv: list[str] | None = None) -> None:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
-        typer.echo("interrupted: work committed so far is kept; run the command again to resume", err=True)
+        _say_interrupted()
         sys.exit(130)
+    except SystemExit as exc:
+        # Typer turns Ctrl-C inside a command into a silent SystemExit(130) (chained from it).
+        if exc.code == 130 and _from_keyboard_interrupt(exc):
+            _say_interrupted()
+        raise
+
+
+def _say_interrupted() -> None:
+    typer.echo("interrupted: work committed so far is kept; run the command again to resume", err=True)
+
+
+def _from_keyboard_interrupt(exc: BaseException) -> bool:
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, KeyboardInterrupt):
+            return True
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return False
 
 
 if __name__ == "__main__":
