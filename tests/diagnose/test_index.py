@@ -102,3 +102,37 @@ def test_a_store_of_one_or_two_issues_builds_and_searches(tmp_path):
         assert [h.number for h in hits] == [1]
         store.upsert_issues([Issue(repo="a/b", number=2, title="hang", body="the server hangs")])
         assert ix.build().indexed == 1 and ix.status()["up_to_date"]
+
+
+def test_an_interrupted_vector_cache_write_does_not_break_later_searches(indexed_store, monkeypatch):
+    """Ctrl-C (or a kill) while `index build` writes the .npy cache beside the store left half a
+    file under the final name: every later `diagnose` died on it with a numpy traceback."""
+    import numpy as np
+    import pytest
+
+    real_save = np.save
+    calls = []
+
+    def save_half_then_interrupt(file, arr, *args, **kwargs):
+        real_save(file, arr, *args, **kwargs)
+        calls.append(file)
+        if len(calls) < 2:  # the vectors are written; the kill comes while writing the ids
+            return
+        if hasattr(file, "truncate"):  # what a kill mid-write leaves behind: half the file
+            file.flush()
+            file.truncate(file.tell() // 2)
+        else:
+            path = Path(file if str(file).endswith(".npy") else f"{file}.npy")
+            path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+        raise KeyboardInterrupt
+
+    for old in Path(indexed_store.path).parent.glob("*.diagnose-g*.npy"):
+        old.unlink()
+    monkeypatch.setattr(np, "save", save_half_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        SearchIndex(indexed_store).build(refit=True)  # a new generation: its cache is written anew
+    monkeypatch.setattr(np, "save", real_save)
+    ids, vecs = SearchIndex(indexed_store).matrix()
+    assert vecs.shape[0] == len(ids) == 2997
+    text = "RuntimeError: CUDA error: out of memory"
+    assert SearchIndex(indexed_store).search(parse_log(text), text, k=3)

@@ -462,8 +462,17 @@ class SearchIndex:
             for old in Path(self.store.path).parent.glob(f"{Path(self.store.path).name}.diagnose-g*.npy"):
                 if f"-g{gen}." not in old.name:
                     old.unlink(missing_ok=True)
-            np.save(paths[0], vecs)
-            np.save(paths[1], ids)
+            # each file is written beside itself and renamed into place: an interrupted write
+            # leaves no half file under the name `matrix()` loads
+            for final, arr in ((paths[0], vecs), (paths[1], ids)):
+                part = final.with_name(f".{final.name}.part")
+                try:
+                    with open(part, "wb") as fh:
+                        np.save(fh, arr)
+                except BaseException:
+                    part.unlink(missing_ok=True)
+                    raise
+                part.replace(final)
         except OSError:  # read-only folder: search falls back to reading the store
             pass
 
