@@ -121,3 +121,51 @@ def test_stats_count_pull_requests_of_issue_dumps_apart(tmp_path: Path) -> None:
         stats = store_stats(store)
     assert stats["issues"] == 2 and stats["pull_requests_among_issues"] == 1
     assert sum(stats["by_repository"].values()) == 2
+
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv", "parquet"])
+def test_an_interrupted_export_leaves_the_previous_files_whole(tmp_path: Path, monkeypatch, fmt: str) -> None:
+    """Ctrl-C during `export` left a truncated issues file (of whole lines, so it looked
+    complete) in place of the previous export."""
+    import io
+    import types
+
+    import orjson
+    import pandas as pd
+
+    from bugatlas.store import export as export_module
+
+    def half_then_interrupt(real):  # a DataFrame writer that is interrupted halfway
+        def write(self, target, *args, **kwargs):
+            buf = io.BytesIO()
+            real(self, buf, *args, **kwargs)
+            data = buf.getvalue()[: len(buf.getvalue()) // 2]
+            if hasattr(target, "write"):
+                target.write(data)
+            else:
+                Path(target).write_bytes(data)
+            raise KeyboardInterrupt
+        return write
+
+    calls = []
+
+    def dumps(*args, **kwargs):  # the JSON Lines writer, interrupted after 100 records
+        calls.append(1)
+        if len(calls) > 100:
+            raise KeyboardInterrupt
+        return orjson.dumps(*args, **kwargs)
+
+    with Store(tmp_path / "s.db") as store:
+        store.upsert_issues([Issue(repo="o/r", number=n, title=f"t{n}", body="x" * 2000) for n in range(1, 301)])
+        out = tmp_path / "out"
+        export_module.export_store(store, out, fmt=fmt)
+        before = {p.name: p.read_bytes() for p in out.iterdir()}
+        monkeypatch.setattr(export_module, "orjson", types.SimpleNamespace(
+            dumps=dumps, OPT_SERIALIZE_NUMPY=orjson.OPT_SERIALIZE_NUMPY))
+        monkeypatch.setattr(pd.DataFrame, "to_csv", half_then_interrupt(pd.DataFrame.to_csv))
+        monkeypatch.setattr(pd.DataFrame, "to_parquet", half_then_interrupt(pd.DataFrame.to_parquet))
+        with pytest.raises(KeyboardInterrupt):
+            export_module.export_store(store, out, fmt=fmt)
+        monkeypatch.undo()
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before

@@ -7,6 +7,7 @@ from pathlib import Path
 import orjson
 
 from bugatlas.errors import BadInputError
+from bugatlas.files import replaced_when_complete
 from bugatlas.store.store import Store
 
 EXPORT_FORMATS = ("jsonl", "csv", "parquet")
@@ -27,18 +28,19 @@ def export_store(store: Store, out: str | Path, *, fmt: str = "jsonl", taxonomy:
     written = {}
     for name, df in frames.items():
         path = out / f"{name}.{fmt}"
-        if fmt == "jsonl":
-            with open(path, "wb") as fh:
+        # written beside the file and renamed when complete: an interrupt leaves the previous export
+        with replaced_when_complete(path, option="export") as fh:
+            if fmt == "jsonl":
                 for rec in df.to_dict(orient="records"):
                     fh.write(orjson.dumps(rec, option=orjson.OPT_SERIALIZE_NUMPY, default=_plain) + b"\n")
-        elif fmt == "csv":
-            flat = df.copy()
-            for col in flat.columns:
-                if flat[col].map(lambda v: isinstance(v, list | dict)).any():
-                    flat[col] = flat[col].map(lambda v: orjson.dumps(v).decode() if v is not None else None)
-            flat.to_csv(path, index=False)
-        else:
-            df.to_parquet(path, index=False)
+            elif fmt == "csv":
+                flat = df.copy()
+                for col in flat.columns:
+                    if flat[col].map(lambda v: isinstance(v, list | dict)).any():
+                        flat[col] = flat[col].map(lambda v: orjson.dumps(v).decode() if v is not None else None)
+                flat.to_csv(fh, index=False)
+            else:
+                df.to_parquet(fh, index=False)
         written[str(path)] = len(df)
     return written
 
