@@ -381,3 +381,17 @@ def test_replay_of_an_exported_archive_leaves_no_temporary_copy(server, tmp_path
     with pytest.raises(BadInputError, match="not an archive record"):
         replay_archive(Store(tmp_path / "r2.db"), broken)
     assert list(scratch.iterdir()) == []  # each replay's scratch copy of the archive is gone
+
+
+def test_a_failed_archive_export_leaves_the_previous_export_whole(server, tmp_path):
+    """`--export-archive` from a store with no archive deleted the study's previous export at
+    that path (it was opened for writing, then unlinked); an interrupt left half of it."""
+    store = Store(tmp_path / "s.db")
+    _collect(store, server, archive=True, limit=20)
+    shipped = tmp_path / "study-archive.jsonl"
+    assert export_archive(store, shipped) == 1
+    before = shipped.read_bytes()
+    with pytest.raises(BadInputError, match="the archive is empty"):
+        export_archive(Store(tmp_path / "empty.db"), shipped)  # the wrong --db
+    assert shipped.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir() if "study-archive" in p.name) == ["study-archive.jsonl"]

@@ -19,6 +19,7 @@ import orjson
 
 from bugatlas.collect.apply import apply_group
 from bugatlas.errors import BadInputError
+from bugatlas.files import replaced_when_complete
 from bugatlas.store import Store
 
 _ARCHIVE_COLS = ("run_id", "grp", "repo", "kind", "context", "method", "url", "request", "status",
@@ -137,26 +138,24 @@ def _copy_archive(src: Store, dst: Store, repos: Sequence[str] | None) -> None:
 def export_archive(store: Store, path: str | Path, *, repos: Sequence[str] | None = None) -> int:
     """Write the archive as JSON Lines (gzipped when ``path`` ends in .gz): the file a study
     ships so others can ``--replay`` it. Returns the number of answers written."""
-    import gzip
-
     path = Path(path)
     sql = f"SELECT id, {', '.join(_ARCHIVE_COLS)} FROM collect_archive"
     args: list[Any] = []
     if repos:
         sql += f" WHERE repo IN ({', '.join('?' * len(repos))})"
         args = [r.lower() for r in repos]
-    opener = gzip.open if path.name.endswith(".gz") else open
     n = 0
     try:
-        with opener(path, "wb") as fh:
+        # written beside the file and renamed when complete (gzipped if .gz): an interrupt or an
+        # empty archive leaves a previous export at that path whole
+        with replaced_when_complete(path, option="--export-archive") as fh:
             for row in store.conn.execute(sql + " ORDER BY id", args):
                 fh.write(orjson.dumps(dict(zip(("id", *_ARCHIVE_COLS), row, strict=True))) + b"\n")
                 n += 1
+            if n == 0:
+                raise BadInputError(f"{store.path}: the archive is empty (collect with --archive first)")
     except OSError as exc:
         raise BadInputError(f"--export-archive: {path}: cannot write ({exc.strerror or exc})") from None
-    if n == 0:
-        path.unlink()
-        raise BadInputError(f"{store.path}: the archive is empty (collect with --archive first)")
     return n
 
 
