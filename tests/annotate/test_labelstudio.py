@@ -118,3 +118,29 @@ def test_malformed_export_is_one_error_and_leaves_no_sample(small_store, toy_cod
     # all or nothing: neither the sample nor the good task's annotation was kept
     assert small_store.query("SELECT name FROM ann_samples") == []
     assert small_store.query("SELECT id FROM ann_annotations") == []
+
+
+def test_drafts_are_not_exported_as_completed_annotations(small_store, toy_codebook, tmp_path):
+    """A draft is work in progress: exported as a Label Studio annotation it came back from
+    import as a finished one, changing agreement and gold. Only done annotations go out."""
+    from bugatlas.annotate import agreement, get_sample
+
+    s = draw_sample(small_store, toy_codebook, size=6, seed=2)
+    assign(small_store, s, ["ann", "ben"], k=2)
+    for a in ("ann", "ben"):
+        for qi, q in enumerate(queue_for(small_store, s, a)):
+            labels = {"symptom": ["Crash" if a == "ann" or qi % 2 else "System Hang"]}
+            status = "draft" if (a == "ben" and qi < 2) else "done"
+            save_annotation(small_store, s, q["assignment_id"], a, labels, status=status, codebook=toy_codebook)
+    res = export_tasks(small_store, s, tmp_path / "ls", with_annotations=True, codebook=toy_codebook)
+    assert res["annotations"] == 10
+    fresh = Store(tmp_path / "fresh.db")
+    fresh.upsert_issues(make_issues())
+    import_export(fresh, tmp_path / "ls" / "tasks.json", codebook=toy_codebook)
+    before = agreement(small_store, s, codebook=toy_codebook)["dimensions"]["symptom"]["levels"]["symptom"]
+    after = agreement(fresh, "toy", codebook=toy_codebook)["dimensions"]["symptom"]["levels"]["symptom"]
+    assert after["items"] == before["items"] == 4
+    assert after["pairs"][0]["cohen_kappa"] == before["pairs"][0]["cohen_kappa"]
+    ben = [r for r in latest_annotations(fresh, get_sample(fresh, "toy")) if r["annotator"] == "ben"]
+    assert len(ben) == 4 and all(r["status"] == "done" for r in ben)
+    fresh.close()

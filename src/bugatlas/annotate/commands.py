@@ -224,7 +224,7 @@ def _register_labelstudio(app: typer.Typer) -> None:
     @ls.command("export")
     def ls_export(
         out_dir: Annotated[Path, typer.Argument(help="Folder for tasks.json and config.xml.")],
-        with_annotations: Annotated[bool, typer.Option("--with-annotations", help="Include each annotator's latest annotation.")] = False,
+        with_annotations: Annotated[bool, typer.Option("--with-annotations", help="Include each annotator's latest annotation, when it is marked done (drafts are left out).")] = False,
         sample: SampleOption = None,
         db: DbOption = None,
         as_json: JsonOption = False,

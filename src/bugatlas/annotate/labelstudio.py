@@ -94,7 +94,9 @@ def export_tasks(store: Store, sample: Sample | str | None, out_dir: str | Path,
     anns: dict[int, list[dict[str, Any]]] = {}
     names: list[str] = []
     if with_annotations:
-        rows = latest_annotations(store, s)
+        # Only finished work: Label Studio has no draft annotations in its task format, and a
+        # draft exported as an annotation would come back from import as a done one.
+        rows = latest_annotations(store, s, done_only=True)
         names = sorted({r["annotator"] for r in rows})
         for r in rows:
             anns.setdefault(r["item_id"], []).append({
