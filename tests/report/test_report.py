@@ -237,6 +237,31 @@ def test_unwritable_table_path_is_a_clear_error(evil_store, tmp_path):
     from bugatlas.errors import BugAtlasError
 
     out = tmp_path / "rep"
-    (out / "tables" / "overview_groups.csv").mkdir(parents=True)  # a folder where a table goes
-    with pytest.raises(BugAtlasError, match=r"--out .*overview_groups\.csv"):
+    (out / "index.html").mkdir(parents=True)  # a folder where the page goes
+    with pytest.raises(BugAtlasError, match=r"--out .*index\.html"):
         build_report(evil_store, out, taxonomy="t")
+    assert not (out / "tables").exists()  # nothing half-written
+
+
+def test_rebuilt_report_has_no_stale_tables_and_a_failed_build_keeps_the_old_one(evil_store, tmp_path):
+    """Rebuilding into the same folder (as `bugatlas run` does) left the previous build's
+    tables beside the new ones; a build that failed half way left a mix of both."""
+    from bugatlas.errors import BugAtlasError
+
+    out = tmp_path / "rep"
+    full = build_report(evil_store, out, taxonomy="t", audit=False)
+    assert (out / "tables" / "dist_symptom_symptom.csv").exists()
+    before = {p.name: p.read_bytes() for p in (out / "tables").iterdir()}
+    raw = build_report(evil_store, out, taxonomy=None, audit=False)
+    written = {p.name for p in raw.tables + raw.latex}
+    assert {p.name for p in (out / "tables").iterdir()} == written
+    assert len(written) < len(before) and not [p for p in out.iterdir() if p.name.startswith(".")]
+    # A build that fails leaves the previous report whole.
+    build_report(evil_store, out, taxonomy="t", audit=False)
+    assert {p.name for p in (out / "tables").iterdir()} == {p.name for p in full.tables + full.latex}
+    before = {p.name: p.read_bytes() for p in (out / "tables").iterdir()}
+    (out / "report.md").unlink()
+    (out / "report.md").mkdir()  # the last file cannot be written
+    with pytest.raises(BugAtlasError, match=r"--out .*report\.md"):
+        build_report(evil_store, out, taxonomy=None, audit=False)
+    assert {p.name: p.read_bytes() for p in (out / "tables").iterdir()} == before

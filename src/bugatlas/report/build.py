@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import re
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -535,19 +536,42 @@ def build_report(
     csvs, texs = [], []
     html_path = out / "index.html"
     md_path = out / "report.md"
+    # Everything is written beside the report and swapped in when complete: a failed or
+    # interrupted build leaves the previous report whole, and a rebuild leaves no stale tables.
+    part_dir, old_dir = out / ".tables.part", out / ".tables.old"
+    html_part, md_part = out / ".index.part.html", out / ".report.part.md"
     try:
-        tables_dir.mkdir(exist_ok=True)
-        for s in sections:
-            for t in s.tables:
-                p = tables_dir / f"{t.name}.csv"
-                t.frame.to_csv(p, index=t.index)
-                csvs.append(p)
-                if t.main:
-                    q = tables_dir / f"{t.name}.tex"
-                    q.write_text(_latex(t), encoding="utf-8")
-                    texs.append(q)
-        html_path.write_text(render_html(title, sections, meta), encoding="utf-8")
-        md_path.write_text(_markdown(title, sections, meta), encoding="utf-8")
+        try:
+            shutil.rmtree(part_dir, ignore_errors=True)
+            part_dir.mkdir()
+            for s in sections:
+                for t in s.tables:
+                    t.frame.to_csv(part_dir / f"{t.name}.csv", index=t.index)
+                    csvs.append(tables_dir / f"{t.name}.csv")
+                    if t.main:
+                        (part_dir / f"{t.name}.tex").write_text(_latex(t), encoding="utf-8")
+                        texs.append(tables_dir / f"{t.name}.tex")
+            html_part.write_text(render_html(title, sections, meta), encoding="utf-8")
+            md_part.write_text(_markdown(title, sections, meta), encoding="utf-8")
+            for final in (html_path, md_path):
+                if final.is_dir():
+                    raise IsADirectoryError(21, "Is a directory", str(final))
+            shutil.rmtree(old_dir, ignore_errors=True)
+            if tables_dir.exists():
+                tables_dir.rename(old_dir)
+            try:
+                part_dir.rename(tables_dir)
+            except OSError:
+                if old_dir.exists():
+                    old_dir.rename(tables_dir)
+                raise
+            html_part.replace(html_path)
+            md_part.replace(md_path)
+            shutil.rmtree(old_dir, ignore_errors=True)
+        finally:
+            for p in (html_part, md_part):
+                p.unlink(missing_ok=True)
+            shutil.rmtree(part_dir, ignore_errors=True)
     except OSError as exc:
         raise BugAtlasError(f"--out {out}: cannot write {exc.filename or out} ({exc.strerror})") from exc
     nfig = sum(1 for s in sections for _, f in s.figures if f is not None)
