@@ -144,3 +144,17 @@ def test_drafts_are_not_exported_as_completed_annotations(small_store, toy_codeb
     ben = [r for r in latest_annotations(fresh, get_sample(fresh, "toy")) if r["annotator"] == "ben"]
     assert len(ben) == 4 and all(r["status"] == "done" for r in ben)
     fresh.close()
+
+
+def test_import_as_an_arbitrator_names_the_file_and_annotation(small_store, toy_codebook, tmp_path):
+    """An export whose annotator is the sample's arbitrator is refused (blindness) with the
+    file, task and annotation named, like every other bad annotation."""
+    s = draw_sample(small_store, toy_codebook, size=2, seed=1)
+    assign(small_store, s, ["ann", "ben"], k=2, arbitrator=["arb"])
+    f = tmp_path / "export.json"
+    f.write_text(json.dumps([{"data": {"repo": "vllm-project/vllm", "number": 100}, "annotations": [
+        {"completed_by": 1, "created_username": "arb", "result": [
+            {"type": "taxonomy", "from_name": "symptom", "value": {"taxonomy": [["Crash"]]}}]}]}]))
+    with pytest.raises(BadInputError, match=r"export.json: task 0 \(vllm-project/vllm#100\), annotation 0: arb: an annotator cannot"):
+        import_export(small_store, f, sample="toy", codebook=toy_codebook)
+    assert small_store.query("SELECT id FROM ann_annotations") == []

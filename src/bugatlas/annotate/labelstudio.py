@@ -225,9 +225,9 @@ def _import_tasks(store: Store, path: Path, tasks: list[Any], name: str | None, 
                     who = _annotator(ann, mapping)
                     labels, note, unsure = _parse_result(ann.get("result") or [])
                     clean = clean_labels(cb, s, labels)
+                    set_roles(store, s, annotators=[who])
                 except BadInputError as exc:
                     raise BadInputError(f"{where}: {exc}") from None
-                set_roles(store, s, annotators=[who])
                 counts["annotators"].add(who)
                 conn.execute(
                     "INSERT OR IGNORE INTO ann_assignments (item_id, annotator, round, position, created_at) "
