@@ -107,3 +107,14 @@ def test_reassign_keeps_assignments_with_work(small_store, toy_codebook):
     assign(small_store, s, ["ann", "ben", "cy"], k=2, seed=99)
     mine = {x["assignment_id"] for x in queue_for(small_store, s, "ann")}
     assert q["assignment_id"] in mine
+
+
+def test_a_filter_matching_nothing_names_the_option(small_store, toy_codebook):
+    """The store has issues; `--repos`/`--label` that match none of them were reported as an
+    empty store ("import or collect issues first")."""
+    from bugatlas.errors import BadInputError
+
+    with pytest.raises(BadInputError, match="no issue matches --repos no/such"):
+        draw_sample(small_store, toy_codebook, size=3, repos=["no/such"])
+    with pytest.raises(BadInputError, match="no issue matches --label toy:symptom=Crash"):
+        draw_sample(small_store, toy_codebook, size=3, label="toy:symptom=Crash")

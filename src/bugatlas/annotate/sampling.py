@@ -152,6 +152,11 @@ def draw_sample(
     name = name or cb.name
     strata = _population(store, per, repos, label, failure_reports)
     if not strata:
+        narrowed = [opt for opt, given in (("--repos " + ",".join(repos or []), repos),
+                                           (f"--label {label}", label),
+                                           ("--failure-reports", failure_reports)) if given]
+        if narrowed and _population(store, per, None, None):
+            raise BadInputError(f"no issue matches {' '.join(narrowed)} (nothing to sample)")
         raise BugAtlasError("no issues to sample (import or collect issues with text first)")
     pops = {s: len(v) for s, v in strata.items()}
     if size is not None:
