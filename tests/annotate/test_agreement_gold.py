@@ -266,3 +266,34 @@ def test_leaf_level_macro_kappa_confusion_rows_and_fleiss_raters(small_store, to
     two = [sorted(r.values(), key=lambda v: v["symptom"][0]) for r in by.values() if len(r) == 2]
     mat = np.array([[SYM.index(v["symptom"][0]) for v in r] for r in two])
     assert sym["fleiss_kappa"]["value"] == pytest.approx(fleiss_kappa(aggregate_raters(mat)[0]), abs=1e-9)
+
+
+def test_unfinished_and_unsure_items_and_the_exported_decisions(small_store, toy_codebook, tmp_path):
+    """An item one annotator has not finished is not gold; an item both label alike but one
+    flags unsure goes to arbitration; the export says how each label was decided and by whom."""
+    s = draw_sample(small_store, toy_codebook, size=6, seed=4)
+    assign(small_store, s, ["ann", "ben"], k=2, arbitrator=["arb"])
+    same = {"symptom": ["Crash"], "root_cause": ["API Misuse"], "component": ["Kernel"]}
+    qa, qb = queue_for(small_store, s, "ann"), queue_for(small_store, s, "ben")
+    for q in qa:
+        save_annotation(small_store, s, q["assignment_id"], "ann", same, status="done", codebook=toy_codebook)
+    for i, q in enumerate(qb):
+        if i == 5:
+            continue  # ben never opened the last one
+        save_annotation(small_store, s, q["assignment_id"], "ben", same, unsure=i == 0,
+                        status="draft" if i == 4 else "done", codebook=toy_codebook)
+    queue = disagreements(small_store, s)
+    assert [(q["item_id"], q["flagged"], q["conflicts"]) for q in queue] == [(qb[0]["item_id"], True, [])]
+    counts = finalize(small_store, s, codebook=toy_codebook)
+    assert (counts["agreed"], counts["awaiting_arbitration"], counts["incomplete"]) == (3, 1, 2)
+    gold = {(g.repo, g.issue_number) for g in small_store.iter_labels("toy", source="gold")}
+    assert (qb[4]["repo"], qb[4]["issue_number"]) not in gold and len(gold) == 3
+    record_final(small_store, s, qb[0]["item_id"], "arb", {**same, "symptom": ["System Hang"]},
+                 codebook=toy_codebook)
+    export_gold(small_store, s, tmp_path / "gold.csv")
+    rows = {(r["repo"], int(r["number"])): r for r in csv.DictReader((tmp_path / "gold.csv").open())}
+    assert len(rows) == 4
+    arb = rows[(qb[0]["repo"], qb[0]["issue_number"])]
+    assert (arb["symptom"], arb["symptom_method"], arb["arbitrator"]) == ("System Hang", "arbitrated", "arb")
+    agreed = rows[(qb[1]["repo"], qb[1]["issue_number"])]
+    assert (agreed["symptom"], agreed["symptom_method"], agreed["arbitrator"]) == ("Crash", "agreed", "")
