@@ -265,3 +265,35 @@ def test_rebuilt_report_has_no_stale_tables_and_a_failed_build_keeps_the_old_one
     with pytest.raises(BugAtlasError, match=r"--out .*report\.md"):
         build_report(evil_store, out, taxonomy=None, audit=False)
     assert {p.name: p.read_bytes() for p in (out / "tables").iterdir()} == before
+
+
+def test_agreement_section_numbers_are_the_annotators_kappa(_imported_store_file, tmp_path):
+    """With real disagreements and an unfinished draft, the report's agreement table shows
+    Cohen's kappa (scikit-learn's), not the observed agreement, over the done items only."""
+    ann = pytest.importorskip("bugatlas.annotate", reason="annotate stage not installed")
+    from sklearn.metrics import cohen_kappa_score
+
+    db = tmp_path / "a.db"
+    shutil.copy(_imported_store_file, db)
+    sym = ["Crash", "System Hang", "Feature Failure"]
+    with Store(db) as store:
+        sample = ann.draw_sample(store, "liu2025", size=12, seed=5, dimensions=["symptom"], repos=["sgl-project/sglang"])
+        ann.assign(store, sample, ["ann", "ben"], k=2)
+        given = {}
+        for who in ("ann", "ben"):
+            for i, q in enumerate(ann.queue_for(store, sample, who)):
+                value = sym[q["item_id"] % 3] if who == "ann" or i % 3 else sym[(q["item_id"] + 1) % 3]
+                draft = who == "ben" and i == 1
+                ann.save_annotation(store, sample, q["assignment_id"], who, {"symptom": value},
+                                    status="draft" if draft else "done")
+                if not draft:
+                    given.setdefault(q["item_id"], {})[who] = value
+        build_report(store, tmp_path / "rep", taxonomy="liu2025", audit=False)
+    both = [g for g in given.values() if len(g) == 2]
+    kappa = cohen_kappa_score([g["ann"] for g in both], [g["ben"] for g in both])
+    import csv as _csv
+
+    rows = list(_csv.DictReader((tmp_path / "rep" / "tables" / "agreement.csv").open()))
+    row = next(r for r in rows if r["level"] == "symptom")
+    assert int(row["items"]) == len(both) == 11
+    assert row["cohen_kappa"] == f"ann+ben: {kappa:.3f}" and 0 < kappa < 0.9
