@@ -297,3 +297,17 @@ def test_agreement_section_numbers_are_the_annotators_kappa(_imported_store_file
     row = next(r for r in rows if r["level"] == "symptom")
     assert int(row["items"]) == len(both) == 11
     assert row["cohen_kappa"] == f"ann+ben: {kappa:.3f}" and 0 < kappa < 0.9
+
+
+def test_audit_file_that_cannot_be_read_is_refused(evil_store, tmp_path):
+    """`report --audit-file` naming a missing file or another file was accepted and ignored:
+    the audit silently fell back to the store's counts."""
+    from bugatlas.errors import BadInputError
+
+    with pytest.raises(BadInputError, match="--audit-file .*nope.csv: no such file"):
+        build_report(evil_store, tmp_path / "rep", taxonomy="t", audit_files=[tmp_path / "nope.csv"])
+    other = tmp_path / "other.csv"
+    other.write_text("a,b\n1,2\n", encoding="utf-8")
+    with pytest.raises(BadInputError, match="--audit-file .*other.csv: not Liu"):
+        build_report(evil_store, tmp_path / "rep", taxonomy="t", audit_files=[other])
+    assert not (tmp_path / "rep" / "tables").exists()

@@ -514,6 +514,14 @@ def build_report(
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise BugAtlasError(f"--out {out}: cannot create the folder ({exc.strerror})") from exc
+    for f in audit_files or []:  # a file the audit cannot read was silently left out
+        from bugatlas.importers.liu2025 import sniff
+
+        if not Path(f).is_file():
+            raise BadInputError(f"--audit-file {f}: no such file")
+        if not sniff(Path(f)):
+            raise BadInputError(f"--audit-file {f}: not Liu et al.'s released dataset CSV "
+                                "(the only file the audit reads raw counts from)")
     if taxonomy is None and store.count_issues(include_references=False) == 0:
         raise BadInputError(f"{store.path}: no issues with text and no --taxonomy: nothing to report")
     data = load_study(store, taxonomy, source=source, restrict=restrict, attach=attach, names=names)
