@@ -311,3 +311,10 @@ def test_audit_file_that_cannot_be_read_is_refused(evil_store, tmp_path):
     with pytest.raises(BadInputError, match="--audit-file .*other.csv: not Liu"):
         build_report(evil_store, tmp_path / "rep", taxonomy="t", audit_files=[other])
     assert not (tmp_path / "rep" / "tables").exists()
+
+
+def test_unknown_audit_paper_names_the_report_option(evil_store, tmp_path):
+    from bugatlas.errors import BadInputError
+
+    with pytest.raises(BadInputError, match="^--audit liu2052: known papers are liu2025"):
+        build_report(evil_store, tmp_path / "rep", taxonomy="t", audit_papers=["liu2052"])

@@ -353,8 +353,12 @@ def _agreement_section(store: Store, taxonomy: str | None) -> Section | None:
 def _audit_section(store: Store, taxonomy: str | None, papers: list[str] | None, files: list[Path]) -> tuple[Section | None, dict | None]:
     from bugatlas.analyze.audit import audit, audit_summary, published
 
+    known = published()["papers"]
     if papers is None:  # the papers whose released dataset is this study's taxonomy
-        papers = [p for p, info in published()["papers"].items() if info.get("taxonomy") == taxonomy]
+        papers = [p for p, info in known.items() if info.get("taxonomy") == taxonomy]
+    unknown = [p for p in papers if p not in known]
+    if unknown:
+        raise BadInputError(f"--audit {unknown[0]}: known papers are {', '.join(known)}")
     if not papers:
         return None, None
     frame = audit(store, papers=papers, files=files)
