@@ -158,3 +158,19 @@ def test_import_as_an_arbitrator_names_the_file_and_annotation(small_store, toy_
     with pytest.raises(BadInputError, match=r"export.json: task 0 \(vllm-project/vllm#100\), annotation 0: arb: an annotator cannot"):
         import_export(small_store, f, sample="toy", codebook=toy_codebook)
     assert small_store.query("SELECT id FROM ann_annotations") == []
+
+
+def test_import_taxonomy_that_is_not_the_samples_is_refused(corpus_store, tmp_path):
+    """`labelstudio import --sample S --taxonomy T` where S exists in another taxonomy ignored
+    --taxonomy; an unknown taxonomy in a task file did not name the file."""
+    s = draw_sample(corpus_store, "liu2025", size=2, seed=1, name="liu")
+    assign(corpus_store, s, ["ann", "ben"], k=2)
+    f = tmp_path / "export.json"
+    f.write_text(json.dumps([{"data": {"repo": "vllm-project/vllm", "number": 1000, "taxonomy": "nosuch"},
+                              "annotations": []}]))
+    with pytest.raises(BadInputError, match=r"export.json: sample liu is of liu2025, not yu2026"):
+        import_export(corpus_store, f, sample="liu", taxonomy="yu2026")
+    with pytest.raises(BadInputError, match=r"export.json: .*nosuch"):
+        import_export(corpus_store, f, sample="new")
+    got = import_export(corpus_store, f, sample="liu", taxonomy="liu2025")
+    assert got["sample"] == "liu"

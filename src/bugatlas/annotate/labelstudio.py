@@ -27,7 +27,7 @@ from bugatlas.annotate import codebook as cbm
 from bugatlas.annotate.assign import check_name, set_roles
 from bugatlas.annotate.sampling import Sample, get_sample, sample_items
 from bugatlas.annotate.work import clean_labels, latest_annotations
-from bugatlas.errors import BadInputError
+from bugatlas.errors import BadInputError, BugAtlasError
 from bugatlas.store import Store
 from bugatlas.store.records import normalize_repo
 from bugatlas.store.store import now_iso
@@ -182,7 +182,10 @@ def _import_tasks(store: Store, path: Path, tasks: list[Any], name: str | None, 
     if not exists:
         if not (name and (tax or codebook)):
             raise BadInputError(f"{path}: name the sample (--sample) and its --taxonomy to create it")
-        cb = cbm.load(codebook or tax)
+        try:
+            cb = cbm.load(codebook or tax)
+        except BugAtlasError as exc:
+            raise BadInputError(f"{path}: {exc}") from None
         with store.transaction() as conn:
             dims = [d for d in cbm.dimension_names(cb)]
             conn.execute(
@@ -191,6 +194,14 @@ def _import_tasks(store: Store, path: Path, tasks: list[Any], name: str | None, 
                 (name, cb.name, orjson.dumps(dims).decode(),
                  orjson.dumps({"imported_from": str(path)}).decode(), now_iso()))
     s = get_sample(store, name)
+    if exists and tax and not codebook and tax != s.taxonomy:
+        try:
+            same = cbm.load(tax).name == s.taxonomy
+        except BugAtlasError:
+            same = False
+        if not same:  # --taxonomy (or the file's) would be silently ignored
+            raise BadInputError(f"{path}: sample {s.name} is of {s.taxonomy}, not {tax} "
+                                "(name another --sample to import it as a new one)")
     cb = cbm.load(codebook or s.taxonomy)
     counts = {"tasks": 0, "annotations": 0, "skipped_cancelled": 0, "already_imported": 0,
               "annotators": set()}
