@@ -270,7 +270,11 @@ def _register_labelstudio(app: typer.Typer) -> None:
 
 
 def _sample_for(store, sample, taxonomy, get_sample, BadInputError):  # noqa: N803
+    from bugatlas.annotate import codebook as cbm
+
     s = get_sample(store, sample)
+    if taxonomy and cbm.file_of(taxonomy):  # a YAML codebook: samples record its name
+        taxonomy = cbm.load(taxonomy).name
     if taxonomy and taxonomy != s.taxonomy:
         rows = store.query("SELECT name FROM ann_samples WHERE taxonomy = ? ORDER BY id DESC", (taxonomy,))
         if sample or not rows:

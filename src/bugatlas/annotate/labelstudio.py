@@ -85,7 +85,7 @@ def export_tasks(store: Store, sample: Sample | str | None, out_dir: str | Path,
                  with_annotations: bool = False, codebook: Any = None) -> dict[str, Any]:
     """Write ``tasks.json`` and ``config.xml`` for the sample into ``out_dir``."""
     s = sample if isinstance(sample, Sample) else get_sample(store, sample)
-    cb = cbm.load(codebook or s.taxonomy)
+    cb = cbm.load(codebook or s)
     out = Path(out_dir)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -192,7 +192,9 @@ def _import_tasks(store: Store, path: Path, tasks: list[Any], name: str | None, 
                 "INSERT INTO ann_samples (name, taxonomy, dimensions, strata_by, seed, params, created_at) "
                 "VALUES (?, ?, ?, 'imported', 0, ?, ?)",
                 (name, cb.name, orjson.dumps(dims).decode(),
-                 orjson.dumps({"imported_from": str(path)}).decode(), now_iso()))
+                 orjson.dumps({"imported_from": str(path), **({"codebook_file": cbm.file_of(tax)}
+                                                               if cbm.file_of(tax) else {})}).decode(),
+                 now_iso()))
     s = get_sample(store, name)
     if exists and tax and not codebook and tax != s.taxonomy:
         try:
@@ -202,7 +204,7 @@ def _import_tasks(store: Store, path: Path, tasks: list[Any], name: str | None, 
         if not same:  # --taxonomy (or the file's) would be silently ignored
             raise BadInputError(f"{path}: sample {s.name} is of {s.taxonomy}, not {tax} "
                                 "(name another --sample to import it as a new one)")
-    cb = cbm.load(codebook or s.taxonomy)
+    cb = cbm.load(codebook or s)
     counts = {"tasks": 0, "annotations": 0, "skipped_cancelled": 0, "already_imported": 0,
               "annotators": set()}
     with store.transaction() as conn:

@@ -168,6 +168,8 @@ def draw_sample(
     params = {"taxonomy": cb.name, "per": per, "confidence": confidence, "margin": margin,
               "size": size, "seed": seed, "repos": repos, "label": label, "dimensions": dims,
               "failure_reports": failure_reports}
+    if cbm.file_of(taxonomy):  # a user's codebook: later commands load it by the sample
+        params["codebook_file"] = cbm.file_of(taxonomy)
     with store.run("annotate.sample", params) as run, store.transaction() as conn:
         existing = conn.execute("SELECT id FROM ann_samples WHERE name = ?", (name,)).fetchone()
         if existing:
