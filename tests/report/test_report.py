@@ -318,3 +318,21 @@ def test_unknown_audit_paper_names_the_report_option(evil_store, tmp_path):
 
     with pytest.raises(BadInputError, match="^--audit liu2052: known papers are liu2025"):
         build_report(evil_store, tmp_path / "rep", taxonomy="t", audit_papers=["liu2052"])
+
+
+def test_long_categories_sharing_a_prefix_get_their_own_bar(olf_report):
+    """Open-LLM-Failures' level-2 root causes ("Configuration and Parameter Setting Errors -
+    Inference …" / "… - Fine-tuning …") were cut to the same 40 characters, and plotly drew
+    their bars on one row, one hiding the other. Every category now has its own row."""
+    import pandas as pd
+
+    from bugatlas.report import figures as F
+
+    for name in ("dist_root_cause_level_2", "dist_symptom_level_3"):
+        d = pd.read_csv(olf_report.out / "tables" / f"{name}.csv")
+        fig = F.bar(d, name)
+        assert len(set(fig.data[0].y)) == len(fig.data[0].y) == min(25, len(d))
+    t = pd.DataFrame([[1, 2], [3, 4]], index=["A long shared prefix for rows - one", "A long shared prefix for rows - two"],
+                     columns=["Another long shared prefix, column 1", "Another long shared prefix, column 2"])
+    h = F.heatmap(t, "t")
+    assert len(set(h.data[0].x)) == 2 and len(set(h.data[0].y)) == 2
