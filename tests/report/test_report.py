@@ -336,3 +336,19 @@ def test_long_categories_sharing_a_prefix_get_their_own_bar(olf_report):
                      columns=["Another long shared prefix, column 1", "Another long shared prefix, column 2"])
     h = F.heatmap(t, "t")
     assert len(set(h.data[0].x)) == 2 and len(set(h.data[0].y)) == 2
+
+
+def test_latex_captions_are_escaped(olf_report):
+    """pandas escapes a table's cells but not its caption: "5%)}" commented out the closing
+    brace and "root_cause" left text mode, so the .tex files did not compile."""
+    import re
+
+    special = re.compile(r"(?<!\\)[%_&#$^~]")
+    captions = [line for tex in (olf_report.out / "tables").glob("*.tex")
+                for line in tex.read_text().splitlines() if line.startswith("\\caption")]
+    assert len(captions) >= 10
+    for line in captions:
+        body = re.match(r"\\caption(?:\[\])?\{(.*?)\}(?: \\label\{[^}]*\})?(?: \\\\)?$", line).group(1)
+        assert not special.search(body.replace("\\textbar{}", "").replace("\\textgreater{}", "")), line
+        assert "\\%" in line or "%" not in line
+    assert any("root\\_cause" in c for c in captions) and any("5\\%" in c for c in captions)

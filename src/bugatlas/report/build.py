@@ -430,10 +430,22 @@ def _markdown(title: str, sections: list[Section], meta: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+                  "<": r"\textless{}", ">": r"\textgreater{}", "|": r"\textbar{}"}  # fmt: skip
+
+
+def latex_escape(text: Any) -> str:
+    """Text for a LaTeX caption: pandas escapes the cells and headers but not the caption,
+    where "%" comments out the closing brace and "_" leaves text mode."""
+    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in str(text))
+
+
 def _latex(t: Table) -> str:
     cols, rows = _rows(t)
     frame = pd.DataFrame(rows, columns=cols)
-    return frame.to_latex(index=False, escape=True, caption=t.caption, label=f"tab:{t.name}", longtable=len(rows) > 40)
+    return frame.to_latex(index=False, escape=True, caption=latex_escape(t.caption), label=f"tab:{t.name}",
+                          longtable=len(rows) > 40)  # fmt: skip
 
 
 def _figure_json(fig) -> str:
