@@ -39,7 +39,7 @@ def register(app: typer.Typer) -> None:
         repos: Annotated[str | None, typer.Option("--repos", help="Only these repositories (comma-separated OWNER/NAME).")] = None,
         label: Annotated[str | None, typer.Option("--label", help="Only issues carrying this label: TAXONOMY:DIMENSION=VALUE.")] = None,
         dimensions: Annotated[str | None, typer.Option("--dimensions", help="Dimensions to annotate (comma-separated; default all).")] = None,
-        replace: Annotated[bool, typer.Option("--replace", help="Replace an existing sample of that name.")] = False,
+        replace: Annotated[bool, typer.Option("--replace", help="Replace an existing sample of that name (refused once it holds annotations).")] = False,
         failure_reports: Annotated[bool, typer.Option("--failure-reports", help="Only issues the filter stage judged failure reports (run `bugatlas filter` first).")] = False,
         db: DbOption = None,
         as_json: JsonOption = False,

@@ -175,6 +175,12 @@ def draw_sample(
         if existing:
             if not replace:
                 raise BadInputError(f"sample {name!r} exists (choose --name, or --replace it)")
+            work = conn.execute(
+                "SELECT COUNT(*) FROM ann_annotations n JOIN ann_assignments a ON a.id = n.assignment_id "
+                "JOIN ann_items i ON i.id = a.item_id WHERE i.sample_id = ?", (existing[0],)).fetchone()[0]
+            if work:  # replacing deletes the sample's items, assignments, annotations and finals
+                raise BadInputError(f"--replace: sample {name!r} holds {work} saved annotation(s); "
+                                    "replacing it would delete them (choose another --name)")
             conn.execute("DELETE FROM ann_samples WHERE id = ?", (existing[0],))
         cur = conn.execute(
             "INSERT INTO ann_samples (name, taxonomy, dimensions, strata_by, confidence, margin, "
