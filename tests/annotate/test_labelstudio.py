@@ -104,6 +104,10 @@ def test_import_real_label_studio_export_shape(small_store, toy_codebook, tmp_pa
     ([{"completed_by": 1, "result": ["x"]}], "result must be a list of objects"),
     ([{"completed_by": 1, "result": [{"type": "taxonomy", "from_name": "symptom",
                                       "value": {"taxonomy": "Crash"}}]}], "must be a list of paths"),
+    ([{"completed_by": 1, "result": [{"type": "choices", "from_name": "symptom",
+                                      "value": {"choices": "Crash"}}]}], r"symptom: value.choices must be a list"),
+    ([{"completed_by": 1, "result": [{"type": "textarea", "from_name": "note",
+                                      "value": {"text": "a note"}}]}], r"note: value.text must be a list"),
 ])  # fmt: skip
 def test_malformed_export_is_one_error_and_leaves_no_sample(small_store, toy_codebook, tmp_path,
                                                             annotations, message):

@@ -283,11 +283,17 @@ def _parse_result(result: list[dict[str, Any]]) -> tuple[dict[str, list[str]], s
                 raise BadInputError(f"{name}: value.taxonomy must be a list of paths ([[\"Group\", \"Leaf\"]])")
             labels.setdefault(name, [])
             labels[name] += [p[-1] for p in paths if p]
-        elif r.get("type") == "choices" and name == "unsure":
-            unsure = "unsure" in (value.get("choices") or [])
-        elif r.get("type") == "choices":
-            labels.setdefault(name, [])
-            labels[name] += list(value.get("choices") or [])
-        elif r.get("type") == "textarea" and name == "note":
-            note = "\n".join(value.get("text") or [])
+        elif r.get("type") in ("choices", "textarea"):
+            key = "choices" if r["type"] == "choices" else "text"
+            items = value.get(key) or []
+            if not isinstance(items, list) or not all(isinstance(x, str) for x in items):
+                # a bare string was read letter by letter ('C', 'r', …; a note one letter a line)
+                raise BadInputError(f"{name}: value.{key} must be a list of strings")
+            if r["type"] == "choices" and name == "unsure":
+                unsure = "unsure" in items
+            elif r["type"] == "choices":
+                labels.setdefault(name, [])
+                labels[name] += items
+            elif name == "note":
+                note = "\n".join(items)
     return labels, note, unsure
