@@ -119,3 +119,23 @@ def test_preflight_retro_counts_quoted_in_docs(shared_data: Path, tmp_path: Path
         d = scan_store(store).to_dict()
     got = (d["issues_scanned"], d["with_command"], d["parsed"], d["with_known_model"])
     assert tuple(int(x.replace(",", "")) for x in quoted.groups()) == got
+
+
+def test_analyze_doc_study_file_options_are_accepted_by_the_stages() -> None:
+    """Every option of the study-file example in docs/analyze.md is one its stage function takes
+    (the runner refuses unknown ones: `classify: {classifier: rules}` stopped the run)."""
+    import inspect
+
+    import yaml
+
+    from bugatlas.classify import classify_store
+    from bugatlas.collect import collect_repos
+    from bugatlas.filter import filter_store
+
+    doc = (DOCS / "analyze.md").read_text(encoding="utf-8")
+    block = doc.split("```yaml\nname: liu2025-engines", 1)[1].split("```", 1)[0]
+    study = yaml.safe_load("name: liu2025-engines" + block.replace("${shared_data}", "x"))
+    for fn, opts in ((classify_store, study["classify"]), (filter_store, study["filter"]),
+                     (collect_repos, {k: v for k, v in study["sources"]["collect"].items() if k != "repos"})):
+        params = inspect.signature(fn).parameters
+        assert set(opts) <= set(params), (fn.__name__, set(opts) - set(params))
