@@ -118,6 +118,8 @@ def test_skip_bad_imports_the_good_records_and_reports_the_bad(shared_data: Path
     with Store(tmp_path / "s.db") as store:
         (result,) = import_paths(store, [broken], skip_bad=True, progress=False)
         assert store.count_issues() == 98
+    # records counts every line read, the unparseable one too: 100 = 98 imported + 2 skipped
+    assert (result.records, result.issues, len(result.bad)) == (100, 98, 2)
     assert [str(b) for b in result.bad] == [
         f"{broken}: line 10: missing field 'number'",
         f"{broken}: line 20: invalid JSON (invalid literal, expected 'null')",
