@@ -213,3 +213,14 @@ def test_malformed_json_file_in_a_folder_names_its_line_not_an_unknown_format(sh
     junk.write_text("hello\n", encoding="utf-8")
     with Store(tmp_path / "s.db") as store, pytest.raises(BadInputError, match=r"junk\.jsonl: line 1: invalid JSON"):
         import_paths(store, [junk], progress=False)
+
+
+def test_json_lines_with_a_byte_order_mark_import(shared_data: Path, tmp_path: Path) -> None:
+    """A BOM before the first line (Windows editors) read as one broken pretty-printed document."""
+    with gzip.open(CORPUS, "rt", encoding="utf-8") as src:
+        lines = src.readlines()[:3]
+    bom = tmp_path / "bom.jsonl"
+    bom.write_text("".join(lines), encoding="utf-8-sig")
+    with Store(tmp_path / "s.db") as store:
+        (result,) = import_paths(store, [bom], progress=False)
+        assert (result.records, result.issues, result.bad) == (3, 3, [])
