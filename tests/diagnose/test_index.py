@@ -102,3 +102,25 @@ def test_a_store_of_one_or_two_issues_builds_and_searches(tmp_path):
         assert [h.number for h in hits] == [1]
         store.upsert_issues([Issue(repo="a/b", number=2, title="hang", body="the server hangs")])
         assert ix.build().indexed == 1 and ix.status()["up_to_date"]
+
+
+def test_growth_refit_vectorizes_each_issue_once(corpus_store, tmp_path):
+    """A build that grows the index past ``refit_growth`` refits: the new issues are vectorized
+    once, by the new model, and the count says so (it used to add the old model's vectors too)."""
+    from bugatlas.store import Store
+
+    issues = list(corpus_store.iter_issues(repos=["vllm-project/vllm"]))[:300]
+    with Store(tmp_path / "small.db") as st:
+        st.upsert_issues(issues[:100])
+        ix = SearchIndex(st)
+        first = ix.build()
+        assert first.refitted and first.vectorized == 100
+        st.upsert_issues(issues[100:])  # 3x as many issues: past the 2x refit growth
+        second = ix.build()
+        assert second.refitted and second.indexed == 200
+        assert second.vectorized == 300 == ix.status()["vectorized"]
+        version = ix.status()["model"]["version"]
+        assert version == 2
+        stale = st.conn.execute("SELECT COUNT(*) FROM diagnose_docs WHERE model_version IS NOT ?",
+                                (version,)).fetchone()[0]
+        assert stale == 0

@@ -99,10 +99,10 @@ def read_jsonl(path: Path, option: str = "--input") -> Iterator[dict[str, Any]]:
     """Issues from a JSONL file (gzip'd if it ends in .gz); one bad line fails with its number."""
     from bugatlas.importers.base import iter_jsonl_objects
 
-    for lineno, rec in iter_jsonl_objects(path, require=("repo", "number"), option=option):
+    for loc, rec in iter_jsonl_objects(path, require=("repo", "number"), option=option):
         problem = _field_problem(rec)
         if problem:
-            raise BadInputError(f"{option}: {path}: line {lineno}: {problem}")
+            raise BadInputError(f"{option}: {path}: {loc}: {problem}")
         yield rec
 
 
