@@ -203,7 +203,10 @@ def filter_store(store: Any, *, model_path: Path | None = None, rules: str | Non
                 progress(n, len(todo))
         if buf:
             write()
+        # what later stages take (the failure_reports view): judged failure AND kept by the rules,
+        # over the whole store; rule_pass counts judged issues of any kind the rules keep
+        reports = store.query("SELECT COUNT(*) AS n FROM failure_reports")[0]["n"]
         summary = {"judged": len(todo), "skipped_already_judged": len(candidates) - len(todo), "kinds": dict(counts),
-                   "rule_pass": rule_pass, "model": mid, "rules": rules_obj.name}  # fmt: skip
+                   "rule_pass": rule_pass, "failure_reports": reports, "model": mid, "rules": rules_obj.name}  # fmt: skip
         run.summary = summary
     return summary
