@@ -53,6 +53,7 @@ def test_bad_input_is_one_line_with_nonzero_exit(tmp_path: Path) -> None:
     assert f"{bad}: line 2: invalid JSON" in out.stderr
     skipped = bugatlas("import", "--db", db, "--skip-bad", str(bad))
     assert skipped.returncode == 0 and "1 bad record(s) skipped" in skipped.stderr
+    assert "2 records, 1 issues, 0 labels, 1 skipped" in skipped.stdout
     assert bugatlas("stats", "--db", str(tmp_path / "none.db")).returncode == 1
 
 

@@ -223,3 +223,37 @@ def test_survival_of_a_group_with_every_issue_open_is_flat_at_one(corpus):
     full = survival(corpus)
     for _, c in full.groupby("category"):
         assert c["time"].is_monotonic_increasing and c["survival"].is_monotonic_decreasing
+
+
+def test_root_cause_groups_given_without_a_cause_are_counted(tmp_path):
+    """A classifier sure of the group but not of the cause (or an annotator choosing only a
+    group) stores root_cause_group alone; the group distribution read only the leaves and
+    dropped those issues, numerator and denominator."""
+    from bugatlas.analyze import load_study
+    from bugatlas.store import Store
+    from bugatlas.store.records import Issue, Label
+
+    def lab(n, dim, value):
+        return Label(repo="a/b", issue_number=n, taxonomy="liu2025", dimension=dim, value=value,
+                     source_kind="human", source="human:ann")
+
+    with Store(tmp_path / "s.db") as st:
+        st.upsert_issues([Issue(repo="a/b", number=n, title=f"t{n}", body="b") for n in (1, 2, 3)])
+        st.add_labels([
+            lab(1, "root_cause_group", "Environment"), lab(1, "root_cause", "Incompatible Version"),
+            lab(2, "root_cause_group", "Environment"),                      # group only
+            lab(3, "root_cause_group", "Configuration"), lab(3, "root_cause", "Misconfiguration"),
+            lab(3, "root_cause_group", "Resource"),                          # a second group, no cause
+        ])
+        data = load_study(st, "liu2025")
+    groups = distribution(data, "root_cause", "root_cause_group").set_index("category")
+    assert groups["units"].to_dict() == {"Environment": 2, "Configuration": 1, "Resource": 1}
+    assert set(groups["labelled"]) == {3}
+    assert groups.loc["Environment", "share"] == pytest.approx(2 / 3)
+    # the instance count does not count a group twice when its cause is there too
+    assert groups["instances"].to_dict() == {"Environment": 2, "Configuration": 1, "Resource": 1}
+    leaves = distribution(data, "root_cause").set_index("category")  # causes: only where given
+    assert leaves["units"].to_dict() == {"Incompatible Version": 1, "Misconfiguration": 1}
+    nodes = hierarchy(data, "root_cause").set_index("id")
+    assert nodes.loc["Environment", "units"] == 2 and nodes.loc["Resource", "units"] == 1
+    assert nodes.loc["Environment / Incompatible Version", "units"] == 1

@@ -220,3 +220,80 @@ def test_published_codebooks_levels_and_store_convention(small_store):
     top = rep["dimensions"]["symptom"]["levels"]["symptom L1"]["pairs"][0]
     leaf_level = rep["dimensions"]["symptom"]["levels"]["symptom L3"]["pairs"][0]
     assert top["observed_agreement"] >= leaf_level["observed_agreement"]
+
+
+def test_leaf_level_macro_kappa_confusion_rows_and_fleiss_raters(small_store, toy_codebook):
+    """What the other tests left unchecked: the leaf level of a hierarchy, the macro mean of
+    per-category kappas, the confusion matrix's orientation (rows: first annotator) and
+    Fleiss' kappa over the most common number of raters when a pilot round adds a third."""
+    from statsmodels.stats.inter_rater import aggregate_raters, fleiss_kappa
+
+    s = draw_sample(small_store, toy_codebook, size=20, seed=8)
+    assign(small_store, s, ["ann", "ben", "cy"], k=2, pilot=4)
+    rng = random.Random(3)
+    for a in ("ann", "ben", "cy"):
+        for q in queue_for(small_store, s, a):
+            save_annotation(small_store, s, q["assignment_id"], a,
+                            {"symptom": rng.choice(SYM), "root_cause": rng.choice(RC),
+                             "component": sorted(rng.sample(COMP, rng.randint(0, 2)))},
+                            status="done", codebook=toy_codebook)
+    rep = agreement(small_store, s, round="", codebook=toy_codebook)
+    by = {}
+    for r in latest_annotations(small_store, s, done_only=True):
+        by.setdefault(r["item_id"], {})[r["annotator"]] = r["labels"]
+    ab = sorted(i for i, r in by.items() if {"ann", "ben"} <= set(r))
+    leaf = rep["dimensions"]["root_cause"]["levels"]["root_cause"]
+    pair = next(p for p in leaf["pairs"] if p["annotators"] == ["ann", "ben"])
+    la = [by[i]["ann"]["root_cause"][0] for i in ab]
+    lb = [by[i]["ben"]["root_cause"][0] for i in ab]
+    assert pair["cohen_kappa"] == pytest.approx(cohen_kappa_score(la, lb), abs=1e-9)
+    cm = np.array(pair["confusion"])
+    for x, row in zip(pair["labels"], cm, strict=True):
+        assert row.sum() == la.count(x)  # rows: the first annotator's categories
+    comp = rep["dimensions"]["component"]["levels"]["component"]
+    kappas = []
+    for c in comp["per_category"]:
+        for a, b in (("ann", "ben"), ("ann", "cy"), ("ben", "cy")):
+            both = sorted(i for i, r in by.items() if {a, b} <= set(r))
+            ya = [c in by[i][a]["component"] for i in both]
+            yb = [c in by[i][b]["component"] for i in both]
+            if len(set(ya) | set(yb)) > 1:
+                kappas.append(cohen_kappa_score(ya, yb))
+    assert comp["macro_cohen_kappa"] == pytest.approx(float(np.mean(kappas)), abs=1e-9)
+    # 4 pilot items with three raters, 16 main items with two: Fleiss uses the 16.
+    sym = rep["dimensions"]["symptom"]["levels"]["symptom"]
+    assert sym["fleiss_kappa"]["items"] == 16 and sym["fleiss_kappa"]["raters_per_item"] == 2
+    two = [sorted(r.values(), key=lambda v: v["symptom"][0]) for r in by.values() if len(r) == 2]
+    mat = np.array([[SYM.index(v["symptom"][0]) for v in r] for r in two])
+    assert sym["fleiss_kappa"]["value"] == pytest.approx(fleiss_kappa(aggregate_raters(mat)[0]), abs=1e-9)
+
+
+def test_unfinished_and_unsure_items_and_the_exported_decisions(small_store, toy_codebook, tmp_path):
+    """An item one annotator has not finished is not gold; an item both label alike but one
+    flags unsure goes to arbitration; the export says how each label was decided and by whom."""
+    s = draw_sample(small_store, toy_codebook, size=6, seed=4)
+    assign(small_store, s, ["ann", "ben"], k=2, arbitrator=["arb"])
+    same = {"symptom": ["Crash"], "root_cause": ["API Misuse"], "component": ["Kernel"]}
+    qa, qb = queue_for(small_store, s, "ann"), queue_for(small_store, s, "ben")
+    for q in qa:
+        save_annotation(small_store, s, q["assignment_id"], "ann", same, status="done", codebook=toy_codebook)
+    for i, q in enumerate(qb):
+        if i == 5:
+            continue  # ben never opened the last one
+        save_annotation(small_store, s, q["assignment_id"], "ben", same, unsure=i == 0,
+                        status="draft" if i == 4 else "done", codebook=toy_codebook)
+    queue = disagreements(small_store, s)
+    assert [(q["item_id"], q["flagged"], q["conflicts"]) for q in queue] == [(qb[0]["item_id"], True, [])]
+    counts = finalize(small_store, s, codebook=toy_codebook)
+    assert (counts["agreed"], counts["awaiting_arbitration"], counts["incomplete"]) == (3, 1, 2)
+    gold = {(g.repo, g.issue_number) for g in small_store.iter_labels("toy", source="gold")}
+    assert (qb[4]["repo"], qb[4]["issue_number"]) not in gold and len(gold) == 3
+    record_final(small_store, s, qb[0]["item_id"], "arb", {**same, "symptom": ["System Hang"]},
+                 codebook=toy_codebook)
+    export_gold(small_store, s, tmp_path / "gold.csv")
+    rows = {(r["repo"], int(r["number"])): r for r in csv.DictReader((tmp_path / "gold.csv").open())}
+    assert len(rows) == 4
+    arb = rows[(qb[0]["repo"], qb[0]["issue_number"])]
+    assert (arb["symptom"], arb["symptom_method"], arb["arbitrator"]) == ("System Hang", "arbitrated", "arb")
+    agreed = rows[(qb[1]["repo"], qb[1]["issue_number"])]
+    assert (agreed["symptom"], agreed["symptom_method"], agreed["arbitrator"]) == ("Crash", "agreed", "")

@@ -120,3 +120,33 @@ def test_unwritable_exports_are_one_line_errors(corpus_store, tmp_path):
     r = CliRunner().invoke(app, ["labelstudio", "export", str(blocker / "ls"), "--db", str(db)])
     assert isinstance(r.exception, BadInputError), r.output
     assert str(blocker / "ls") in str(r.exception)
+
+
+def test_a_study_with_a_users_codebook_file(corpus_store, tmp_path):
+    """`sample --taxonomy mine.yaml` worked, then agreement, gold, disagreements and
+    labelstudio export all failed with "unknown codebook 'toy'": the sample kept only the
+    codebook's name. The sample now records the file and every command loads it."""
+    from bugatlas.annotate import assign, get_sample, queue_for, save_annotation
+
+    from .conftest import toy_codebook_file
+
+    yaml_file = toy_codebook_file(tmp_path)
+    db = corpus_store.path
+    corpus_store.close()
+    _run(["sample", "--taxonomy", str(yaml_file), "--size", "4", "--seed", "1", "--name", "mine"], db)
+    from bugatlas.store import Store
+
+    with Store(db) as store:
+        s = get_sample(store, "mine")
+        assign(store, s, ["ann", "ben"], k=2)
+        for a in ("ann", "ben"):
+            for q in queue_for(store, s, a):
+                save_annotation(store, s, q["assignment_id"], a, {"symptom": "Crash", "root_cause": "API Misuse"},
+                                status="done")
+    rep = json.loads(_run(["agreement", "--sample", "mine", "--json"], db))
+    assert rep["taxonomy"] == "toy" and rep["items_annotated"] == 4
+    assert json.loads(_run(["agreement", "--taxonomy", str(yaml_file), "--json"], db))["sample"] == "mine"
+    assert json.loads(_run(["gold", "--sample", "mine", "--json"], db))["agreed"] == 4
+    _run(["disagreements", "--sample", "mine"], db)
+    assert json.loads(_run(["labelstudio", "export", str(tmp_path / "ls"), "--sample", "mine",
+                            "--with-annotations", "--json"], db))["annotations"] == 8

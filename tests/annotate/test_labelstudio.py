@@ -104,6 +104,10 @@ def test_import_real_label_studio_export_shape(small_store, toy_codebook, tmp_pa
     ([{"completed_by": 1, "result": ["x"]}], "result must be a list of objects"),
     ([{"completed_by": 1, "result": [{"type": "taxonomy", "from_name": "symptom",
                                       "value": {"taxonomy": "Crash"}}]}], "must be a list of paths"),
+    ([{"completed_by": 1, "result": [{"type": "choices", "from_name": "symptom",
+                                      "value": {"choices": "Crash"}}]}], r"symptom: value.choices must be a list"),
+    ([{"completed_by": 1, "result": [{"type": "textarea", "from_name": "note",
+                                      "value": {"text": "a note"}}]}], r"note: value.text must be a list"),
 ])  # fmt: skip
 def test_malformed_export_is_one_error_and_leaves_no_sample(small_store, toy_codebook, tmp_path,
                                                             annotations, message):
@@ -118,3 +122,59 @@ def test_malformed_export_is_one_error_and_leaves_no_sample(small_store, toy_cod
     # all or nothing: neither the sample nor the good task's annotation was kept
     assert small_store.query("SELECT name FROM ann_samples") == []
     assert small_store.query("SELECT id FROM ann_annotations") == []
+
+
+def test_drafts_are_not_exported_as_completed_annotations(small_store, toy_codebook, tmp_path):
+    """A draft is work in progress: exported as a Label Studio annotation it came back from
+    import as a finished one, changing agreement and gold. Only done annotations go out."""
+    from bugatlas.annotate import agreement, get_sample
+
+    s = draw_sample(small_store, toy_codebook, size=6, seed=2)
+    assign(small_store, s, ["ann", "ben"], k=2)
+    for a in ("ann", "ben"):
+        for qi, q in enumerate(queue_for(small_store, s, a)):
+            labels = {"symptom": ["Crash" if a == "ann" or qi % 2 else "System Hang"]}
+            status = "draft" if (a == "ben" and qi < 2) else "done"
+            save_annotation(small_store, s, q["assignment_id"], a, labels, status=status, codebook=toy_codebook)
+    res = export_tasks(small_store, s, tmp_path / "ls", with_annotations=True, codebook=toy_codebook)
+    assert res["annotations"] == 10
+    fresh = Store(tmp_path / "fresh.db")
+    fresh.upsert_issues(make_issues())
+    import_export(fresh, tmp_path / "ls" / "tasks.json", codebook=toy_codebook)
+    before = agreement(small_store, s, codebook=toy_codebook)["dimensions"]["symptom"]["levels"]["symptom"]
+    after = agreement(fresh, "toy", codebook=toy_codebook)["dimensions"]["symptom"]["levels"]["symptom"]
+    assert after["items"] == before["items"] == 4
+    assert after["pairs"][0]["cohen_kappa"] == before["pairs"][0]["cohen_kappa"]
+    ben = [r for r in latest_annotations(fresh, get_sample(fresh, "toy")) if r["annotator"] == "ben"]
+    assert len(ben) == 4 and all(r["status"] == "done" for r in ben)
+    fresh.close()
+
+
+def test_import_as_an_arbitrator_names_the_file_and_annotation(small_store, toy_codebook, tmp_path):
+    """An export whose annotator is the sample's arbitrator is refused (blindness) with the
+    file, task and annotation named, like every other bad annotation."""
+    s = draw_sample(small_store, toy_codebook, size=2, seed=1)
+    assign(small_store, s, ["ann", "ben"], k=2, arbitrator=["arb"])
+    f = tmp_path / "export.json"
+    f.write_text(json.dumps([{"data": {"repo": "vllm-project/vllm", "number": 100}, "annotations": [
+        {"completed_by": 1, "created_username": "arb", "result": [
+            {"type": "taxonomy", "from_name": "symptom", "value": {"taxonomy": [["Crash"]]}}]}]}]))
+    with pytest.raises(BadInputError, match=r"export.json: task 0 \(vllm-project/vllm#100\), annotation 0: arb: an annotator cannot"):
+        import_export(small_store, f, sample="toy", codebook=toy_codebook)
+    assert small_store.query("SELECT id FROM ann_annotations") == []
+
+
+def test_import_taxonomy_that_is_not_the_samples_is_refused(corpus_store, tmp_path):
+    """`labelstudio import --sample S --taxonomy T` where S exists in another taxonomy ignored
+    --taxonomy; an unknown taxonomy in a task file did not name the file."""
+    s = draw_sample(corpus_store, "liu2025", size=2, seed=1, name="liu")
+    assign(corpus_store, s, ["ann", "ben"], k=2)
+    f = tmp_path / "export.json"
+    f.write_text(json.dumps([{"data": {"repo": "vllm-project/vllm", "number": 1000, "taxonomy": "nosuch"},
+                              "annotations": []}]))
+    with pytest.raises(BadInputError, match=r"export.json: sample liu is of liu2025, not yu2026"):
+        import_export(corpus_store, f, sample="liu", taxonomy="yu2026")
+    with pytest.raises(BadInputError, match=r"export.json: .*nosuch"):
+        import_export(corpus_store, f, sample="new")
+    got = import_export(corpus_store, f, sample="liu", taxonomy="liu2025")
+    assert got["sample"] == "liu"

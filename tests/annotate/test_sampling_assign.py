@@ -107,3 +107,30 @@ def test_reassign_keeps_assignments_with_work(small_store, toy_codebook):
     assign(small_store, s, ["ann", "ben", "cy"], k=2, seed=99)
     mine = {x["assignment_id"] for x in queue_for(small_store, s, "ann")}
     assert q["assignment_id"] in mine
+
+
+def test_a_filter_matching_nothing_names_the_option(small_store, toy_codebook):
+    """The store has issues; `--repos`/`--label` that match none of them were reported as an
+    empty store ("import or collect issues first")."""
+    from bugatlas.errors import BadInputError
+
+    with pytest.raises(BadInputError, match="no issue matches --repos no/such"):
+        draw_sample(small_store, toy_codebook, size=3, repos=["no/such"])
+    with pytest.raises(BadInputError, match="no issue matches --label toy:symptom=Crash"):
+        draw_sample(small_store, toy_codebook, size=3, label="toy:symptom=Crash")
+
+
+def test_replace_refuses_a_sample_holding_annotations(small_store, toy_codebook):
+    """`sample --replace` silently deleted the annotators' saved work with the old sample."""
+    from bugatlas.annotate import queue_for, save_annotation
+
+    s = draw_sample(small_store, toy_codebook, size=4, seed=1)
+    draw_sample(small_store, toy_codebook, size=5, seed=1, replace=True)  # nothing saved yet: fine
+    s = get_sample(small_store, s.name)
+    assign(small_store, s, ["ann", "ben"], k=2)
+    q = queue_for(small_store, s, "ann")[0]
+    save_annotation(small_store, s, q["assignment_id"], "ann", {"symptom": "Crash"}, codebook=toy_codebook)
+    with pytest.raises(BadInputError, match="--replace: sample 'toy' holds 1 saved annotation"):
+        draw_sample(small_store, toy_codebook, size=6, seed=2, replace=True)
+    assert small_store.query("SELECT COUNT(*) AS n FROM ann_annotations")[0]["n"] == 1
+    assert get_sample(small_store, "toy").size == 5

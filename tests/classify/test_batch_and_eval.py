@@ -27,6 +27,33 @@ def test_read_issues_real_corpus_lines(corpus_records, write_jsonl) -> None:
     assert issues[0].title == recs[0]["title"] and issues[0].labels == recs[0]["labels"]
 
 
+def test_batch_input_with_a_bom_or_as_one_json_array(corpus_records, tmp_path) -> None:
+    """Windows editors save JSON Lines with a byte order mark, and a saved GitHub API response
+    is one JSON array: both read as the same issues (both were errors on line 1)."""
+    import gzip
+    import json
+
+    from bugatlas.filter.pipeline import read_jsonl
+
+    recs = [corpus_records[k] for k in sorted(corpus_records)[:4]]
+    bom = tmp_path / "bom.jsonl"
+    bom.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in recs), encoding="utf-8-sig")
+    array = tmp_path / "api.json.gz"
+    with gzip.open(array, "wt", encoding="utf-8") as fh:
+        json.dump(recs, fh, indent=2)
+    want = [(r["repo"], r["number"], r["title"]) for r in recs]
+    for path in (bom, array):
+        assert [(i.repo, i.number, i.title) for i in read_issues(path)] == want
+        assert [(r["repo"], r["number"]) for r in read_jsonl(path)] == [w[:2] for w in want]
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps([recs[0], {"repo": "a/b", "title": "no number"}]))
+    with pytest.raises(BadInputError, match=r"bad.json: record 2: missing field 'number'"):
+        list(read_issues(bad))
+    bad.write_text("[" + json.dumps(recs[0]) + ",")
+    with pytest.raises(BadInputError, match=r"bad.json: invalid JSON array"):
+        list(read_issues(bad))
+
+
 def test_read_issues_names_the_bad_line(tmp_path) -> None:
     path = tmp_path / "bad.jsonl"
     path.write_text('{"repo": "a/b", "number": 1, "title": "x"}\n{oops\n')

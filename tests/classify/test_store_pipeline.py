@@ -133,3 +133,22 @@ def test_eval_cli_prints_the_learning_curve_not_the_confidence_rows(small_store:
     sizes = [line.split("│")[1].strip() for line in curve.splitlines() if line.startswith("│")]
     assert sizes == ["10", "20", "32"], curve
     assert "nan" not in curve
+
+
+def test_classify_labels_the_failure_reports_the_study_rules_keep(small_store: Store) -> None:
+    """After `filter --rules liu2025` (closed + `bug` label) classify labels the store's
+    failure reports (view `failure_reports`: judged failure AND passing the rules), not every
+    issue the text model judged a failure; rules that take nothing leave nothing to label."""
+    from bugatlas.classify import failure_issues
+    from bugatlas.filter import filter_store
+
+    filter_store(small_store, rules="liu2025")
+    reports = {(r["repo"], r["number"]) for r in small_store.query("SELECT repo, number FROM failure_reports")}
+    judged = {(r["repo"], r["number"]) for r in small_store.query(
+        "SELECT repo, number FROM issue_kinds WHERE kind = 'failure'")}
+    assert reports and len(reports) < len(judged)          # the rules drop some judged failures
+    assert {i.key for i in failure_issues(small_store)} == reports
+    res = classify_store(small_store, "liu2025")
+    assert res.candidates == len(reports)
+    assert set(machine_labels(small_store, "liu2025")) <= reports
+    assert len(failure_issues(small_store, all_issues=True)) == 200

@@ -186,13 +186,14 @@ def test_batch_looks_up_bodies_in_the_store(indexed_store, tmp_path):
 
 def test_batch_bad_records_and_output_dir_are_one_line_errors(tmp_path):
     src = tmp_path / "in.jsonl"
-    src.write_text('{"repo": "a/b", "number": 1, "body": 5}\n')
+    # the error names the option, the file and the line (it used to say only "record N")
+    src.write_text('\n{"repo": "a/b", "number": 1, "body": 5}\n')
     result = bugatlas("diagnose", "--batch", "--input", str(src), "--output", str(tmp_path / "o.jsonl"))
-    assert result.returncode == 2 and "record 1 (a/b#1): body is int" in result.stderr
+    assert result.returncode == 2 and f"--input: {src}: line 2: body is int, expected text" in result.stderr
     assert "Traceback" not in result.stderr and not (tmp_path / "o.jsonl").exists()
     src.write_text('{"repo": "a/b", "number": "x", "body": "KeyError: 1"}\n')
     result = bugatlas("diagnose", "--batch", "--input", str(src), "--output", str(tmp_path / "o.jsonl"))
-    assert result.returncode == 2 and "record 1: number 'x'" in result.stderr
+    assert result.returncode == 2 and f"--input: {src}: line 1: number 'x' is not an issue number" in result.stderr
     src.write_text('{"repo": "a/b", "number": 1, "body": "KeyError: 1"}\n')
     result = bugatlas("diagnose", "--batch", "--input", str(src), "--output", str(tmp_path / "no" / "o.jsonl"))
     assert result.returncode == 2 and "directory" in result.stderr and "Traceback" not in result.stderr

@@ -136,3 +136,25 @@ def test_an_interrupted_vector_cache_write_does_not_break_later_searches(indexed
     assert vecs.shape[0] == len(ids) == 2997
     text = "RuntimeError: CUDA error: out of memory"
     assert SearchIndex(indexed_store).search(parse_log(text), text, k=3)
+
+
+def test_growth_refit_vectorizes_each_issue_once(corpus_store, tmp_path):
+    """A build that grows the index past ``refit_growth`` refits: the new issues are vectorized
+    once, by the new model, and the count says so (it used to add the old model's vectors too)."""
+    from bugatlas.store import Store
+
+    issues = list(corpus_store.iter_issues(repos=["vllm-project/vllm"]))[:300]
+    with Store(tmp_path / "small.db") as st:
+        st.upsert_issues(issues[:100])
+        ix = SearchIndex(st)
+        first = ix.build()
+        assert first.refitted and first.vectorized == 100
+        st.upsert_issues(issues[100:])  # 3x as many issues: past the 2x refit growth
+        second = ix.build()
+        assert second.refitted and second.indexed == 200
+        assert second.vectorized == 300 == ix.status()["vectorized"]
+        version = ix.status()["model"]["version"]
+        assert version == 2
+        stale = st.conn.execute("SELECT COUNT(*) FROM diagnose_docs WHERE model_version IS NOT ?",
+                                (version,)).fetchone()[0]
+        assert stale == 0

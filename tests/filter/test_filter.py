@@ -168,6 +168,8 @@ def test_store_filter_writes_kinds_view_and_labels(corpus_store) -> None:
     assert sum(r["n"] for r in rows) == 813
     fr = corpus_store.query("SELECT COUNT(*) AS n FROM failure_reports")[0]["n"]
     assert 0 < fr <= s1["kinds"]["failure"]
+    # the summary gives the view's count: the rules' count also holds non-failures they keep
+    assert s1["failure_reports"] == fr and s1["rule_pass"] >= fr
     labels = list(corpus_store.iter_labels("issue-kind", source_kind="model"))
     assert len(labels) == 813 and all(l.confidence is not None and l.evidence for l in labels)
     # Resumes: a second run judges nothing new; --redo judges again without duplicating labels.

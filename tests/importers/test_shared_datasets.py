@@ -118,6 +118,8 @@ def test_skip_bad_imports_the_good_records_and_reports_the_bad(shared_data: Path
     with Store(tmp_path / "s.db") as store:
         (result,) = import_paths(store, [broken], skip_bad=True, progress=False)
         assert store.count_issues() == 98
+    # records counts every line read, the unparseable one too: 100 = 98 imported + 2 skipped
+    assert (result.records, result.issues, len(result.bad)) == (100, 98, 2)
     assert [str(b) for b in result.bad] == [
         f"{broken}: line 10: missing field 'number'",
         f"{broken}: line 20: invalid JSON (invalid literal, expected 'null')",
@@ -211,3 +213,14 @@ def test_malformed_json_file_in_a_folder_names_its_line_not_an_unknown_format(sh
     junk.write_text("hello\n", encoding="utf-8")
     with Store(tmp_path / "s.db") as store, pytest.raises(BadInputError, match=r"junk\.jsonl: line 1: invalid JSON"):
         import_paths(store, [junk], progress=False)
+
+
+def test_json_lines_with_a_byte_order_mark_import(shared_data: Path, tmp_path: Path) -> None:
+    """A BOM before the first line (Windows editors) read as one broken pretty-printed document."""
+    with gzip.open(CORPUS, "rt", encoding="utf-8") as src:
+        lines = src.readlines()[:3]
+    bom = tmp_path / "bom.jsonl"
+    bom.write_text("".join(lines), encoding="utf-8-sig")
+    with Store(tmp_path / "s.db") as store:
+        (result,) = import_paths(store, [bom], progress=False)
+        assert (result.records, result.issues, result.bad) == (3, 3, [])

@@ -59,3 +59,33 @@ def test_model_names_map_to_known_shapes():
     assert find_known("Qwen/Qwen3-8B") == "qwen3-8b"
     assert find_known("Qwen/Qwen2.5-7B-Instruct-AWQ") == "qwen2.5-7b"
     assert find_known("someone/unheard-of-model") is None
+
+
+def test_gemma3_gguf_local_layers_hold_only_the_window():
+    """A GGUF file names the window but not the layout: Gemma 3's five-local-one-global layout
+    comes from data/attention.yaml (it used to count every layer at the whole context)."""
+    from tests.llama_server import model_path
+
+    from bugatlas.preflight.assets import spec_from_gguf
+
+    spec = spec_from_gguf(model_path())
+    assert spec.model_type == "gemma3" and spec.num_layers == 18
+    window = int(spec.config["sliding_window"])
+    assert window == 512
+    assert spec.local_attention_layers() == 15  # 18 layers, every sixth global
+    per_layer = spec.kv_bytes_per_token(2.0) / 18
+    assert spec.kv_bytes(32768, 2.0) == int(per_layer * (3 * 32768 + 15 * window))
+    assert spec.kv_bytes(256, 2.0) == int(per_layer * 18 * 256)  # shorter than the window
+
+
+def test_sliding_window_layout_from_layer_types_family_or_none():
+    base = {"model_type": "gemma2", "num_hidden_layers": 4, "num_attention_heads": 8, "num_key_value_heads": 4,
+            "hidden_size": 512, "head_dim": 64, "sliding_window": 100}
+    assert ModelSpec(config=base).local_attention_layers() == 2  # Gemma 2 alternates
+    types = ["sliding_attention", "sliding_attention", "sliding_attention", "full_attention"]
+    assert ModelSpec(config={**base, "layer_types": types}).local_attention_layers() == 3  # the config wins
+    # Qwen2 configs name a window they do not use; an unknown family keeps the whole context
+    assert ModelSpec(config={**base, "model_type": "qwen2", "use_sliding_window": False}).local_attention_layers() == 0
+    unknown = ModelSpec(config={**base, "model_type": "mistral"})
+    assert unknown.local_attention_layers() == 0
+    assert unknown.kv_bytes(1000, 2.0) == unknown.kv_bytes_per_token(2.0) * 1000

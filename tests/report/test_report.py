@@ -237,6 +237,118 @@ def test_unwritable_table_path_is_a_clear_error(evil_store, tmp_path):
     from bugatlas.errors import BugAtlasError
 
     out = tmp_path / "rep"
-    (out / "tables" / "overview_groups.csv").mkdir(parents=True)  # a folder where a table goes
-    with pytest.raises(BugAtlasError, match=r"--out .*overview_groups\.csv"):
+    (out / "index.html").mkdir(parents=True)  # a folder where the page goes
+    with pytest.raises(BugAtlasError, match=r"--out .*index\.html"):
         build_report(evil_store, out, taxonomy="t")
+    assert not (out / "tables").exists()  # nothing half-written
+
+
+def test_rebuilt_report_has_no_stale_tables_and_a_failed_build_keeps_the_old_one(evil_store, tmp_path):
+    """Rebuilding into the same folder (as `bugatlas run` does) left the previous build's
+    tables beside the new ones; a build that failed half way left a mix of both."""
+    from bugatlas.errors import BugAtlasError
+
+    out = tmp_path / "rep"
+    full = build_report(evil_store, out, taxonomy="t", audit=False)
+    assert (out / "tables" / "dist_symptom_symptom.csv").exists()
+    before = {p.name: p.read_bytes() for p in (out / "tables").iterdir()}
+    raw = build_report(evil_store, out, taxonomy=None, audit=False)
+    written = {p.name for p in raw.tables + raw.latex}
+    assert {p.name for p in (out / "tables").iterdir()} == written
+    assert len(written) < len(before) and not [p for p in out.iterdir() if p.name.startswith(".")]
+    # A build that fails leaves the previous report whole.
+    build_report(evil_store, out, taxonomy="t", audit=False)
+    assert {p.name for p in (out / "tables").iterdir()} == {p.name for p in full.tables + full.latex}
+    before = {p.name: p.read_bytes() for p in (out / "tables").iterdir()}
+    (out / "report.md").unlink()
+    (out / "report.md").mkdir()  # the last file cannot be written
+    with pytest.raises(BugAtlasError, match=r"--out .*report\.md"):
+        build_report(evil_store, out, taxonomy=None, audit=False)
+    assert {p.name: p.read_bytes() for p in (out / "tables").iterdir()} == before
+
+
+def test_agreement_section_numbers_are_the_annotators_kappa(_imported_store_file, tmp_path):
+    """With real disagreements and an unfinished draft, the report's agreement table shows
+    Cohen's kappa (scikit-learn's), not the observed agreement, over the done items only."""
+    ann = pytest.importorskip("bugatlas.annotate", reason="annotate stage not installed")
+    from sklearn.metrics import cohen_kappa_score
+
+    db = tmp_path / "a.db"
+    shutil.copy(_imported_store_file, db)
+    sym = ["Crash", "System Hang", "Feature Failure"]
+    with Store(db) as store:
+        sample = ann.draw_sample(store, "liu2025", size=12, seed=5, dimensions=["symptom"], repos=["sgl-project/sglang"])
+        ann.assign(store, sample, ["ann", "ben"], k=2)
+        given = {}
+        for who in ("ann", "ben"):
+            for i, q in enumerate(ann.queue_for(store, sample, who)):
+                value = sym[q["item_id"] % 3] if who == "ann" or i % 3 else sym[(q["item_id"] + 1) % 3]
+                draft = who == "ben" and i == 1
+                ann.save_annotation(store, sample, q["assignment_id"], who, {"symptom": value},
+                                    status="draft" if draft else "done")
+                if not draft:
+                    given.setdefault(q["item_id"], {})[who] = value
+        build_report(store, tmp_path / "rep", taxonomy="liu2025", audit=False)
+    both = [g for g in given.values() if len(g) == 2]
+    kappa = cohen_kappa_score([g["ann"] for g in both], [g["ben"] for g in both])
+    import csv as _csv
+
+    rows = list(_csv.DictReader((tmp_path / "rep" / "tables" / "agreement.csv").open()))
+    row = next(r for r in rows if r["level"] == "symptom")
+    assert int(row["items"]) == len(both) == 11
+    assert row["cohen_kappa"] == f"ann+ben: {kappa:.3f}" and 0 < kappa < 0.9
+
+
+def test_audit_file_that_cannot_be_read_is_refused(evil_store, tmp_path):
+    """`report --audit-file` naming a missing file or another file was accepted and ignored:
+    the audit silently fell back to the store's counts."""
+    from bugatlas.errors import BadInputError
+
+    with pytest.raises(BadInputError, match="--audit-file .*nope.csv: no such file"):
+        build_report(evil_store, tmp_path / "rep", taxonomy="t", audit_files=[tmp_path / "nope.csv"])
+    other = tmp_path / "other.csv"
+    other.write_text("a,b\n1,2\n", encoding="utf-8")
+    with pytest.raises(BadInputError, match="--audit-file .*other.csv: not Liu"):
+        build_report(evil_store, tmp_path / "rep", taxonomy="t", audit_files=[other])
+    assert not (tmp_path / "rep" / "tables").exists()
+
+
+def test_unknown_audit_paper_names_the_report_option(evil_store, tmp_path):
+    from bugatlas.errors import BadInputError
+
+    with pytest.raises(BadInputError, match="^--audit liu2052: known papers are liu2025"):
+        build_report(evil_store, tmp_path / "rep", taxonomy="t", audit_papers=["liu2052"])
+
+
+def test_long_categories_sharing_a_prefix_get_their_own_bar(olf_report):
+    """Open-LLM-Failures' level-2 root causes ("Configuration and Parameter Setting Errors -
+    Inference …" / "… - Fine-tuning …") were cut to the same 40 characters, and plotly drew
+    their bars on one row, one hiding the other. Every category now has its own row."""
+    import pandas as pd
+
+    from bugatlas.report import figures as F
+
+    for name in ("dist_root_cause_level_2", "dist_symptom_level_3"):
+        d = pd.read_csv(olf_report.out / "tables" / f"{name}.csv")
+        fig = F.bar(d, name)
+        assert len(set(fig.data[0].y)) == len(fig.data[0].y) == min(25, len(d))
+    t = pd.DataFrame([[1, 2], [3, 4]], index=["A long shared prefix for rows - one", "A long shared prefix for rows - two"],
+                     columns=["Another long shared prefix, column 1", "Another long shared prefix, column 2"])
+    h = F.heatmap(t, "t")
+    assert len(set(h.data[0].x)) == 2 and len(set(h.data[0].y)) == 2
+
+
+def test_latex_captions_are_escaped(olf_report):
+    """pandas escapes a table's cells but not its caption: "5%)}" commented out the closing
+    brace and "root_cause" left text mode, so the .tex files did not compile."""
+    import re
+
+    special = re.compile(r"(?<!\\)[%_&#$^~]")
+    captions = [line for tex in (olf_report.out / "tables").glob("*.tex")
+                for line in tex.read_text().splitlines() if line.startswith("\\caption")]
+    assert len(captions) >= 10
+    for line in captions:
+        body = re.match(r"\\caption(?:\[\])?\{(.*?)\}(?: \\label\{[^}]*\})?(?: \\\\)?$", line).group(1)
+        assert not special.search(body.replace("\\textbar{}", "").replace("\\textgreater{}", "")), line
+        assert "\\%" in line or "%" not in line
+    assert any("root\\_cause" in c for c in captions) and any("5\\%" in c for c in captions)

@@ -81,11 +81,11 @@ def test_report_that_failed_on_a_rerun_is_not_skipped_next_time(tmp_path, shared
                  "report: {out: out/report}\naudit: {enabled: false}\n")  # fmt: skip
     study, s1 = run_study(f)
     assert [r.status for r in s1 if r.step in ("import", "report")] == ["ran", "ran"]
-    # a re-run of the report stops halfway (here: a table path it cannot write)
-    blocker = study.report_dir / "tables" / "overview_groups.csv"
+    # a re-run of the report stops halfway (here: a file path it cannot write)
+    blocker = study.report_dir / "report.md"
     blocker.unlink()
     blocker.mkdir()
-    with pytest.raises(BugAtlasError, match="overview_groups.csv"):
+    with pytest.raises(BugAtlasError, match="report.md"):
         run_study(f, start="report")
     blocker.rmdir()
     # the next plain run must rebuild the half-written report, not call it done

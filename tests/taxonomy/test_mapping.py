@@ -63,10 +63,12 @@ def test_map_records_and_cli_file_round_trip(tmp_path: Path) -> None:
                         "stage": "Inference"}},
             {"repo": "qwenlm/qwen", "number": 2, "labels": {"symptom": "No Such Symptom"}}]  # fmt: skip
     out = list(map_records(recs, "yu2026-artifact", "yu2026"))
-    assert out[0]["labels"]["symptom_category"] == ["Runtime Crash"]
-    assert out[0]["labels"]["symptom_subcategory"] == ["Model Usage Error"]
-    assert out[0]["labels"]["symptom"] == ["Tokenizer Error"]
-    assert out[0]["labels"]["root_cause_category"] == ["Environment and Infrastructure Fault"]
+    # yu2026's dimensions are single-valued: one name each, as `classify --output` writes them
+    assert out[0]["labels"]["symptom_category"] == "Runtime Crash"
+    assert out[0]["labels"]["symptom_subcategory"] == "Model Usage Error"
+    assert out[0]["labels"]["symptom"] == "Tokenizer Error"
+    assert out[0]["labels"]["root_cause_category"] == "Environment and Infrastructure Fault"
+    assert out[0]["labels"]["stage"] == "Inference"
     assert out[1]["unmapped"] == {"symptom": ["No Such Symptom"]}
     f = tmp_path / "in.jsonl"
     f.write_text("\n".join(json.dumps(r) for r in recs))
@@ -122,7 +124,7 @@ def test_map_cli_input_gz_dry_run_and_bad_record_name_the_file(tmp_path: Path) -
     out = tmp_path / "o.jsonl"
     res = cli("--input", str(f), "--output", str(out))
     assert res.returncode == 0, res.stderr
-    assert json.loads(out.read_text())["labels"]["symptom_category"] == ["Process Hang"]
+    assert json.loads(out.read_text())["labels"]["symptom_category"] == "Process Hang"
     out.unlink()
     res = cli("--input", str(f), "--output", str(out), "--dry-run", "--json")
     assert res.returncode == 0 and json.loads(res.stdout)["records"] == 1 and not out.exists(), res.stderr

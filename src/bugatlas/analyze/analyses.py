@@ -89,7 +89,8 @@ def _parent(data: StudyData, dimension: str, depth: int, category: str) -> str:
 def hierarchy(data: StudyData, dimension: str) -> pd.DataFrame:
     """Every node of a hierarchical dimension: id (path), label, parent id (for a sunburst or
     treemap whose leaves may share names across branches), units (distinct records) and
-    instances (leaf labels below it; a parent's instances are the sum of its children's)."""
+    instances (leaf labels below it, so a parent's instances are the sum of its children's,
+    plus its records labeled at its level alone, e.g. a root-cause group with no cause)."""
     rows = data.values(dimension, None, distinct=False)
     recs: dict[tuple[str, ...], set] = {}
     inst: dict[tuple[str, ...], int] = {}
@@ -100,6 +101,19 @@ def hierarchy(data: StudyData, dimension: str) -> pd.DataFrame:
             key = tuple(path[: i + 1])
             recs.setdefault(key, set()).update(uniq)
             inst[key] = inst.get(key, 0) + len(units)
+    # labels given only at an upper level (a group without a cause): counted at their node
+    # and its ancestors, as StudyData.values counts them at that level
+    prefixes = {(len(k) - 1, k[-1]): k for k in recs}
+    for depth in range(max(data.depth(dimension), 1) - 1):
+        at_level = data.values(dimension, depth)
+        for value, units in at_level.groupby("value")["unit"]:
+            key = prefixes.get((depth, value), (value,) if depth == 0 else None)
+            if key is None:
+                continue
+            extra = set(units.tolist()) - recs.get(key, set())
+            for i in range(len(key)):
+                recs.setdefault(key[: i + 1], set()).update(extra)
+                inst[key[: i + 1]] = inst.get(key[: i + 1], 0) + len(extra)
     out = [
         {"id": " / ".join(k), "label": _short_name(k), "parent": " / ".join(k[:-1]), "depth": len(k) - 1,
          "units": len(v), "instances": inst[k]}

@@ -183,8 +183,26 @@ class StudyData:
                 _, first = np.unique(pair, return_index=True)
                 first.sort()
                 units, vcodes = units[first], vcodes[first]
-            self._cache[key] = pd.DataFrame({"unit": units, "value": np.asarray(lnames, dtype=object)[vcodes]})
+            rows = pd.DataFrame({"unit": units, "value": np.asarray(lnames, dtype=object)[vcodes]})
+            self._cache[key] = self._with_level_only_labels(dimension, idx, rows)
         return self._cache[key].copy()
+
+    def _with_level_only_labels(self, dimension: str, idx: int, rows: pd.DataFrame) -> pd.DataFrame:
+        """Add the labels given only at this level: an annotator may choose a root-cause group
+        with no cause, and a classifier may be sure of the group but not of the cause. They
+        are stored in the level's own dimension (``root_cause_group``) and have no leaf to be
+        counted from, so a group distribution read from the leaves alone missed them."""
+        names = self.level_names(dimension)
+        level_dim = names[idx] if idx < len(names) - 1 else None
+        if not level_dim or level_dim == dimension or level_dim not in self._index():
+            return rows
+        units, codes, values = self._index()[level_dim]
+        own = pd.DataFrame({"unit": units, "value": np.asarray(values, dtype=object)[codes]}).drop_duplicates()
+        seen = pd.MultiIndex.from_frame(rows[["unit", "value"]])
+        extra = own[~pd.MultiIndex.from_frame(own).isin(seen)]
+        if extra.empty:
+            return rows
+        return pd.concat([rows, extra], ignore_index=True)
 
     def require(self, dimension: str) -> None:
         if dimension not in self._index():

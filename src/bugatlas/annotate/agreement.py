@@ -146,7 +146,7 @@ def agreement(store: Store, sample: Sample | str | None = None, *, round: str = 
     if round not in (None, "", "main", "pilot"):
         raise BadInputError(f"--round {round}: use main, pilot or all")
     s = sample if isinstance(sample, Sample) else get_sample(store, sample)
-    cb = cbm.load(codebook or s.taxonomy)
+    cb = cbm.load(codebook or s)
     rows = latest_annotations(store, s, round=round or None, done_only=not include_drafts)
     annotators = sorted({r["annotator"] for r in rows})
     report: dict[str, Any] = {

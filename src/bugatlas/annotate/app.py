@@ -72,7 +72,7 @@ class AnnotationApp:
     def __init__(self, store: Store, sample: str | None = None, codebook: Any = None):
         self.store = store
         self.sample_name = get_sample(store, sample).name
-        self.cb = cbm.load(codebook or get_sample(store, sample).taxonomy)
+        self.cb = cbm.load(codebook or get_sample(store, sample))
         self.env = Environment(loader=FileSystemLoader(HERE / "templates"),
                                autoescape=select_autoescape(default=True, default_for_string=True))
         self.env.filters["tojson_safe"] = lambda v: orjson.dumps(v).decode().replace(

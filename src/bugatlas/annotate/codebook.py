@@ -14,10 +14,23 @@ from bugatlas.errors import BadInputError
 
 
 def load(taxonomy: Any) -> Any:
-    """A codebook object for ``taxonomy`` (a name, a YAML path, or a codebook already)."""
+    """A codebook object for ``taxonomy`` (a name, a YAML path, a codebook already, or a
+    sample: the YAML file it was drawn with, else its taxonomy's name)."""
+    if hasattr(taxonomy, "params") and hasattr(taxonomy, "taxonomy"):  # a Sample
+        taxonomy = (taxonomy.params or {}).get("codebook_file") or taxonomy.taxonomy
     if not isinstance(taxonomy, str):
         return taxonomy
     return _load(taxonomy)
+
+
+def file_of(taxonomy: Any) -> str | None:
+    """The absolute path of a codebook given as a YAML file (a user's codebook), else None:
+    recorded with a sample so later commands can load it by the sample alone."""
+    from pathlib import Path
+
+    if isinstance(taxonomy, str) and taxonomy.endswith((".yaml", ".yml")) and Path(taxonomy).is_file():
+        return str(Path(taxonomy).resolve())
+    return None
 
 
 @lru_cache(maxsize=32)

@@ -39,7 +39,7 @@ def register(app: typer.Typer) -> None:
         repos: Annotated[str | None, typer.Option("--repos", help="Only these repositories (comma-separated OWNER/NAME).")] = None,
         label: Annotated[str | None, typer.Option("--label", help="Only issues carrying this label: TAXONOMY:DIMENSION=VALUE.")] = None,
         dimensions: Annotated[str | None, typer.Option("--dimensions", help="Dimensions to annotate (comma-separated; default all).")] = None,
-        replace: Annotated[bool, typer.Option("--replace", help="Replace an existing sample of that name.")] = False,
+        replace: Annotated[bool, typer.Option("--replace", help="Replace an existing sample of that name (refused once it holds annotations).")] = False,
         failure_reports: Annotated[bool, typer.Option("--failure-reports", help="Only issues the filter stage judged failure reports (run `bugatlas filter` first).")] = False,
         db: DbOption = None,
         as_json: JsonOption = False,
@@ -224,7 +224,7 @@ def _register_labelstudio(app: typer.Typer) -> None:
     @ls.command("export")
     def ls_export(
         out_dir: Annotated[Path, typer.Argument(help="Folder for tasks.json and config.xml.")],
-        with_annotations: Annotated[bool, typer.Option("--with-annotations", help="Include each annotator's latest annotation.")] = False,
+        with_annotations: Annotated[bool, typer.Option("--with-annotations", help="Include each annotator's latest annotation, when it is marked done (drafts are left out).")] = False,
         sample: SampleOption = None,
         db: DbOption = None,
         as_json: JsonOption = False,
@@ -270,7 +270,11 @@ def _register_labelstudio(app: typer.Typer) -> None:
 
 
 def _sample_for(store, sample, taxonomy, get_sample, BadInputError):  # noqa: N803
+    from bugatlas.annotate import codebook as cbm
+
     s = get_sample(store, sample)
+    if taxonomy and cbm.file_of(taxonomy):  # a YAML codebook: samples record its name
+        taxonomy = cbm.load(taxonomy).name
     if taxonomy and taxonomy != s.taxonomy:
         rows = store.query("SELECT name FROM ann_samples WHERE taxonomy = ? ORDER BY id DESC", (taxonomy,))
         if sample or not rows:

@@ -100,7 +100,7 @@ def record_final(store: Store, sample: Sample | str | None, item_id: int, arbitr
         raise BadInputError(f"item {item_id} is not in sample {s.name}")
     if not st["complete"]:
         raise BadInputError(f"item {item_id}: not every annotator has finished it yet")
-    cb = cbm.load(codebook or s.taxonomy)
+    cb = cbm.load(codebook or s)
     clean = clean_labels(cb, s, labels)
     now = now_iso()
     with store.transaction() as conn:
@@ -117,7 +117,7 @@ def finalize(store: Store, sample: Sample | str | None = None, *, item_ids: list
              codebook: Any = None) -> dict[str, Any]:
     """Record agreed items' final labels and write every final label as a gold label."""
     s = _resolve(store, sample)
-    cb = cbm.load(codebook or s.taxonomy)
+    cb = cbm.load(codebook or s)
     states = item_states(store, s)
     if item_ids is not None:
         states = {i: states[i] for i in item_ids}

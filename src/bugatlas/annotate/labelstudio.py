@@ -27,7 +27,7 @@ from bugatlas.annotate import codebook as cbm
 from bugatlas.annotate.assign import check_name, set_roles
 from bugatlas.annotate.sampling import Sample, get_sample, sample_items
 from bugatlas.annotate.work import clean_labels, latest_annotations
-from bugatlas.errors import BadInputError
+from bugatlas.errors import BadInputError, BugAtlasError
 from bugatlas.store import Store
 from bugatlas.store.records import normalize_repo
 from bugatlas.store.store import now_iso
@@ -85,7 +85,7 @@ def export_tasks(store: Store, sample: Sample | str | None, out_dir: str | Path,
                  with_annotations: bool = False, codebook: Any = None) -> dict[str, Any]:
     """Write ``tasks.json`` and ``config.xml`` for the sample into ``out_dir``."""
     s = sample if isinstance(sample, Sample) else get_sample(store, sample)
-    cb = cbm.load(codebook or s.taxonomy)
+    cb = cbm.load(codebook or s)
     out = Path(out_dir)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -94,7 +94,9 @@ def export_tasks(store: Store, sample: Sample | str | None, out_dir: str | Path,
     anns: dict[int, list[dict[str, Any]]] = {}
     names: list[str] = []
     if with_annotations:
-        rows = latest_annotations(store, s)
+        # Only finished work: Label Studio has no draft annotations in its task format, and a
+        # draft exported as an annotation would come back from import as a done one.
+        rows = latest_annotations(store, s, done_only=True)
         names = sorted({r["annotator"] for r in rows})
         for r in rows:
             anns.setdefault(r["item_id"], []).append({
@@ -180,16 +182,29 @@ def _import_tasks(store: Store, path: Path, tasks: list[Any], name: str | None, 
     if not exists:
         if not (name and (tax or codebook)):
             raise BadInputError(f"{path}: name the sample (--sample) and its --taxonomy to create it")
-        cb = cbm.load(codebook or tax)
+        try:
+            cb = cbm.load(codebook or tax)
+        except BugAtlasError as exc:
+            raise BadInputError(f"{path}: {exc}") from None
         with store.transaction() as conn:
             dims = [d for d in cbm.dimension_names(cb)]
             conn.execute(
                 "INSERT INTO ann_samples (name, taxonomy, dimensions, strata_by, seed, params, created_at) "
                 "VALUES (?, ?, ?, 'imported', 0, ?, ?)",
                 (name, cb.name, orjson.dumps(dims).decode(),
-                 orjson.dumps({"imported_from": str(path)}).decode(), now_iso()))
+                 orjson.dumps({"imported_from": str(path), **({"codebook_file": cbm.file_of(tax)}
+                                                               if cbm.file_of(tax) else {})}).decode(),
+                 now_iso()))
     s = get_sample(store, name)
-    cb = cbm.load(codebook or s.taxonomy)
+    if exists and tax and not codebook and tax != s.taxonomy:
+        try:
+            same = cbm.load(tax).name == s.taxonomy
+        except BugAtlasError:
+            same = False
+        if not same:  # --taxonomy (or the file's) would be silently ignored
+            raise BadInputError(f"{path}: sample {s.name} is of {s.taxonomy}, not {tax} "
+                                "(name another --sample to import it as a new one)")
+    cb = cbm.load(codebook or s)
     counts = {"tasks": 0, "annotations": 0, "skipped_cancelled": 0, "already_imported": 0,
               "annotators": set()}
     with store.transaction() as conn:
@@ -223,9 +238,9 @@ def _import_tasks(store: Store, path: Path, tasks: list[Any], name: str | None, 
                     who = _annotator(ann, mapping)
                     labels, note, unsure = _parse_result(ann.get("result") or [])
                     clean = clean_labels(cb, s, labels)
+                    set_roles(store, s, annotators=[who])
                 except BadInputError as exc:
                     raise BadInputError(f"{where}: {exc}") from None
-                set_roles(store, s, annotators=[who])
                 counts["annotators"].add(who)
                 conn.execute(
                     "INSERT OR IGNORE INTO ann_assignments (item_id, annotator, round, position, created_at) "
@@ -268,11 +283,17 @@ def _parse_result(result: list[dict[str, Any]]) -> tuple[dict[str, list[str]], s
                 raise BadInputError(f"{name}: value.taxonomy must be a list of paths ([[\"Group\", \"Leaf\"]])")
             labels.setdefault(name, [])
             labels[name] += [p[-1] for p in paths if p]
-        elif r.get("type") == "choices" and name == "unsure":
-            unsure = "unsure" in (value.get("choices") or [])
-        elif r.get("type") == "choices":
-            labels.setdefault(name, [])
-            labels[name] += list(value.get("choices") or [])
-        elif r.get("type") == "textarea" and name == "note":
-            note = "\n".join(value.get("text") or [])
+        elif r.get("type") in ("choices", "textarea"):
+            key = "choices" if r["type"] == "choices" else "text"
+            items = value.get(key) or []
+            if not isinstance(items, list) or not all(isinstance(x, str) for x in items):
+                # a bare string was read letter by letter ('C', 'r', …; a note one letter a line)
+                raise BadInputError(f"{name}: value.{key} must be a list of strings")
+            if r["type"] == "choices" and name == "unsure":
+                unsure = "unsure" in items
+            elif r["type"] == "choices":
+                labels.setdefault(name, [])
+                labels[name] += items
+            elif name == "note":
+                note = "\n".join(items)
     return labels, note, unsure

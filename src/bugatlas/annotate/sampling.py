@@ -152,6 +152,11 @@ def draw_sample(
     name = name or cb.name
     strata = _population(store, per, repos, label, failure_reports)
     if not strata:
+        narrowed = [opt for opt, given in (("--repos " + ",".join(repos or []), repos),
+                                           (f"--label {label}", label),
+                                           ("--failure-reports", failure_reports)) if given]
+        if narrowed and _population(store, per, None, None):
+            raise BadInputError(f"no issue matches {' '.join(narrowed)} (nothing to sample)")
         raise BugAtlasError("no issues to sample (import or collect issues with text first)")
     pops = {s: len(v) for s, v in strata.items()}
     if size is not None:
@@ -163,11 +168,19 @@ def draw_sample(
     params = {"taxonomy": cb.name, "per": per, "confidence": confidence, "margin": margin,
               "size": size, "seed": seed, "repos": repos, "label": label, "dimensions": dims,
               "failure_reports": failure_reports}
+    if cbm.file_of(taxonomy):  # a user's codebook: later commands load it by the sample
+        params["codebook_file"] = cbm.file_of(taxonomy)
     with store.run("annotate.sample", params) as run, store.transaction() as conn:
         existing = conn.execute("SELECT id FROM ann_samples WHERE name = ?", (name,)).fetchone()
         if existing:
             if not replace:
                 raise BadInputError(f"sample {name!r} exists (choose --name, or --replace it)")
+            work = conn.execute(
+                "SELECT COUNT(*) FROM ann_annotations n JOIN ann_assignments a ON a.id = n.assignment_id "
+                "JOIN ann_items i ON i.id = a.item_id WHERE i.sample_id = ?", (existing[0],)).fetchone()[0]
+            if work:  # replacing deletes the sample's items, assignments, annotations and finals
+                raise BadInputError(f"--replace: sample {name!r} holds {work} saved annotation(s); "
+                                    "replacing it would delete them (choose another --name)")
             conn.execute("DELETE FROM ann_samples WHERE id = ?", (existing[0],))
         cur = conn.execute(
             "INSERT INTO ann_samples (name, taxonomy, dimensions, strata_by, confidence, margin, "

@@ -95,7 +95,7 @@ def save_annotation(
     own_assignment(store, sample, assignment_id, annotator)
     if status not in STATUSES:
         raise BadInputError(f"status must be one of {', '.join(STATUSES)}, got {status!r}")
-    cb = cbm.load(codebook or sample.taxonomy)
+    cb = cbm.load(codebook or sample)
     clean = clean_labels(cb, sample, labels)
     note = (note or "")[:20000]
     created = now_iso()

@@ -147,13 +147,18 @@ def predict_parallel(ens: Ensemble, issues: Sequence[Issue], *, jobs: int = 2, c
 
 # -- store: which issues, labels in and out -----------------------------------------------
 def failure_issues(store: Store, *, all_issues: bool = False) -> list[Issue]:
-    """The issues ``classify`` labels: those the filter stage judged failure reports (its
-    ``issue-kind`` labels) when it has run, else every issue with text."""
+    """The issues ``classify`` labels: the filter stage's failure reports when it has run (the
+    view ``failure_reports``: judged ``failure`` and kept by the study's rules; else its
+    ``issue-kind`` labels), else every issue with text."""
     issues = [i for i in store.iter_issues() if _has_text(i)]
     if all_issues:
         return issues
     has_table = store.query("SELECT 1 AS x FROM sqlite_master WHERE type = 'table' AND name = 'issue_kinds'")
-    rows = store.query("SELECT repo, number, kind FROM issue_kinds") if has_table else []
+    rows = []
+    if has_table and store.query("SELECT 1 AS x FROM issue_kinds LIMIT 1"):
+        rows = store.query("SELECT repo, number, 'failure' AS kind FROM failure_reports")
+        if not rows:  # the filter ran and its rules keep no issue: nothing to label
+            return []
     if not rows:  # no filter table: the issue-kind labels (any source), if any
         rows = store.query("SELECT repo, issue_number AS number, value AS kind FROM labels "
                            "WHERE taxonomy = 'issue-kind' AND dimension = 'kind'")

@@ -1,7 +1,8 @@
 """The stable batch format shared by ``classify``, ``diagnose`` and ``eval``.
 
 Input: issues in the shared corpus format, one JSON object a line (``repo``, ``number``,
-``title``, ``body``, optionally ``labels`` and the rest), plain or gzipped.
+``title``, ``body``, optionally ``labels`` and the rest), plain or gzipped; one JSON array of
+such objects reads the same.
 Output: one prediction a line::
 
     {"repo": "vllm-project/vllm", "number": 1234, "taxonomy": "liu2025",
@@ -28,7 +29,7 @@ from bugatlas.files import replaced_when_complete
 from bugatlas.store.records import Issue
 
 
-def _iter_json_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+def _iter_json_lines(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
     from bugatlas.importers.base import iter_jsonl_objects
 
     return iter_jsonl_objects(path)
@@ -36,22 +37,22 @@ def _iter_json_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
 
 def read_issues(path: str | Path) -> Iterator[Issue]:
     """Issues of a corpus-format JSON Lines file (``.gz`` allowed), in file order."""
-    for lineno, obj in _iter_json_lines(Path(path)):
+    for loc, obj in _iter_json_lines(Path(path)):
         try:
             repo, number = obj["repo"], obj["number"]
         except KeyError as exc:
-            raise BadInputError(f"{path}: line {lineno}: missing field {exc.args[0]!r}") from None
+            raise BadInputError(f"{path}: {loc}: missing field {exc.args[0]!r}") from None
         try:
             number = int(number)
         except (ValueError, TypeError):
-            raise BadInputError(f"{path}: line {lineno}: field 'number' is not an integer: {number!r}") from None
+            raise BadInputError(f"{path}: {loc}: field 'number' is not an integer: {number!r}") from None
         labels = obj.get("labels") or []
         labels = [lab.get("name", "") if isinstance(lab, dict) else str(lab) for lab in labels]
         try:
             yield Issue(repo=repo, number=number, title=obj.get("title"), body=obj.get("body"),
                         labels=labels, state=obj.get("state"), html_url=obj.get("html_url"))
         except (ValueError, TypeError) as exc:
-            raise BadInputError(f"{path}: line {lineno}: {one_line(exc)}") from None
+            raise BadInputError(f"{path}: {loc}: {one_line(exc)}") from None
 
 
 def one_line(exc: BaseException) -> str:
@@ -102,8 +103,8 @@ def read_label_records(path: str | Path, *, taxonomy: str | None = None) -> list
     """Predictions or gold labels in the batch format. ``taxonomy`` (when given) is the one a
     record without a ``taxonomy`` field belongs to; a record of another taxonomy is an error."""
     out = []
-    for lineno, obj in _iter_json_lines(Path(path)):
-        where = f"{path}: line {lineno}"
+    for loc, obj in _iter_json_lines(Path(path)):
+        where = f"{path}: {loc}"
         try:
             repo, number, raw = obj["repo"], obj["number"], obj["labels"]
         except KeyError as exc:

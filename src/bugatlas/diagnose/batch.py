@@ -20,10 +20,25 @@ SOURCE = "diagnose-log"
 
 
 def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
+    """Batch records of ``--input``; a record :func:`predict_batch` would refuse is refused here,
+    naming the file and line."""
     from bugatlas.importers.base import iter_jsonl_objects
 
-    for _, rec in iter_jsonl_objects(path, require=("repo", "number"), option="--input"):
+    for loc, rec in iter_jsonl_objects(path, require=("repo", "number"), option="--input"):
+        problem = _record_problem(rec)
+        if problem:
+            raise BadInputError(f"--input: {path}: {loc}: {problem}")
         yield rec
+
+
+def _record_problem(rec: dict[str, Any]) -> str | None:
+    try:
+        int(rec["number"])
+    except (TypeError, ValueError):
+        return f"number {rec['number']!r} is not an issue number"
+    if rec.get("body") is not None and not isinstance(rec["body"], str):
+        return f"body is {type(rec['body']).__name__}, expected text"
+    return None
 
 
 def predict_record(rec: dict[str, Any], codebook: Any) -> dict[str, Any]:
@@ -66,13 +81,9 @@ def predict_batch(records: Iterable[dict[str, Any]], taxonomy: str, store: Any =
 
     cb = get_codebook(taxonomy)
     for n, rec in enumerate(records, 1):
-        try:
-            int(rec["number"])
-        except (TypeError, ValueError):
-            raise BadInputError(f"record {n}: number {rec['number']!r} is not an issue number") from None
-        if rec.get("body") is not None and not isinstance(rec["body"], str):
-            raise BadInputError(f"record {n} ({rec['repo']}#{rec['number']}): body is "
-                                f"{type(rec['body']).__name__}, expected text")
+        problem = _record_problem(rec)
+        if problem:
+            raise BadInputError(f"record {n}: {problem}")
         if "body" not in rec:
             issue = store.get_issue(rec["repo"], int(rec["number"])) if store is not None else None
             if issue is None or issue.is_reference:

@@ -302,15 +302,22 @@ class SearchIndex:
                 self._delete_doc(doc_id)
         stats.removed = len(gone)
 
+        model = self.model()
+        sem = self.settings["semantic"]
+        # After this build the index holds exactly the current issues; decide the refit now so
+        # new issues are not vectorized with a model about to be replaced (and counted twice).
+        n_after = len(current)
+        need_fit = n_after > 0 and (
+            refit or model is None or n_after >= sem["refit_growth"] * max(1, self._model_n_docs())
+        )
         bar = _progress(progress)
         with bar:
             task = bar.add_task("index: parse and FTS", total=len(todo))
-            model = self.model()
             for start in range(0, len(todo), batch):
                 chunk = todo[start : start + batch]
                 docs = [self._load_doc(k) for k in chunk]
                 vecs = None
-                if model is not None and not refit:
+                if model is not None and not need_fit:
                     vecs = model.transform([d.semantic_text(self.settings["semantic"]["text_chars"]) for d in docs], self.tokenizer)
                 with self.store.transaction():
                     for i, doc in enumerate(docs):
@@ -324,11 +331,7 @@ class SearchIndex:
             stats.indexed = len(todo)
 
             n_docs = conn.execute("SELECT COUNT(*) FROM diagnose_docs").fetchone()[0]
-            sem = self.settings["semantic"]
-            need_fit = n_docs > 0 and (
-                refit or model is None or n_docs >= sem["refit_growth"] * max(1, self._model_n_docs())
-            )
-            if need_fit:
+            if need_fit and n_docs > 0:
                 model = self._fit(n_docs)
                 stats.refitted = True
                 changed_any = True

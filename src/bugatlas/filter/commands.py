@@ -73,7 +73,8 @@ def filter_cmd(
     else:
         console.print(f"judged {summary['judged']} issues (skipped {summary['skipped_already_judged']} already judged) "
                       f"with {summary['model']}, rules {summary['rules']}: {summary['kinds']}; "
-                      f"{summary['rule_pass']} pass the rules", highlight=False)  # fmt: skip
+                      f"{summary['rule_pass']} of them pass the rules; the store holds {summary['failure_reports']} "
+                      "failure reports (judged failure and kept by the rules)", highlight=False)  # fmt: skip
 
 
 def _gold_from(corpus: Path | None, db: Path | None):  # noqa: ANN202

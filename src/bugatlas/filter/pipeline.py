@@ -99,10 +99,10 @@ def read_jsonl(path: Path, option: str = "--input") -> Iterator[dict[str, Any]]:
     """Issues from a JSONL file (gzip'd if it ends in .gz); one bad line fails with its number."""
     from bugatlas.importers.base import iter_jsonl_objects
 
-    for lineno, rec in iter_jsonl_objects(path, require=("repo", "number"), option=option):
+    for loc, rec in iter_jsonl_objects(path, require=("repo", "number"), option=option):
         problem = _field_problem(rec)
         if problem:
-            raise BadInputError(f"{option}: {path}: line {lineno}: {problem}")
+            raise BadInputError(f"{option}: {path}: {loc}: {problem}")
         yield rec
 
 
@@ -203,7 +203,10 @@ def filter_store(store: Any, *, model_path: Path | None = None, rules: str | Non
                 progress(n, len(todo))
         if buf:
             write()
+        # what later stages take (the failure_reports view): judged failure AND kept by the rules,
+        # over the whole store; rule_pass counts judged issues of any kind the rules keep
+        reports = store.query("SELECT COUNT(*) AS n FROM failure_reports")[0]["n"]
         summary = {"judged": len(todo), "skipped_already_judged": len(candidates) - len(todo), "kinds": dict(counts),
-                   "rule_pass": rule_pass, "model": mid, "rules": rules_obj.name}  # fmt: skip
+                   "rule_pass": rule_pass, "failure_reports": reports, "model": mid, "rules": rules_obj.name}  # fmt: skip
         run.summary = summary
     return summary

@@ -118,7 +118,7 @@ def read_json_records(
                 yield from _json_document(path, stream.read())
                 counter.tick()
                 return
-            first = stream.readline()
+            first = stream.readline().removeprefix(b"\xef\xbb\xbf")
             try:
                 orjson.loads(first)
                 one_per_line = True
@@ -225,12 +225,14 @@ def _json_document(path: Path, data: bytes) -> Iterator[tuple[str, dict[str, Any
 
 def iter_jsonl_objects(
     path: str | Path, *, require: Sequence[str] = (), option: str | None = None
-) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line number, object) for each line of a JSON Lines file (gzipped if it ends in .gz).
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(location, object) for each issue of a batch input file: JSON Lines, or one JSON array
+    of objects (a saved GitHub API response), gzipped if the name ends in .gz; a UTF-8 byte
+    order mark is ignored. The location is ``line N`` (``record N`` in an array).
 
     The reader of every batch interface (``filter``, ``classify``, ``diagnose``, ``eval``): a
     malformed line, a non-object or a missing ``require``d field raises one BadInputError
-    naming the file and line (and ``option``, the command-line option that named the file).
+    naming the file and location (and ``option``, the command-line option that named the file).
     """
     path = Path(path)
     where = f"{option}: {path}" if option else str(path)
@@ -240,21 +242,34 @@ def iter_jsonl_objects(
         fh = gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb")
     except OSError as exc:
         raise BadInputError(f"{where}: cannot read ({one_line(exc)})") from exc
+
+    def checked(loc: str, obj: Any) -> dict[str, Any]:
+        if not isinstance(obj, dict):
+            raise BadInputError(f"{where}: {loc}: expected a JSON object")
+        missing = [name for name in require if name not in obj]
+        if missing:
+            raise BadInputError(f"{where}: {loc}: missing field(s) {', '.join(map(repr, missing))}")
+        return obj
+
     with fh:
         try:
-            for lineno, line in enumerate(fh, 1):
+            first = fh.readline().removeprefix(b"\xef\xbb\xbf")  # Windows editors write a BOM
+            if first.lstrip().startswith(b"["):  # one JSON array, not one object a line
+                try:
+                    doc = orjson.loads(first + fh.read())
+                except orjson.JSONDecodeError as exc:
+                    raise BadInputError(f"{where}: invalid JSON array ({exc})") from exc
+                for i, obj in enumerate(doc, 1):
+                    yield f"record {i}", checked(f"record {i}", obj)
+                return
+            for lineno, line in enumerate(_chain_first(first, fh), 1):
                 if not line.strip():
                     continue
                 try:
                     obj = orjson.loads(line)
                 except orjson.JSONDecodeError as exc:
                     raise BadInputError(f"{where}: line {lineno}: invalid JSON ({exc})") from exc
-                if not isinstance(obj, dict):
-                    raise BadInputError(f"{where}: line {lineno}: expected a JSON object")
-                missing = [name for name in require if name not in obj]
-                if missing:
-                    raise BadInputError(f"{where}: line {lineno}: missing field(s) {', '.join(map(repr, missing))}")
-                yield lineno, obj
+                yield f"line {lineno}", checked(f"line {lineno}", obj)
         except (OSError, EOFError, gzip.BadGzipFile) as exc:
             raise BadInputError(f"{where}: cannot read ({one_line(exc)})") from exc
 

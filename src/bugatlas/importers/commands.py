@@ -32,7 +32,9 @@ def register(app: typer.Typer) -> None:
             print_json([r.as_dict() for r in results])
             return
         for r in results:
-            console.print(f"{r.path}: {r.format}: {r.records} records, {r.issues} issues, {r.labels} labels")
+            skipped = f", {len(r.bad)} skipped" if r.bad else ""
+            console.print(f"{r.path}: {r.format}: {r.records} records, {r.issues} issues, {r.labels} labels{skipped}",
+                          highlight=False)
         bad = [b for r in results for b in r.bad]
         for b in bad:
             err_console.print(f"skipped: {b}", markup=False, highlight=False)

@@ -92,10 +92,10 @@ def parse_file(path: Path, progress: Progress | None = None) -> Iterator[Parsed]
     chunk = Parsed()
     seen_repos: set[str] = set()
     for loc, rec in read_json_records(path, progress):
+        chunk.records += 1  # every record read, bad ones too: records = imported + skipped
         if isinstance(rec, BadRecord):
             chunk.bad.append(rec)
         else:
-            chunk.records += 1
             try:
                 issue = parse_github_issue(rec)
             except (ValueError, TypeError, ValidationError) as exc:

@@ -38,10 +38,10 @@ def parse_file(path: Path, progress: Progress | None = None) -> Iterator[Parsed]
     for i, (loc, rec) in enumerate(records, 1):
         if progress:
             progress(i, len(records))
+        out.records += 1  # every record read, bad ones too
         if isinstance(rec, BadRecord):
             out.bad.append(rec)
             continue
-        out.records += 1
         missing = [f for f in facts["required_fields"] if not str(rec.get(f) or "").strip()]
         if missing:
             out.bad.append(BadRecord(str(path), loc, f"missing field {missing[0]!r}"))

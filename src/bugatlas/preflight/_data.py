@@ -11,7 +11,7 @@ import yaml
 
 @cache
 def load(name: str) -> dict[str, Any]:
-    """One of the package's data files (``engines``, ``compat``, ``models``, ``checks``)."""
+    """One of the package's data files (``engines``, ``compat``, ``models``, ``attention``, ``checks``)."""
     text = (resources.files("bugatlas.preflight") / "data" / f"{name}.yaml").read_text("utf-8")
     return yaml.safe_load(text)
 

@@ -264,13 +264,29 @@ class ModelSpec:
         """KV bytes for ``tokens`` tokens of one sequence, for one shard; local
         (sliding-window) layers hold only the window."""
         per_layer = self.kv_bytes_per_token(kv_dtype_bytes, tp) / self.num_layers
-        window = self._get("sliding_window")
-        pattern = self._get("sliding_window_pattern")
-        if window and pattern:
-            global_layers = self.num_layers // int(pattern)
-            local_layers = self.num_layers - global_layers
-            return int(per_layer * (global_layers * tokens + local_layers * min(int(window), tokens)))
+        local_layers = self.local_attention_layers()
+        if local_layers:
+            window = int(self._get("sliding_window"))
+            global_layers = self.num_layers - local_layers
+            return int(per_layer * (global_layers * tokens + local_layers * min(window, tokens)))
         return int(per_layer * self.num_layers * tokens)
+
+    def local_attention_layers(self) -> int:
+        """How many layers attend only within ``sliding_window``: from the config's
+        ``layer_types`` or ``sliding_window_pattern``, else the family's layout in
+        ``data/attention.yaml``. Zero (every layer holds the whole context, the conservative
+        count) when the window is off or the layout is unknown."""
+        window = self._get("sliding_window")
+        if not window or self._get("use_sliding_window") is False:
+            return 0
+        types = self._get("layer_types")
+        if isinstance(types, list) and types:
+            return sum(t == "sliding_attention" for t in types)
+        pattern = self._get("sliding_window_pattern") or load("attention")["sliding_window_pattern"].get(
+            str(self.model_type or "").lower())
+        if not pattern:
+            return 0
+        return self.num_layers - self.num_layers // int(pattern)
 
     def to_dict(self) -> dict[str, Any]:
         pc = self.param_count()

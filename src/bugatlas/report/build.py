@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import re
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -352,8 +353,12 @@ def _agreement_section(store: Store, taxonomy: str | None) -> Section | None:
 def _audit_section(store: Store, taxonomy: str | None, papers: list[str] | None, files: list[Path]) -> tuple[Section | None, dict | None]:
     from bugatlas.analyze.audit import audit, audit_summary, published
 
+    known = published()["papers"]
     if papers is None:  # the papers whose released dataset is this study's taxonomy
-        papers = [p for p, info in published()["papers"].items() if info.get("taxonomy") == taxonomy]
+        papers = [p for p, info in known.items() if info.get("taxonomy") == taxonomy]
+    unknown = [p for p in papers if p not in known]
+    if unknown:
+        raise BadInputError(f"--audit {unknown[0]}: known papers are {', '.join(known)}")
     if not papers:
         return None, None
     frame = audit(store, papers=papers, files=files)
@@ -425,10 +430,22 @@ def _markdown(title: str, sections: list[Section], meta: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+                  "<": r"\textless{}", ">": r"\textgreater{}", "|": r"\textbar{}"}  # fmt: skip
+
+
+def latex_escape(text: Any) -> str:
+    """Text for a LaTeX caption: pandas escapes the cells and headers but not the caption,
+    where "%" comments out the closing brace and "_" leaves text mode."""
+    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in str(text))
+
+
 def _latex(t: Table) -> str:
     cols, rows = _rows(t)
     frame = pd.DataFrame(rows, columns=cols)
-    return frame.to_latex(index=False, escape=True, caption=t.caption, label=f"tab:{t.name}", longtable=len(rows) > 40)
+    return frame.to_latex(index=False, escape=True, caption=latex_escape(t.caption), label=f"tab:{t.name}",
+                          longtable=len(rows) > 40)  # fmt: skip
 
 
 def _figure_json(fig) -> str:
@@ -513,6 +530,14 @@ def build_report(
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise BugAtlasError(f"--out {out}: cannot create the folder ({exc.strerror})") from exc
+    for f in audit_files or []:  # a file the audit cannot read was silently left out
+        from bugatlas.importers.liu2025 import sniff
+
+        if not Path(f).is_file():
+            raise BadInputError(f"--audit-file {f}: no such file")
+        if not sniff(Path(f)):
+            raise BadInputError(f"--audit-file {f}: not Liu et al.'s released dataset CSV "
+                                "(the only file the audit reads raw counts from)")
     if taxonomy is None and store.count_issues(include_references=False) == 0:
         raise BadInputError(f"{store.path}: no issues with text and no --taxonomy: nothing to report")
     data = load_study(store, taxonomy, source=source, restrict=restrict, attach=attach, names=names)
@@ -535,19 +560,42 @@ def build_report(
     csvs, texs = [], []
     html_path = out / "index.html"
     md_path = out / "report.md"
+    # Everything is written beside the report and swapped in when complete: a failed or
+    # interrupted build leaves the previous report whole, and a rebuild leaves no stale tables.
+    part_dir, old_dir = out / ".tables.part", out / ".tables.old"
+    html_part, md_part = out / ".index.part.html", out / ".report.part.md"
     try:
-        tables_dir.mkdir(exist_ok=True)
-        for s in sections:
-            for t in s.tables:
-                p = tables_dir / f"{t.name}.csv"
-                t.frame.to_csv(p, index=t.index)
-                csvs.append(p)
-                if t.main:
-                    q = tables_dir / f"{t.name}.tex"
-                    q.write_text(_latex(t), encoding="utf-8")
-                    texs.append(q)
-        html_path.write_text(render_html(title, sections, meta), encoding="utf-8")
-        md_path.write_text(_markdown(title, sections, meta), encoding="utf-8")
+        try:
+            shutil.rmtree(part_dir, ignore_errors=True)
+            part_dir.mkdir()
+            for s in sections:
+                for t in s.tables:
+                    t.frame.to_csv(part_dir / f"{t.name}.csv", index=t.index)
+                    csvs.append(tables_dir / f"{t.name}.csv")
+                    if t.main:
+                        (part_dir / f"{t.name}.tex").write_text(_latex(t), encoding="utf-8")
+                        texs.append(tables_dir / f"{t.name}.tex")
+            html_part.write_text(render_html(title, sections, meta), encoding="utf-8")
+            md_part.write_text(_markdown(title, sections, meta), encoding="utf-8")
+            for final in (html_path, md_path):
+                if final.is_dir():
+                    raise IsADirectoryError(21, "Is a directory", str(final))
+            shutil.rmtree(old_dir, ignore_errors=True)
+            if tables_dir.exists():
+                tables_dir.rename(old_dir)
+            try:
+                part_dir.rename(tables_dir)
+            except OSError:
+                if old_dir.exists():
+                    old_dir.rename(tables_dir)
+                raise
+            html_part.replace(html_path)
+            md_part.replace(md_path)
+            shutil.rmtree(old_dir, ignore_errors=True)
+        finally:
+            for p in (html_part, md_part):
+                p.unlink(missing_ok=True)
+            shutil.rmtree(part_dir, ignore_errors=True)
     except OSError as exc:
         raise BugAtlasError(f"--out {out}: cannot write {exc.filename or out} ({exc.strerror})") from exc
     nfig = sum(1 for s in sections for _, f in s.figures if f is not None)

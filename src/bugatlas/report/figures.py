@@ -19,6 +19,18 @@ def _short(s: str, n: int = 40) -> str:
     return s if len(s) <= n else s[: n - 1] + "…"
 
 
+def _labels(values, n: int) -> list[str]:
+    """Shortened axis labels that stay distinct: plotly puts equal category labels on one row
+    or column, so two long names sharing a prefix ("Configuration and Parameter Setting
+    Errors - Inference …" / "… - Fine-tuning …") would be drawn on top of each other. A
+    colliding label keeps its end instead, and the full name when that collides too."""
+    full = [str(v) for v in values]
+    short = [_short(v, n) for v in full]
+    out = [("…" + v[-(n - 1):] if len(v) > n else v) if short.count(x) > 1 else x
+           for v, x in zip(full, short, strict=True)]
+    return [full[i] if out.count(x) > 1 else x for i, x in enumerate(out)]
+
+
 def bar(dist: pd.DataFrame, title: str, *, top: int = 25) -> go.Figure | None:
     """Horizontal bars of unit counts, labelled "n (share%)"."""
     d = dist.head(top)
@@ -26,7 +38,7 @@ def bar(dist: pd.DataFrame, title: str, *, top: int = 25) -> go.Figure | None:
         return None
     d = d.iloc[::-1]
     text = [f"{int(n)} ({s:.1%})" for n, s in zip(d["units"], d["share"], strict=True)]
-    fig = go.Figure(go.Bar(x=d["units"], y=[_short(c) for c in d["category"]], orientation="h",
+    fig = go.Figure(go.Bar(x=d["units"], y=_labels(d["category"], 40), orientation="h",
                            text=text, textposition="auto",
                            customdata=d["category"], hovertemplate="%{customdata}: %{x}<extra></extra>"))  # fmt: skip
     fig.update_layout(title=title, **{**_LAYOUT, "height": max(260, 24 * len(d) + 110)})
@@ -71,7 +83,7 @@ def heatmap(table: pd.DataFrame, title: str, *, diverging: bool = False, fmt: st
     z = table.to_numpy(dtype=float)
     text = [[(f"{v:.1f}" if fmt == "f" else f"{int(v)}") for v in row] for row in z]
     kw = dict(colorscale="RdBu", zmid=0, reversescale=True) if diverging else dict(colorscale="Blues")
-    fig = go.Figure(go.Heatmap(z=z, x=[_short(c, 26) for c in table.columns], y=[_short(r, 30) for r in table.index],
+    fig = go.Figure(go.Heatmap(z=z, x=_labels(table.columns, 26), y=_labels(table.index, 30),
                                text=text, texttemplate="%{text}", **kw))  # fmt: skip
     fig.update_layout(title=title, **{**_LAYOUT, "height": max(320, 34 * len(table.index) + 160)})
     fig.update_yaxes(autorange="reversed")
@@ -132,7 +144,7 @@ def label_bars(usage: pd.DataFrame, title: str, *, top: int = 10) -> go.Figure |
     fig = go.Figure()
     for g, part in d.groupby("group", sort=False):
         part = part.set_index("label").reindex(keep[::-1])
-        fig.add_trace(go.Bar(name=_short(g, 30), y=[_short(x, 30) for x in part.index], x=part["share"],
+        fig.add_trace(go.Bar(name=_short(g, 30), y=_labels(part.index, 30), x=part["share"],
                              orientation="h", text=part["issues"], textposition="auto"))  # fmt: skip
     fig.update_layout(title=title, barmode="group", xaxis_tickformat=".0%", **{**_LAYOUT, "height": 520})
     return fig
@@ -145,7 +157,7 @@ def stacked(table: pd.DataFrame, title: str) -> go.Figure | None:
     share = table.div(table.sum(axis=1), axis=0)
     fig = go.Figure()
     for col in table.columns:
-        fig.add_trace(go.Bar(name=_short(col, 30), x=[_short(i, 30) for i in table.index], y=share[col],
+        fig.add_trace(go.Bar(name=_short(col, 30), x=_labels(table.index, 30), y=share[col],
                              text=table[col], textposition="inside"))  # fmt: skip
     fig.update_layout(title=title, barmode="stack", yaxis_tickformat=".0%", **_LAYOUT)
     return fig

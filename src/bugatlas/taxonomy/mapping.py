@@ -197,8 +197,13 @@ def map_records(records: Iterable[dict[str, Any]], source: str | Codebook, targe
     "labels": {dimension: value or [values]}, ...}``) to the target codebook.
 
     Every level of the target path is written (e.g. ``symptom_category``, ``symptom``); values
-    that map nowhere are kept under ``"unmapped"`` so nothing is silently lost."""
+    that map nowhere are kept under ``"unmapped"`` so nothing is silently lost. A single-valued
+    target dimension gets one name, not a list."""
     mapping = get_mapping(source, target)
+    # Single-valued dimensions are written as one name, as `classify --output` writes them, so
+    # mapped and classified files read the same; several names (a multi-label source mapped onto
+    # a single-valued dimension) stay a list rather than lose one.
+    single = {lv for d in mapping.target.dimensions.values() if not d.multi_label for lv in d.levels}
     for i, rec in enumerate(records, 1):
         if not isinstance(rec, dict) or not isinstance(rec.get("labels"), dict):
             raise BadInputError(f"record {i}: expected an object with a 'labels' object")
@@ -234,7 +239,7 @@ def map_records(records: Iterable[dict[str, Any]], source: str | Codebook, targe
                     report.top_level.setdefault(tdim, Counter())[v] += 1
         out = {k: v for k, v in rec.items() if k not in ("labels", "taxonomy", "confidence")}
         out["taxonomy"] = mapping.target.name
-        out["labels"] = labels
+        out["labels"] = {d: v[0] if d in single and len(v) == 1 else v for d, v in labels.items()}
         out["mapped_from"] = mapping.source.name
         if unmapped:
             out["unmapped"] = unmapped
