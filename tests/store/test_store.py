@@ -96,6 +96,13 @@ def test_runs_record_provenance_and_failures(tmp_path: Path) -> None:
         assert [(r["command"], r["status"]) for r in runs] == [("demo", "ok"), ("demo2", "failed")]
         assert runs[0]["params"] == {"k": 1} and runs[0]["summary"] == {"n": 3}
         assert runs[1]["summary"]["error"] == "bad thing"
+        # Ctrl-C is an interruption, not a failure with an empty message
+        with pytest.raises(KeyboardInterrupt), store.run("demo3") as run:
+            run.summary["done"] = 5
+            raise KeyboardInterrupt
+        last = store.runs("demo3")[0]
+        assert last["status"] == "interrupted"
+        assert last["summary"] == {"error": "interrupted (Ctrl-C)", "done": 5}
 
 
 def test_export_into_a_path_that_is_a_file_is_one_line(tmp_path: Path) -> None:

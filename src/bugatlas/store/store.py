@@ -181,8 +181,11 @@ class Store:
         handle = RunHandle(self.start_run(command, params))
         try:
             yield handle
+        except KeyboardInterrupt:  # Ctrl-C: not a failure of the command (str() of it is empty)
+            self.finish_run(handle.id, "interrupted", {"error": "interrupted (Ctrl-C)", **handle.summary})
+            raise
         except BaseException as exc:
-            self.finish_run(handle.id, "failed", {"error": str(exc)[:500], **handle.summary})
+            self.finish_run(handle.id, "failed", {"error": str(exc)[:500] or type(exc).__name__, **handle.summary})
             raise
         self.finish_run(handle.id, "ok", handle.summary)
 
