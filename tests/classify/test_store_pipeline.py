@@ -152,3 +152,23 @@ def test_classify_labels_the_failure_reports_the_study_rules_keep(small_store: S
     assert res.candidates == len(reports)
     assert set(machine_labels(small_store, "liu2025")) <= reports
     assert len(failure_issues(small_store, all_issues=True)) == 200
+
+
+def test_classify_after_a_partial_filter_says_what_it_left_out(small_store: Store) -> None:
+    """An interrupted `filter` (here: one repository judged) leaves the other issues out of
+    classify's candidates; the result counts them so the CLI can say so."""
+    from bugatlas.filter import filter_store
+
+    assert classify_store(small_store, "liu2025", limit=1).unfiltered == 0  # no filter run: all are candidates
+    repo = "sgl-project/sglang"
+    filter_store(small_store, repos=[repo])
+    others = [i for i in small_store.iter_issues() if i.repo != repo and (i.title or i.body)]
+    res = classify_store(small_store, "liu2025", limit=1)
+    assert res.unfiltered == len(others) > 0
+    env = {**os.environ, "BUGATLAS_DB": str(small_store.path)}
+    out = subprocess.run([sys.executable, "-m", "bugatlas.cli", "classify", "--taxonomy", "liu2025", "--limit", "1"],
+                         capture_output=True, text=True, env=env, timeout=300)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert f"warning: {len(others)} issues are not judged by the filter yet" in " ".join(out.stderr.split())
+    filter_store(small_store)
+    assert classify_store(small_store, "liu2025", limit=1).unfiltered == 0

@@ -224,9 +224,24 @@ class ClassifyResult:
     labeled: int
     abstained: dict[str, int]
     by_source_kind: dict[str, int]
+    # issues with text the filter has not judged yet (an interrupted `filter`, issues collected
+    # since): not candidates until it has, so a run now leaves them out
+    unfiltered: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+
+def unfiltered_issues(store: Store) -> int:
+    """Issues with text that a filter run has not judged, when the filter has run at all
+    (before any filter run every issue is a candidate, so none is left out)."""
+    has_table = store.query("SELECT 1 AS x FROM sqlite_master WHERE type = 'table' AND name = 'issue_kinds'")
+    if not has_table or not store.query("SELECT 1 AS x FROM issue_kinds LIMIT 1"):
+        return 0
+    return store.query(
+        "SELECT COUNT(*) AS n FROM issues i WHERE i.is_reference = 0 AND i.is_pull_request = 0 "
+        "AND (COALESCE(i.title, '') != '' OR COALESCE(i.body, '') != '') AND NOT EXISTS "
+        "(SELECT 1 FROM issue_kinds k WHERE k.repo = i.repo AND k.number = i.number)")[0]["n"]
 
 
 def classify_store(
@@ -300,7 +315,8 @@ def classify_store(
                             "abstained": abstained, "llm_errors": errors[:20]})
     return ClassifyResult(run_id=run.id, version=version, candidates=len(candidates),
                           skipped=len(done & {i.key for i in candidates}), labeled=len(todo),
-                          abstained=abstained, by_source_kind=kinds)
+                          abstained=abstained, by_source_kind=kinds,
+                          unfiltered=0 if all_issues else unfiltered_issues(store))
 
 
 # -- training -------------------------------------------------------------------------------

@@ -119,6 +119,10 @@ def register(app: typer.Typer) -> None:
             return
         console.print(f"run {res.run_id}: {res.labeled} issues labeled, {res.skipped} already labeled by "
                       f"this version ({res.version}), {res.candidates} failure reports")
+        if res.unfiltered:
+            err_console.print(f"warning: {res.unfiltered} issues are not judged by the filter yet (an interrupted "
+                              "`bugatlas filter`, or issues collected since): run `bugatlas filter`, then "
+                              "classify again to label their failure reports", highlight=False)
         table = Table("dimension", "abstained")
         for dim, k in res.abstained.items():
             table.add_row(dim, str(k))
