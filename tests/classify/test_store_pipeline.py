@@ -172,3 +172,15 @@ def test_classify_after_a_partial_filter_says_what_it_left_out(small_store: Stor
     assert f"warning: {len(others)} issues are not judged by the filter yet" in " ".join(out.stderr.split())
     filter_store(small_store)
     assert classify_store(small_store, "liu2025", limit=1).unfiltered == 0
+
+
+def test_train_says_which_stage_it_is_in(small_store: Store) -> None:
+    """Training with calibration is minutes of fits on real label sets: the steps are reported
+    (the CLI shows them in its status line instead of a bare spinner)."""
+    from bugatlas.classify.api import MIN_CALIBRATION_LABELS
+
+    _human(small_store, max(MIN_CALIBRATION_LABELS, 100))
+    steps: list[str] = []
+    train_store(small_store, "liu2025", step=steps.append)
+    assert steps[0].startswith("text model on ") and steps[1].startswith("supervised model on ")
+    assert steps[2:] == [f"calibration: fold {f} of 5" for f in range(1, 6)]

@@ -347,10 +347,12 @@ def calibrated_thresholds(ens: Ensemble, min_kappa: float, default: float) -> Th
         raise BadInputError(f"--min-kappa: {exc}") from exc
 
 
-def train_store(store: Store, taxonomy: str, *, min_labels: int = 5) -> TrainResult:
+def train_store(store: Store, taxonomy: str, *, min_labels: int = 5,
+                step: Callable[[str], None] | None = None) -> TrainResult:
     """Fit the text model on the human labels in the store (issues with text), plus the
     rules' weak labels on the other failure reports, and (with enough labels) the supervised
-    model on the labeled issues alone; save them for later ``classify`` runs."""
+    model on the labeled issues alone; save them for later ``classify`` runs. ``step`` hears
+    each stage of the work (the supervised model's calibration is five more fits)."""
     spec = taxonomy_spec(taxonomy)
     gold = human_labels(store, spec.name)
     issues = failure_issues(store)
@@ -368,6 +370,8 @@ def train_store(store: Store, taxonomy: str, *, min_labels: int = 5) -> TrainRes
     items = list(by_key.values())
     labels = [gold.get(i.key) for i in items]
     with store.run("train", {"taxonomy": spec.name, "n_human": len(labeled)}) as run:
+        if step:
+            step(f"text model on {len(items)} issues")
         model = TextModel(spec.name, rules=RuleClassifier(spec.name))
         model.fit(items, labels)
         rules, model.rules = model.rules, None  # the rules are rebuilt from data at load time
@@ -376,9 +380,11 @@ def train_store(store: Store, taxonomy: str, *, min_labels: int = 5) -> TrainRes
         sup = None
         if len(labeled) >= MIN_LABELS:
             sup_issues, sup_gold = [by_key[k] for k in labeled], [gold[k] for k in labeled]
+            if step:
+                step(f"supervised model on {len(labeled)} labeled issues")
             sup = SupervisedModel(spec.name, rules=model.rules).fit(sup_issues, sup_gold)
             if len(labeled) >= MIN_CALIBRATION_LABELS:  # fewer: too few per fold to trust the table
-                sup.calibrate(sup_issues, sup_gold)
+                sup.calibrate(sup_issues, sup_gold, step=step)
         insert = ("INSERT INTO classify_models (taxonomy, version, created_at, n_human, n_weak, params, run_id, blob) "
                   "VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
         with store.transaction() as conn:  # both models or neither

@@ -153,8 +153,9 @@ def register(app: typer.Typer) -> None:
                 raise BadInputError(f"--output {output}: folder {output.parent} does not exist")
             from bugatlas.classify.supervised import fit_from_files
 
-            with err_console.status("training"):
-                sup = fit_from_files(taxonomy, input, labels, calibrate=calibrate)
+            with err_console.status("training") as status:
+                sup = fit_from_files(taxonomy, input, labels, calibrate=calibrate,
+                                     step=lambda what: status.update(f"training: {what}"))
                 sup.save(output)
             if json:
                 print_json({"version": sup.version, "n_human": sup.n_human, "heads": sorted(sup.heads),
@@ -164,8 +165,8 @@ def register(app: typer.Typer) -> None:
                               f"-> {output}")
             return
         store = open_store(db, create=False)
-        with err_console.status("training"):
-            res = api.train_store(store, taxonomy)
+        with err_console.status("training") as status:
+            res = api.train_store(store, taxonomy, step=lambda what: status.update(f"training: {what}"))
         if json:
             print_json(res.as_dict())
         else:

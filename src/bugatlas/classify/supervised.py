@@ -19,7 +19,7 @@ import lzma
 import pickle
 import random
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -264,17 +264,20 @@ class SupervisedModel:
 
     # -- calibration -------------------------------------------------------------------------
     def calibrate(self, issues: Sequence[Issue], labels: Sequence[LabelSet | None], *,
-                  folds: int = 5, seed: int = 0) -> SupervisedModel:
+                  folds: int = 5, seed: int = 0, step: Callable[[str], None] | None = None) -> SupervisedModel:
         """Measure how well models like this one agree with people at each confidence
         threshold, on labels they did not see (``folds``-fold cross-validation over these
         labels, usually the ones it was fitted on), and keep the table with the model:
-        :meth:`thresholds` reads it."""
+        :meth:`thresholds` reads it. ``step`` hears which fold is being fitted (minutes each
+        on thousands of labels)."""
         pairs = [(i, lab) for i, lab in zip(issues, labels, strict=True) if lab]
         order = list(range(len(pairs)))
         random.Random(seed).shuffle(order)
         pred: dict[tuple[str, int], dict[str, list[str]]] = {}
         conf: dict[tuple[str, int], dict[str, float]] = {}
         for f in range(folds):
+            if step:
+                step(f"calibration: fold {f + 1} of {folds}")
             held = set(order[f::folds])
             part = SupervisedModel(self.spec.name, rules=self.rules, C=self.C, rule_weight=self.rule_weight,
                                    min_labels=self.min_labels)
@@ -396,13 +399,13 @@ def read_training_labels(taxonomy: str, label_paths: Sequence[str | Path], *,
 
 def fit_from_files(taxonomy: str, issue_paths: Sequence[str | Path], label_paths: Sequence[str | Path],
                    *, exclude: Sequence[str | Path] = (), calibrate: bool = False,
-                   **params: float) -> SupervisedModel:
+                   step: Callable[[str], None] | None = None, **params: float) -> SupervisedModel:
     """Fit on labeled issues kept outside a store: issues in the corpus format, labels in the
     batch format (a record with ``"not_failure": true`` is skipped: it was labeled only
     because it was sampled). Issues listed in an ``exclude`` file (e.g. an evaluation set)
     are left out. Every labeled issue must have its text in ``issue_paths``. With
     ``calibrate``, the model also carries its cross-validated agreement by confidence
-    (:meth:`SupervisedModel.calibrate`; five more fits)."""
+    (:meth:`SupervisedModel.calibrate`; five more fits). ``step`` hears each stage of the work."""
     from bugatlas.classify.batch import read_issues
 
     spec = taxonomy_spec(taxonomy)
@@ -420,5 +423,7 @@ def fit_from_files(taxonomy: str, issue_paths: Sequence[str | Path], label_paths
                             f"issue files (first: {repo}#{number})")
     keys = sorted(labels)
     issues, golds = [texts[k] for k in keys], [labels[k] for k in keys]
+    if step:
+        step(f"fitting on {len(issues)} labeled issues")
     model = SupervisedModel(spec.name, **params).fit(issues, golds)
-    return model.calibrate(issues, golds) if calibrate else model
+    return model.calibrate(issues, golds, step=step) if calibrate else model
