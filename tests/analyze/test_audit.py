@@ -82,3 +82,18 @@ def test_fix_time_checked_once_issues_have_dates(_imported_store_file, tmp_path)
     assert (env["dataset"], env["status"]) == (7.4, "match")
     assert f.loc["liu.fix.environment.mean", "status"] == "differs"  # 7.4 against the printed 37.8
     assert "closed issues" in env["note"]
+
+
+def test_only_the_released_datasets_labels_are_audited(tmp_path):
+    """A store whose liu2025 labels are a small human sample (or a classifier's) is not the
+    paper's dataset: recounting it against the paper listed dozens of numbers as "differs"."""
+    from bugatlas import Label, Store
+    from bugatlas.store.records import Issue
+
+    with Store(tmp_path / "gold.db") as st:
+        st.upsert_issues([Issue(repo="vllm-project/vllm", number=n, title="t", body="b") for n in (1, 2)])
+        st.add_labels([Label(repo="vllm-project/vllm", issue_number=n, taxonomy="liu2025", dimension="symptom",
+                             value="Crash", source_kind="human", source="gold:s1") for n in (1, 2)])
+        f = audit(st, papers=["liu2025"])
+        assert "differs" not in set(f["status"])
+        assert f[f["status"] == "not checked"]["note"].str.contains("released dataset not in the store").all()

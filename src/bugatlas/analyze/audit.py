@@ -222,16 +222,22 @@ def audit(store: Store, *, papers: list[str] | None = None, files: Iterable[Path
         raise BadInputError(f"--paper {unknown[0]!r}: known papers are {', '.join(pub['papers'])}")
     files = list(files)
     raw = raw_liu_values(files)
-    taxonomies = {s["taxonomy"] for s in store.label_sources()}
+    # Only the released dataset's own labels are recounted: a classifier's labels or a gold
+    # sample of the same taxonomy are other issues, and "differs" against the paper would
+    # say nothing about the paper.
+    released: dict[str, list[str]] = {}
+    for src in store.label_sources():
+        if src["source"].startswith("dataset:"):  # what the importers name a published dataset's labels
+            released.setdefault(src["taxonomy"], []).append(src["source"])
     rows = []
     for paper in dict.fromkeys(papers):
         tax = pub["papers"][paper].get("taxonomy")
         counter = None
         missing = None
-        if tax and tax in taxonomies:
-            counter = _Counter(paper, load_study(store, tax), raw if paper == "liu2025" else None)
+        if tax and tax in released:
+            counter = _Counter(paper, load_study(store, tax, source=released[tax]), raw if paper == "liu2025" else None)
         elif tax:
-            missing = f"dataset not in the store (no {tax} labels): import it first"
+            missing = f"released dataset not in the store (no {tax} labels imported from it): import it first"
         for n in published_numbers(paper):
             row = {k: n.get(k) for k in ("id", "paper", "where", "what", "published", "published_pct", "ref")}
             if n.get("measure", {}).get("count") == "sum_published":  # a paper's own arithmetic
