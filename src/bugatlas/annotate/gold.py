@@ -11,6 +11,7 @@ gold labels: ``source_kind="human"``, ``source="gold"``.
 from __future__ import annotations
 
 import csv
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from bugatlas.annotate.assign import roles
 from bugatlas.annotate.sampling import Sample, get_sample, sample_items
 from bugatlas.annotate.work import ForbiddenError, clean_labels
 from bugatlas.errors import BadInputError
+from bugatlas.files import replaced_when_complete
 from bugatlas.store import Label, Store
 from bugatlas.store.store import now_iso
 
@@ -196,19 +198,22 @@ def export_gold(store: Store, sample: Sample | str | None, path: str | Path) -> 
 def _write_gold(s: Sample, rows: list[dict[str, Any]], path: Path) -> int:
     suffix = path.suffix.lower()
     if suffix == ".jsonl":
-        path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))
+        data = b"".join(orjson.dumps(r) + b"\n" for r in rows)
     elif suffix == ".json":
-        path.write_text(json.dumps(rows, indent=2, ensure_ascii=False), encoding="utf-8")
+        data = json.dumps(rows, indent=2, ensure_ascii=False).encode("utf-8")
     elif suffix == ".csv":
-        with path.open("w", newline="", encoding="utf-8") as f:
-            w = csv.writer(f)
-            w.writerow(["repo", "number", "html_url", "stratum"]
-                       + [c for d in s.dimensions for c in (d, f"{d}_method")] + ["arbitrator"])
-            for r in rows:
-                w.writerow([r["repo"], r["number"], r["html_url"], r["stratum"]]
-                           + [c for d in s.dimensions
-                              for c in (" | ".join(r["labels"][d]), r["method"][d])]
-                           + [r["arbitrator"] or ""])
+        buf = io.StringIO(newline="")
+        w = csv.writer(buf)
+        w.writerow(["repo", "number", "html_url", "stratum"]
+                   + [c for d in s.dimensions for c in (d, f"{d}_method")] + ["arbitrator"])
+        for r in rows:
+            w.writerow([r["repo"], r["number"], r["html_url"], r["stratum"]]
+                       + [c for d in s.dimensions
+                          for c in (" | ".join(r["labels"][d]), r["method"][d])]
+                       + [r["arbitrator"] or ""])
+        data = buf.getvalue().encode("utf-8")
     else:
         raise BadInputError(f"{path}: export format from the extension: .jsonl, .json or .csv")
+    with replaced_when_complete(path, option="--export") as out:  # a stopped export leaves the old file
+        out.write(data)
     return len(rows)

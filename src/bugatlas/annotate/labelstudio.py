@@ -28,6 +28,7 @@ from bugatlas.annotate.assign import check_name, set_roles
 from bugatlas.annotate.sampling import Sample, get_sample, sample_items
 from bugatlas.annotate.work import clean_labels, latest_annotations
 from bugatlas.errors import BadInputError, BugAtlasError
+from bugatlas.files import replaced_when_complete
 from bugatlas.store import Store
 from bugatlas.store.records import normalize_repo
 from bugatlas.store.store import now_iso
@@ -120,8 +121,11 @@ def export_tasks(store: Store, sample: Sample | str | None, out_dir: str | Path,
             task["annotations"] = anns.get(item["id"], [])
         tasks.append(task)
     try:
-        (out / "tasks.json").write_text(json.dumps(tasks, indent=1, ensure_ascii=False), encoding="utf-8")
-        (out / "config.xml").write_text(labeling_config(cb, s.dimensions), encoding="utf-8")
+        # each file renamed into place when complete: a stopped export leaves the previous one
+        for name, text in (("tasks.json", json.dumps(tasks, indent=1, ensure_ascii=False)),
+                           ("config.xml", labeling_config(cb, s.dimensions))):
+            with replaced_when_complete(out / name, option="labelstudio export") as fh:
+                fh.write(text.encode("utf-8"))
     except OSError as exc:
         raise BadInputError(f"{out}: cannot write the export ({exc.strerror})") from exc
     return {"tasks": len(tasks), "annotations": sum(len(v) for v in anns.values()),
