@@ -8,7 +8,9 @@ repaired or raised.
 
 from __future__ import annotations
 
+import re
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -165,19 +167,20 @@ class ProbeClient:
             headers = {"content-type": "application/json", **(headers or {})}
         if self.record is not None:
             self.record.append({"method": method, "url": url, "content": content, "stream": False})
+        limit = timeout if timeout is not None else self.timeout
         t0 = time.perf_counter()
         try:
-            resp = self.http.request(method, url, content=content, headers=headers,
-                                     timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT)  # fmt: skip
+            with self.http.stream(method, url, content=content, headers=headers, timeout=limit) as resp:
+                raw = _read_within(resp, t0, limit, f"{method} {url}")
         except httpx.TimeoutException as exc:
-            raise ServerTimeout(f"{method} {url}: no answer within {timeout or self.timeout:g}s") from exc
+            raise ServerTimeout(f"{method} {url}: no answer within {limit:g}s") from exc
         except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
             raise ServerUnreachable(f"{method} {url}: {type(exc).__name__}: {exc}") from exc
         elapsed = time.perf_counter() - t0
         try:
-            body: Any = orjson.loads(resp.content) if resp.content else None
+            body: Any = orjson.loads(raw) if raw else None
         except orjson.JSONDecodeError:
-            body = resp.text
+            body = raw.decode(resp.encoding or "utf-8", "replace")
         return Reply(resp.status_code, body, elapsed, dict(resp.headers))
 
     def post(self, path: str, payload: Any, **kw: Any) -> Reply:
@@ -206,16 +209,14 @@ class ProbeClient:
             with self.http.stream("POST", self.base_url + path, content=orjson.dumps(payload),
                                   headers={"content-type": "application/json"}, timeout=limit) as resp:  # fmt: skip
                 if resp.status_code >= 300:
-                    raw = resp.read()
+                    raw = _read_within(resp, t0, limit, f"stream {path}")
                     try:
                         err = orjson.loads(raw)
                     except orjson.JSONDecodeError:
                         err = raw.decode("utf-8", "replace")
                     return StreamReply(resp.status_code, "", [], False, None, time.perf_counter() - t0,
                                        err, dict(resp.headers))
-                for line in resp.iter_lines():
-                    if time.perf_counter() - t0 > limit:
-                        raise ServerTimeout(f"stream {path}: not finished within {limit:g}s")
+                for line in _lines_within(resp, t0, limit, path):
                     lines.append(line)
                     if not line.startswith("data:"):
                         continue
@@ -306,6 +307,32 @@ class ProbeClient:
                 break
         self._tokenizer = found
         return found
+
+
+def _lines_within(resp: httpx.Response, t0: float, limit: float, path: str) -> Iterator[str]:
+    """The body's lines (split at \\n, \\r\\n or \\r), the deadline checked at every chunk read: a
+    server trickling one line without ever ending it is stopped too, not only one sending lines."""
+    buf = ""
+    for chunk in resp.iter_text():
+        if time.perf_counter() - t0 > limit:
+            raise ServerTimeout(f"stream {path}: not finished within {limit:g}s")
+        buf += chunk
+        parts = re.split(r"\r\n|\r(?!\Z)|\n", buf)  # a \r ending the chunk may start a \r\n
+        buf = parts.pop()
+        yield from parts
+    if buf:
+        yield buf.removesuffix("\r")
+
+
+def _read_within(resp: httpx.Response, t0: float, limit: float, what: str) -> bytes:
+    """The whole body, the deadline checked at every chunk read (httpx's timeout bounds each
+    read, not the answer: a server trickling its body would never time out)."""
+    chunks = []
+    for chunk in resp.iter_bytes():
+        chunks.append(chunk)
+        if time.perf_counter() - t0 > limit:
+            raise ServerTimeout(f"{what}: answer not complete within {limit:g}s")
+    return b"".join(chunks)
 
 
 def _has_content(ev: dict[str, Any]) -> bool:
