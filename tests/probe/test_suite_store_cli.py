@@ -190,3 +190,22 @@ def test_junit_into_a_missing_directory_is_refused_before_probing(tmp_path):
                             "--junit", str(tmp_path / "no" / "p.xml")], capture_output=True, text=True, timeout=120)
         assert r.returncode == 2 and "--junit" in r.stderr and "Traceback" not in r.stderr
         assert srv.requests == 0  # refused before any request
+
+
+def test_a_model_the_server_refuses_is_bad_input_not_findings(tmp_path):
+    # every check would fail with HTTP 404 and be stored as the engine's "findings"
+    db = tmp_path / "probe.db"
+    with FaultyServer() as srv:
+        res = CliRunner().invoke(app, ["probe", "--base-url", srv.base_url, "--model", "llama-typo",
+                                       "--timeout", "5", "--db", str(db)])  # fmt: skip
+        assert isinstance(res.exception, BadInputError), res.output
+        msg = str(res.exception)
+        assert "--model llama-typo" in msg and "HTTP 404" in msg and "faulty-7b" in msg
+        # a name the server serves although /models does not list it (an alias) is probed
+        srv.set_faults(["accept_unknown_model"])
+        alias = run_probe(srv.base_url, model="alias", only=["smoke"], timeout=5)
+        assert alias.ok and alias.model == "alias"
+        # a URL that is not the API root: the status and a hint, not "lists no model"
+        with pytest.raises(BadInputError, match=r"GET /models answered HTTP 404 .*under /v1"):
+            run_probe(srv.base_url + "/api", only=["smoke"], timeout=5)
+    assert not db.exists()  # nothing stored

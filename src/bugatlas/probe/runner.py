@@ -108,15 +108,8 @@ def run_probe(
     client = ProbeClient(base_url, model=model, timeout=timeout, max_connections=64, record=record)
     started, t0 = now_iso(), time.perf_counter()
     try:
-        if client.model is None:
-            try:
-                models = client.list_models()
-            except (ServerTimeout, ServerUnreachable) as exc:
-                raise BugAtlasError(f"--base-url {base_url}: cannot reach the server ({exc})") from exc
-            if not models:
-                raise BugAtlasError(f"--base-url {base_url}: GET /models lists no model; pass --model")
-            client.model = models[0]
         try:
+            _resolve_model(client, base_url)
             info = client.server_info()
         except (ServerTimeout, ServerUnreachable) as exc:
             raise BugAtlasError(f"--base-url {base_url}: cannot reach the server ({exc})") from exc
@@ -146,6 +139,31 @@ def run_probe(
         )  # fmt: skip
     finally:
         client.close()
+
+
+def _resolve_model(client: ProbeClient, base_url: str) -> None:
+    """Pick the first listed model when none is given; refuse a URL that is not an API root
+    and a model the server refuses (every check would fail on it, and be stored as findings)."""
+    r = client.get("/models")
+    listed = [m.get("id") for m in (r.body.get("data") or [] if r.ok and isinstance(r.body, dict) else [])
+              if isinstance(m, dict) and m.get("id")]  # fmt: skip
+    hint = "" if client.base_url.endswith("/v1") else " (OpenAI-compatible servers answer under /v1)"
+    if client.model is None:
+        if not r.ok:
+            raise BadInputError(f"--base-url {base_url}: GET /models answered HTTP {r.status}{hint}")
+        if not listed:
+            raise BugAtlasError(f"--base-url {base_url}: GET /models lists no model; pass --model")
+        client.model = listed[0]
+        return
+    if client.model in listed or (r.ok and not listed):
+        return
+    # not listed (or no /models): servers may serve aliases, so ask once with a tiny request
+    t = client.post("/completions", {"model": client.model, "prompt": "Hello", "max_tokens": 1, "temperature": 0})
+    if t.status == 404 and not r.ok:
+        raise BadInputError(f"--base-url {base_url}: GET /models and POST /completions answered HTTP 404{hint}")
+    if 400 <= t.status < 500 and listed:
+        raise BadInputError(f"--model {client.model}: the server refuses it (HTTP {t.status}: "
+                            f"{short(t.error_message(), 120)}); GET /models lists {', '.join(listed[:10])}")  # fmt: skip
 
 
 def _reachable(client: ProbeClient) -> bool:
