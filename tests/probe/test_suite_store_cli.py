@@ -181,6 +181,12 @@ def test_base_url_without_http_is_one_clear_line(url):
     assert result.returncode == 2 and "expected an http" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize("url", ["http://256.1.1.1:8000/v1", "http://127.0.0.1:80a/v1", "http://[::1/v1"])
+def test_a_malformed_base_url_is_one_clear_line_not_an_httpx_traceback(url):
+    with pytest.raises(BadInputError, match="not a valid URL"):
+        run_probe(url, suite="quick", timeout=1)
+
+
 def test_junit_into_a_missing_directory_is_refused_before_probing(tmp_path):
     import subprocess
     import sys

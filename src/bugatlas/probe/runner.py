@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import httpx
 import yaml
 
 from bugatlas.errors import BadInputError, BugAtlasError
@@ -99,6 +100,10 @@ def run_probe(
     list, receives every request sent (method, url, body, stream)."""
     if not re.match(r"https?://[^/\s]+", base_url or ""):
         raise BadInputError(f"--base-url {base_url!r}: expected an http(s) URL such as http://127.0.0.1:8000/v1")
+    try:
+        httpx.URL(base_url)
+    except httpx.InvalidURL as exc:
+        raise BadInputError(f"--base-url {base_url!r}: not a valid URL ({exc})") from exc
     s = copy.deepcopy(suite) if isinstance(suite, Suite) else load_suite(suite)
     for cid in list(overrides or {}) + list(only or []):
         s.check(cid)  # unknown ids fail here, naming the check
