@@ -103,3 +103,17 @@ def test_junit_report_for_ci(tmp_path):
     failures = {case.get("name") for case in suite.iter("testcase") if case.find("failure") is not None}
     assert failures == {"res.parallel_gpus", "res.gpu_memory"}
     assert suite.get("failures") == "2" and int(suite.get("tests")) == len(list(suite.iter("testcase")))
+
+
+def test_a_bf16_repository_name_is_not_a_gguf_checkpoint(tmp_path):
+    # sgl-project/sglang#3400 serves /root/DeepSeek-R1-BF16 (safetensors); the -BF16 suffix made
+    # preflight take it for a GGUF file and block with "SGLang does not support GGUF checkpoints"
+    machine = load_machine(gpu_machine(tmp_path))
+    for cmd in ("python3 -m sglang.launch_server --model-path unsloth/DeepSeek-R1-BF16 --tp 8 --trust-remote-code",
+                "vllm serve Qwen/Qwen2.5-7B-Instruct-F16"):
+        report = run_preflight(parse_command(cmd), machine)
+        quant = [f for f in report.findings if f.check == "assets.quantization"]
+        assert quant and all(f.severity == "pass" for f in quant), [(f.severity, f.message) for f in quant]
+        assert "gguf" not in str(report.model).lower(), report.model
+    # a .gguf file named so is one
+    assert "BF16 from the name" in run_preflight(parse_command("llama-server -m ./llama-3-8b-bf16.gguf"), machine).model["source"]

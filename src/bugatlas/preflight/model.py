@@ -339,11 +339,14 @@ def quantization_from_name(name: str) -> dict[str, Any] | None:
     """The quantization a checkpoint's name announces (…-AWQ, …-FP8, …Q4_K_M.gguf), or None."""
     leaf = name.rstrip("/").split("/")[-1]
     compat = load("compat")
-    gguf = re.search(r"(?i)(?:^|[-_.])(i?q\d_[a-z0-9_]+?|q\d_\d|f16|bf16|f32)(?:\.gguf)?$", leaf)
+    # llama.cpp's quant types (Q4_K_M) name GGUF files only; F16/BF16/F32 do so only as a .gguf
+    # file: a repository or directory named …-BF16 holds ordinary safetensors
+    gguf = re.search(r"(?i)(?:^|[-_.])(?:(i?q\d_[a-z0-9_]+?|q\d_\d)(?:\.gguf)?|(f16|bf16|f32)\.gguf)$", leaf)
     if gguf:
-        bits = compat["gguf_bits"]["types"].get(gguf.group(1).upper())
+        qtype = (gguf.group(1) or gguf.group(2)).upper()
+        bits = compat["gguf_bits"]["types"].get(qtype)
         if bits:
-            return {"quant_method": "gguf", "bits": bits, "type": gguf.group(1).upper()}
+            return {"quant_method": "gguf", "bits": bits, "type": qtype}
     for row in compat["name_quantization"]:
         if re.search(row["match"], leaf, re.IGNORECASE):
             return dict(row["config"])
