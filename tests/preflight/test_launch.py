@@ -137,3 +137,21 @@ def test_wrongly_typed_deployment_keys_are_one_line_errors(tmp_path, text, messa
     with pytest.raises(BadInputError, match=message) as err:
         load_deployments(path)
     assert str(path) in str(err.value)
+
+
+def test_sglang_chunked_prefill_off_is_understood(tmp_path):
+    # sgl-project/sglang#7693: `--chunked-prefill-size -1` (SGLang's documented "disable chunked
+    # prefill") was refused as bad input, exit 2
+    from tests.preflight.helpers import gpu_machine
+
+    from bugatlas.preflight import load_machine, run_preflight
+
+    cmd = ("python -m sglang.launch_server --model-path Qwen/Qwen2.5-7B-Instruct --context-length 32768 "
+           "--chunked-prefill-size -1 --disable-radix-cache")  # fmt: skip
+    launch = parse_command(cmd)
+    assert launch.settings["max_num_batched_tokens"] == -1
+    mem = next(f for f in run_preflight(launch, load_machine(gpu_machine(tmp_path))).findings
+               if f.check == "res.gpu_memory")  # fmt: skip
+    act = mem.numbers["overhead_bytes"]["activations"]
+    # a whole 32,768-token prompt is one prefill batch: (4·3584 + 2·18944) × 2 bytes per token
+    assert act == 32768 * (4 * 3584 + 2 * 18944) * 2

@@ -175,7 +175,9 @@ def overhead_bytes(ctx: Context, tp: int) -> dict[str, int]:
         out["cuda_graphs"] = int(o["cuda_graphs_gib"] * GIB)
     m = ctx.model
     if m is not None:
-        tokens = int(ctx.launch.get("max_num_batched_tokens") or 0) or min(context_length(ctx) or 8192, 8192)
+        batched = int(ctx.launch.get("max_num_batched_tokens") or 0)
+        # SGLang's --chunked-prefill-size -1 turns chunking off: a whole prompt is one batch
+        tokens = batched if batched > 0 else (context_length(ctx) or 8192) if batched < 0 else min(context_length(ctx) or 8192, 8192)
         if ctx.launch.engine == "llama.cpp":
             tokens = int(ctx.launch.get("ubatch_size", 512))
         act = 2.0  # activations in half precision

@@ -88,9 +88,10 @@ def engines() -> dict[str, dict[str, Any]]:
 
 
 def parse_tokens(value: str) -> int:
-    """An integer token count; engines accept 131072, 128k (×1000) and 128K (×1024)."""
+    """An integer token count; engines accept 131072, 128k (×1000) and 128K (×1024), and -1 where
+    it switches a limit off (SGLang's ``--chunked-prefill-size -1``)."""
     text = str(value).strip()
-    match = re.fullmatch(r"(\d+(?:\.\d+)?)([kKmMgG]?)", text)
+    match = re.fullmatch(r"(-?\d+(?:\.\d+)?)([kKmMgG]?)", text)
     if not match:
         raise ValueError(f"not a token count: {value!r}")
     number, unit = float(match.group(1)), match.group(2)
