@@ -117,3 +117,18 @@ def test_a_bf16_repository_name_is_not_a_gguf_checkpoint(tmp_path):
         assert "gguf" not in str(report.model).lower(), report.model
     # a .gguf file named so is one
     assert "BF16 from the name" in run_preflight(parse_command("llama-server -m ./llama-3-8b-bf16.gguf"), machine).model["source"]
+
+
+def test_a_16_bit_conversion_of_an_fp8_model_has_no_fp8_blocks(tmp_path):
+    # sgl-project/sglang#3400: "I've already converted the weights to bf16" — DeepSeek-R1-BF16 at
+    # TP 32 over 4 nodes; the published DeepSeek shape is FP8 with 128×128 blocks, which the
+    # 16-bit checkpoint no longer has, so its 576-wide MLP slices are fine
+    machine = load_machine(gpu_machine(tmp_path))
+    tail = " --tp 32 --nnodes 4 --trust-remote-code"
+    bf16 = run_preflight(parse_command("python3 -m sglang.launch_server --model-path /root/DeepSeek-R1-BF16" + tail), machine)
+    heads = next(f for f in bf16.findings if f.check == "res.parallel_heads")
+    assert heads.severity == "pass", heads.message
+    assert bf16.model["source"].endswith("+ BF16 from the name")
+    fp8 = run_preflight(parse_command("python3 -m sglang.launch_server --model-path deepseek-ai/DeepSeek-R1" + tail), machine)
+    heads = next(f for f in fp8.findings if f.check == "res.parallel_heads")
+    assert heads.severity == "block" and "FP8 weight block" in heads.message

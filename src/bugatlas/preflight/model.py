@@ -357,6 +357,11 @@ def spec_for_name(model: str, key: str | None = None) -> ModelSpec:
     """A known shape for a model name, with the quantization its name announces applied."""
     spec = spec_from_known(key or model)
     q = quantization_from_name(model)
+    half = re.search(r"(?i)[-_.](bf16|f16|fp16)$", model.rstrip("/"))
+    if q is None and half and spec.config.pop("quantization_config", None):
+        # a checkpoint converted to 16 bits (DeepSeek-R1-BF16): the published shape's FP8 is gone
+        spec.notes.append(f"unquantized: the name {model!r} announces 16-bit weights")
+        spec.source += f" + {half.group(1).upper()} from the name"
     if q is not None:
         spec.config["quantization_config"] = q
         spec.notes.append(f"quantization {q['quant_method']} taken from the name {model!r}")
