@@ -155,3 +155,29 @@ def test_sglang_chunked_prefill_off_is_understood(tmp_path):
     act = mem.numbers["overhead_bytes"]["activations"]
     # a whole 32,768-token prompt is one prefill batch: (4·3584 + 2·18944) × 2 bytes per token
     assert act == 32768 * (4 * 3584 + 2 * 18944) * 2
+
+
+def test_unreadable_inputs_are_one_line_errors_naming_the_file(tmp_path):
+    import subprocess
+    import sys
+
+    quote = tmp_path / "quote.yaml"
+    quote.write_text("command: \"vllm serve 'meta-llama/Llama-3.1-8B-Instruct --max-model-len 8192\"\n", encoding="utf-8")
+    binary = tmp_path / "binary.yaml"
+    binary.write_bytes(b"\xff\xfe\x00junk")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("max-model-len: [1\n", encoding="utf-8")
+    cases = [
+        (["--config", str(quote)], "quote.yaml: launch command: cannot split it like a shell (No closing quotation)"),
+        (["--config", str(binary)], "binary.yaml: cannot read deployment description"),
+        (["--env", str(binary), "--", "vllm", "serve", "x"], "binary.yaml: cannot read machine description"),
+        (["--", "vllm", "serve", "x", "--config", str(binary)], "binary.yaml: cannot read the --config file"),
+        (["--", "vllm", "serve", "x", "--config", str(broken)], "broken.yaml: cannot read the --config file"),
+        (["--", "vllm", "serve", "x", "--config", str(tmp_path)], "cannot read the --config file"),
+    ]
+    for args, message in cases:
+        r = subprocess.run([sys.executable, "-m", "bugatlas.cli", "preflight", "--no-examples", *args],
+                           capture_output=True, text=True, timeout=120)  # fmt: skip
+        assert r.returncode == 2 and "Traceback" not in r.stderr, (args, r.stderr[-500:])
+        lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+        assert len(lines) == 1 and message in lines[0], (args, r.stderr)

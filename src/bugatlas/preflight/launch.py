@@ -150,7 +150,10 @@ def detect_engine(argv: list[str]) -> tuple[str, int]:
 def parse_command(command: str | list[str], *, source: str = "command line") -> Launch:
     """Parse ``vllm serve MODEL --flag …``, ``python -m sglang.launch_server …`` or
     ``llama-server -m model.gguf …`` (leading ``VAR=value`` assignments are kept as env)."""
-    argv = shlex.split(command) if isinstance(command, str) else [str(a) for a in command]
+    try:
+        argv = shlex.split(command) if isinstance(command, str) else [str(a) for a in command]
+    except ValueError as exc:  # an unclosed quote
+        raise BadInputError(f"{source}: launch command: cannot split it like a shell ({exc})") from None
     env: dict[str, str] = {}
     while argv and (argv[0] == "env" or _ENV_ASSIGN.match(argv[0])):
         token = argv.pop(0)
@@ -218,7 +221,10 @@ def _merge_engine_config(launch: Launch, path: Path) -> None:
     """vLLM's ``--config FILE``: YAML of flag names; the command line wins over the file."""
     if not path.exists():
         raise BadInputError(f"{path}: --config file not found")
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise BadInputError(f"{path}: cannot read the --config file ({' '.join(str(exc).split())})") from exc
     if not isinstance(data, dict):
         raise BadInputError(f"{path}: expected a mapping of flag names to values")
     for key, value in settings_from_mapping(launch.engine, data, where=str(path)).items():
@@ -276,8 +282,8 @@ def deployment_from_mapping(doc: dict[str, Any], *, where: str) -> Launch:
 def _read_yaml(path: Path) -> Any:
     try:
         return yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise BadInputError(f"{path}: cannot read deployment description ({exc})") from exc
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise BadInputError(f"{path}: cannot read deployment description ({' '.join(str(exc).split())})") from exc
 
 
 def load_deployment(path: str | os.PathLike[str]) -> tuple[Launch, dict[str, Any]]:

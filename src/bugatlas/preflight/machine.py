@@ -182,8 +182,8 @@ def load_machine(path: str | os.PathLike[str]) -> Machine:
     path = Path(path)
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))  # JSON is YAML too
-    except (OSError, yaml.YAMLError) as exc:
-        raise BadInputError(f"{path}: cannot read machine description ({exc})") from exc
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise BadInputError(f"{path}: cannot read machine description ({' '.join(str(exc).split())})") from exc
     return machine_from_mapping(data or {}, where=str(path))
 
 
