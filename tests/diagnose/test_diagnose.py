@@ -238,3 +238,19 @@ def test_command_that_hangs_after_printing_is_diagnosed_from_its_output(tmp_path
     assert data["command"]["timed_out"] is True
     assert "out of memory" in data["parsed"]["message"]
     assert any("--timeout" in n for n in data["notes"])
+
+
+def test_stdin_with_invalid_utf8_is_decoded_like_a_file(tmp_path):
+    # `kubectl logs … | bugatlas diagnose - --json`: bytes that are not UTF-8 (a latin-1 path,
+    # binary junk) became surrogates that orjson refused: a TypeError traceback, no answer
+    log = (LOGS / "torch_oom.log").read_bytes().rstrip() + b" Process \xff\xfe caf\xe9 has 1 GiB.\n"
+    r = subprocess.run([sys.executable, "-m", "bugatlas.cli", "diagnose", "-", "--json", "--db", str(tmp_path / "none.db")],
+                       input=log, capture_output=True, timeout=300)  # fmt: skip
+    assert r.returncode == 0, r.stderr.decode(errors="replace")[-600:]
+    out = orjson.loads(r.stdout)
+    assert out["known_pattern"] and "OutOfMemoryError" in out["parsed"]["signature"]
+    assert "\ufffd\ufffd caf\ufffd" in out["parsed"]["message"]
+    path = tmp_path / "same.log"
+    path.write_bytes(log)
+    from_file = orjson.loads(bugatlas("diagnose", str(path), "--json", "--db", str(tmp_path / "none.db")).stdout)
+    assert from_file["parsed"] == out["parsed"]

@@ -93,7 +93,9 @@ def diagnose_cmd(
     elif file is None or file == "-":
         if file is None and sys.stdin.isatty():
             raise BadInputError("give a log FILE, - for stdin, or --command")
-        text = sys.stdin.read()
+        # bytes, decoded like a FILE: a log with invalid UTF-8 must not carry surrogates into --json
+        stdin = getattr(sys.stdin, "buffer", None)
+        text = stdin.read().decode("utf-8", errors="replace") if stdin is not None else sys.stdin.read()
     else:
         path = Path(file)
         try:
