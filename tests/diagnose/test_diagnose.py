@@ -254,3 +254,12 @@ def test_stdin_with_invalid_utf8_is_decoded_like_a_file(tmp_path):
     path.write_bytes(log)
     from_file = orjson.loads(bugatlas("diagnose", str(path), "--json", "--db", str(tmp_path / "none.db")).stdout)
     assert from_file["parsed"] == out["parsed"]
+
+
+def test_command_that_cannot_be_executed_is_one_line(tmp_path):
+    script = tmp_path / "serve.sh"
+    script.write_text("#!/bin/sh\necho hi\n", encoding="utf-8")  # not executable (no chmod +x)
+    for cmd in (str(script), str(tmp_path)):
+        result = bugatlas("diagnose", "--command", cmd, "--db", str(tmp_path / "x.db"))
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-400:]
+        assert f"--command: {cmd}: cannot run it (Permission denied)" in result.stderr

@@ -178,6 +178,8 @@ def capture_command(command: str, timeout: float = 600.0) -> tuple[str, dict[str
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, errors="replace")
     except FileNotFoundError as exc:
         raise BadInputError(f"--command: {argv[0]}: command not found") from exc
+    except OSError as exc:  # not executable, a directory, not a program (exec format error)
+        raise BadInputError(f"--command: {argv[0]}: cannot run it ({exc.strerror or exc})") from exc
     except subprocess.TimeoutExpired as exc:
         # TimeoutExpired carries bytes even in text mode, and None for a stream that said nothing
         parts = [p.decode(errors="replace") if isinstance(p, bytes) else p for p in (exc.stdout, exc.stderr) if p]
