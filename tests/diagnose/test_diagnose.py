@@ -263,3 +263,20 @@ def test_command_that_cannot_be_executed_is_one_line(tmp_path):
         result = bugatlas("diagnose", "--command", cmd, "--db", str(tmp_path / "x.db"))
         assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-400:]
         assert f"--command: {cmd}: cannot run it (Permission denied)" in result.stderr
+
+
+def test_a_log_longer_than_the_parsed_part_keeps_its_line_numbers():
+    # beyond MAX_LOG_CHARS only the head and the tail are read; the parse numbered lines of that
+    # clipped text (line 1,757 of a 50 MB log for its line 438,603) while the predictions
+    # numbered and scanned the whole log, so the two disagreed and both were slow
+    filler = "INFO 05-02 11:00:09 [engine.py:123] Avg generation throughput: 12.3 tokens/s\n"
+    log = filler * 20_000 + (LOGS / "torch_oom.log").read_text() + filler * 50
+    lines = log.split("\n")
+    want = next(i for i, ln in enumerate(lines) if ln.startswith("torch.OutOfMemoryError")) + 1
+    d = diagnose(log).to_dict()
+    assert d["parsed"]["line_no"] == want > 20_000
+    assert d["parsed"]["chain"][-1]["line_no"] == want
+    evidence = [e for p in d["predictions"].values() for e in p["evidence"]]
+    assert evidence and any(e["line_no"] == want for e in evidence)
+    for e in evidence:
+        assert lines[e["line_no"] - 1].strip()[:300] == e["text"], e

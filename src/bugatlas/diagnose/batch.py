@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from bugatlas.diagnose.parse import ParsedLog, extract_log, parse_log
+from bugatlas.diagnose.parse import ParsedLog, clip_log, extract_log, parse_log
 from bugatlas.diagnose.predict import DIMENSIONS, predict
 from bugatlas.errors import BadInputError
 
@@ -45,7 +45,7 @@ def predict_record(rec: dict[str, Any], codebook: Any) -> dict[str, Any]:
     """One line of the batch format (classify's ``LabelRecord`` shape, plus ``has_log`` and
     ``signature``). Abstained dimensions are written as classify writes them: ``[]`` for a
     multi-label dimension, ``null`` for a single-valued one."""
-    log = extract_log(rec.get("body") or "")
+    log = clip_log(extract_log(rec.get("body") or ""))[0]  # what parse_log reads, for predict too
     parsed = parse_log(log) if log else ParsedLog(recognized=False)
     preds = predict(parsed, log, codebook) if log else {}
     labels: dict[str, Any] = {}

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from bugatlas.diagnose.index import SearchIndex, search_settings
-from bugatlas.diagnose.parse import ParsedLog, parse_log
+from bugatlas.diagnose.parse import ParsedLog, clip_log, parse_log
 from bugatlas.diagnose.predict import Prediction, predict
 from bugatlas.errors import BadInputError
 from bugatlas.store import Store
@@ -133,8 +133,11 @@ def diagnose(
 ) -> Diagnosis:
     """Diagnose a log. ``store`` (with a built index) adds similar issues; without it the parse,
     the predictions and the next steps still work."""
-    from bugatlas.diagnose.predict import get_codebook
+    from bugatlas.diagnose.predict import get_codebook, number_as_in_log
 
+    # parse, predictions and search read the same clipped text (a 50 MB log is not scanned
+    # whole by every signal); line numbers are then given as in the whole log
+    text, head_lines, skipped = clip_log(text)
     parsed = parse_log(text)
     cb = get_codebook(taxonomy)
     preds = predict(parsed, text, cb)
@@ -157,6 +160,7 @@ def diagnose(
                 ))  # fmt: skip
     else:
         notes.append("no study store: similar issues need `bugatlas import` and `bugatlas index build`")
+    number_as_in_log(parsed, preds, head_lines, skipped)
     known = parsed.recognized or any(p.category for p in preds.values())
     rc = preds.get("root_cause")
     steps = list(rc.next_steps) if rc and rc.category else []

@@ -178,13 +178,30 @@ def strip_prefixes(line: str, patterns: Patterns) -> tuple[str, str | None]:
     return line, level
 
 
+def clip_log(text: str) -> tuple[str, int, int]:
+    """The part of a log that is read, with ``\\n`` line ends: all of it up to MAX_LOG_CHARS, else
+    its first 20,000 characters and its tail (errors end logs). Also returns how many lines
+    of the clipped text come from the head and how many lines of the log were left out after
+    them, so that line numbers can be given as in the log (:func:`log_line`)."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if len(text) <= MAX_LOG_CHARS:
+        return text, 0, 0
+    head, tail = text[:20_000], text[-(MAX_LOG_CHARS - 20_001):]
+    head_lines = head.count("\n") + 1
+    return head + "\n" + tail, head_lines, text.count("\n", 0, len(text) - len(tail)) - head_lines
+
+
+def log_line(line_no: int, head_lines: int, skipped: int) -> int:
+    """A 0-based line number of the clipped text as the line number in the whole log."""
+    return line_no + skipped if skipped and line_no >= head_lines else line_no
+
+
 def parse_log(text: str, patterns: Patterns | None = None) -> ParsedLog:
     """Parse a log, traceback or issue text. Never raises on odd input; an unrecognized log
     comes back with ``recognized=False`` and whatever versions/engine hints it had."""
     p = patterns or load_patterns()
-    if len(text) > MAX_LOG_CHARS:
-        text = text[:20_000] + "\n" + text[-(MAX_LOG_CHARS - 20_000):]
-    raw_lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    text, _, _ = clip_log(text)
+    raw_lines = text.split("\n")
     lines, quiet = [], set()
     for i, raw in enumerate(raw_lines):
         line, level = strip_prefixes(raw, p)

@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from bugatlas.diagnose.parse import ParsedLog
+from bugatlas.diagnose.parse import ParsedLog, log_line
 
 DIMENSIONS = ("symptom", "root_cause")
 
@@ -140,3 +140,20 @@ def predict(parsed: ParsedLog, text: str, codebook: Any, *, dimensions=DIMENSION
             pred.next_steps = steps
         out[dim_name] = pred
     return out
+
+
+def number_as_in_log(parsed: ParsedLog, preds: dict[str, Prediction], head_lines: int, skipped: int) -> None:
+    """Renumber the lines of a parse and its predictions made on a clipped log
+    (:func:`~bugatlas.diagnose.parse.clip_log`) as lines of the whole log."""
+    if not skipped:
+        return
+    if parsed.line_no is not None:
+        parsed.line_no = log_line(parsed.line_no, head_lines, skipped)
+    for item in [*parsed.chain, *parsed.matches]:
+        item.line_no = log_line(item.line_no, head_lines, skipped)
+    seen: set[int] = set()
+    for pred in preds.values():
+        for ev in pred.evidence:  # one Evidence may be shared by several categories
+            if ev.line_no is not None and id(ev) not in seen:
+                seen.add(id(ev))
+                ev.line_no = log_line(ev.line_no - 1, head_lines, skipped) + 1
