@@ -215,3 +215,12 @@ def test_a_model_the_server_refuses_is_bad_input_not_findings(tmp_path):
         with pytest.raises(BadInputError, match=r"GET /models answered HTTP 404 .*under /v1"):
             run_probe(srv.base_url + "/api", only=["smoke"], timeout=5)
     assert not db.exists()  # nothing stored
+
+
+def test_list_with_json_prints_the_checks_as_json():
+    res = CliRunner().invoke(app, ["probe", "--base-url", "http://127.0.0.1:9/v1", "--suite", "quick", "--list",
+                                   "--json", "--set", "load.concurrency=2"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.output)
+    assert doc["suite"] == "quick" and [c["id"] for c in doc["checks"]] == [c.id for c in load_suite("quick").checks]
+    assert next(c for c in doc["checks"] if c["id"] == "load")["params"]["concurrency"] == 2

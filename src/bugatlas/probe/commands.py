@@ -43,6 +43,11 @@ def register(app: typer.Typer) -> None:
         for cid, params in overrides.items():
             s.check(cid).params.update(params)
         if list_checks:
+            if as_json:
+                print_json({"suite": s.name, "source": s.source, "checks": [
+                    {"id": c.id, "oracle": c.oracle, "symptom": c.symptom, "unexpected_output": c.unexpected_output,
+                     "title": c.title, "params": s.params_for(c)} for c in s.checks]})  # fmt: skip
+                return
             table = Table(title=f"suite {s.name} ({s.source})", title_justify="left")
             for col in ("check", "oracle", "symptom", "title"):
                 table.add_column(col)
