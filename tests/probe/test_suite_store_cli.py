@@ -224,3 +224,14 @@ def test_list_with_json_prints_the_checks_as_json():
     doc = json.loads(res.output)
     assert doc["suite"] == "quick" and [c["id"] for c in doc["checks"]] == [c.id for c in load_suite("quick").checks]
     assert next(c for c in doc["checks"] if c["id"] == "load")["params"]["concurrency"] == 2
+
+
+def test_unreadable_suite_and_bad_set_values_are_one_line_errors(tmp_path):
+    binary = tmp_path / "suite.yaml"
+    binary.write_bytes(b"\xff\xfename: x\n")
+    with pytest.raises(BadInputError, match="--suite .*suite.yaml: cannot read it"):
+        load_suite(binary)
+    with pytest.raises(BadInputError, match="--suite .*: cannot read it"):
+        load_suite(tmp_path)  # a directory
+    with pytest.raises(BadInputError, match=r"--set load.concurrency=\[: the value is not valid YAML"):
+        parse_overrides(["load.concurrency=["])

@@ -78,7 +78,10 @@ def parse_overrides(items: list[str]) -> dict[str, dict[str, Any]]:
         check, dot, param = key.partition(".")
         if not eq or not dot or not check or not param:
             raise BadInputError(f"--set {item}: expected CHECK.PARAM=VALUE, e.g. load.concurrency=16")
-        out.setdefault(check, {})[param] = yaml.safe_load(value)
+        try:
+            out.setdefault(check, {})[param] = yaml.safe_load(value)
+        except yaml.YAMLError as exc:
+            raise BadInputError(f"--set {item}: the value is not valid YAML ({str(exc).splitlines()[0]})") from exc
     return out
 
 

@@ -89,7 +89,10 @@ def _read(name_or_path: str | Path) -> tuple[dict[str, Any], str]:
             raise BadInputError(
                 f"--suite {name_or_path}: neither a built-in suite ({', '.join(builtin_suites())}) nor a file"
             )
-        text, source = path.read_text(encoding="utf-8"), str(path)
+        try:
+            text, source = path.read_text(encoding="utf-8"), str(path)
+        except (OSError, UnicodeDecodeError) as exc:
+            raise BadInputError(f"--suite {name_or_path}: cannot read it ({exc})") from exc
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
