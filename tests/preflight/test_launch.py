@@ -3,6 +3,8 @@ real flag names and aliases."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from bugatlas.errors import BadInputError
@@ -63,7 +65,7 @@ def test_token_counts():
 
 
 def test_bad_values_and_unknown_engines_name_the_flag():
-    with pytest.raises(BadInputError, match="--tensor-parallel-size expects int"):
+    with pytest.raises(BadInputError, match="--tensor-parallel-size expects a positive int"):
         parse_command("vllm serve m --tensor-parallel-size two")
     with pytest.raises(BadInputError, match="cannot tell the engine"):
         parse_command("ollama run llama3")
@@ -181,3 +183,16 @@ def test_unreadable_inputs_are_one_line_errors_naming_the_file(tmp_path):
         assert r.returncode == 2 and "Traceback" not in r.stderr, (args, r.stderr[-500:])
         lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
         assert len(lines) == 1 and message in lines[0], (args, r.stderr)
+
+
+def test_parallel_sizes_below_one_and_negative_token_counts_are_refused():
+    # -tp -2 died with "ValueError: min() arg is an empty sequence"; -tp 0 passed every check
+    for cmd, message in (("vllm serve m -tp -2", "-tp expects a positive int, got '-2'"),
+                         ("vllm serve m --tensor-parallel-size 0", "--tensor-parallel-size expects a positive int"),
+                         ("python -m sglang.launch_server --model-path m --tp 2 --dp 0", "--dp expects a positive int"),
+                         ("vllm serve m --max-model-len -1", "--max-model-len expects tokens, got '-1'"),
+                         ("llama-server -m m.gguf -c -5", "-c expects tokens, got '-5'"),
+                         ("python -m sglang.launch_server --model-path m --chunked-prefill-size -2",
+                          "--chunked-prefill-size expects tokens (or -1), got '-2'")):  # fmt: skip
+        with pytest.raises(BadInputError, match=re.escape(message)):
+            parse_command(cmd)

@@ -88,10 +88,9 @@ def engines() -> dict[str, dict[str, Any]]:
 
 
 def parse_tokens(value: str) -> int:
-    """An integer token count; engines accept 131072, 128k (×1000) and 128K (×1024), and -1 where
-    it switches a limit off (SGLang's ``--chunked-prefill-size -1``)."""
+    """An integer token count; engines accept 131072, 128k (×1000) and 128K (×1024)."""
     text = str(value).strip()
-    match = re.fullmatch(r"(-?\d+(?:\.\d+)?)([kKmMgG]?)", text)
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)([kKmMgG]?)", text)
     if not match:
         raise ValueError(f"not a token count: {value!r}")
     number, unit = float(match.group(1)), match.group(2)
@@ -107,6 +106,12 @@ def _convert(value: Any, kind: str, flag: str) -> Any:
             return float(value)
         if kind == "tokens":
             return parse_tokens(value)
+        if kind == "tokens_or_off":  # -1 switches the limit off (SGLang's --chunked-prefill-size)
+            return -1 if str(value).strip() == "-1" else parse_tokens(value)
+        if kind == "posint":  # a parallel size: the engines refuse 0 and negative sizes
+            if int(value) < 1:
+                raise ValueError(value)
+            return int(value)
         if kind in ("bool", "optbool"):
             if isinstance(value, bool):
                 return value
@@ -118,7 +123,8 @@ def _convert(value: Any, kind: str, flag: str) -> Any:
             raise ValueError(value)
         return str(value)
     except ValueError:
-        raise BadInputError(f"launch command: {flag} expects {kind}, got {value!r}") from None
+        shown = {"posint": "a positive int", "tokens_or_off": "tokens (or -1)"}.get(kind, kind)
+        raise BadInputError(f"launch command: {flag} expects {shown}, got {value!r}") from None
 
 
 def _flag_index(engine: str) -> dict[str, tuple[str, str]]:
