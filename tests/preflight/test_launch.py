@@ -95,9 +95,10 @@ def test_yaml_deployment_command_and_engine_forms(tmp_path):
     assert (launch.engine, launch.model, launch.get("tensor_parallel_size"), launch.get("max_model_len")) == (
         "sglang", "Qwen/Qwen3-8B", 2, 4096)
     c = tmp_path / "c.yaml"
-    c.write_text("engine: vllm\nargs: {warp-speed: 9}\n")
-    with pytest.raises(BadInputError, match="unknown vllm setting 'warp-speed'"):
-        load_deployment(c)
+    c.write_text("engine: vllm\nargs: {warp-speed: 9, max-model-len: 4096}\n")
+    # a flag the table lacks is reported like one on a command line, not fatal (docs/preflight.md)
+    launch, _ = load_deployment(c)
+    assert launch.unknown_flags == ["--warp-speed"] and launch.get("max_model_len") == 4096
 
 
 def _flags(cmd):
@@ -196,3 +197,15 @@ def test_parallel_sizes_below_one_and_negative_token_counts_are_refused():
                           "--chunked-prefill-size expects tokens (or -1), got '-2'")):  # fmt: skip
         with pytest.raises(BadInputError, match=re.escape(message)):
             parse_command(cmd)
+
+
+def test_a_vllm_config_file_with_flags_preflight_does_not_know_is_checked(tmp_path):
+    # vLLM reads any of its flags from --config FILE; one missing from preflight's table made
+    # preflight refuse the whole launch ("unknown vllm setting 'seed'", exit 2)
+    cfg = tmp_path / "serve.yaml"
+    cfg.write_text("max-model-len: 8192\nseed: 0\nenable-prefix-caching: true\nmax_num_seq: 4\n", encoding="utf-8")
+    launch = parse_command(f"vllm serve meta-llama/Llama-3.1-8B-Instruct --config {cfg}")
+    assert launch.get("max_model_len") == 8192
+    assert launch.unknown_flags == ["--seed", "--enable-prefix-caching", "--max_num_seq"]
+    warn = [f for f in _flags(f"vllm serve meta-llama/Llama-3.1-8B-Instruct --config {cfg}") if f.severity == "warn"]
+    assert [f.numbers["closest"] for f in warn] == ["--max_num_seqs"]

@@ -233,13 +233,15 @@ def _merge_engine_config(launch: Launch, path: Path) -> None:
         raise BadInputError(f"{path}: cannot read the --config file ({' '.join(str(exc).split())})") from exc
     if not isinstance(data, dict):
         raise BadInputError(f"{path}: expected a mapping of flag names to values")
-    for key, value in settings_from_mapping(launch.engine, data, where=str(path)).items():
+    for key, value in settings_from_mapping(launch.engine, data, where=str(path), unknown=launch.unknown_flags).items():
         launch.settings.setdefault(key, value)
 
 
-def settings_from_mapping(engine: str, data: dict[str, Any], *, where: str) -> dict[str, Any]:
+def settings_from_mapping(engine: str, data: dict[str, Any], *, where: str,
+                          unknown: list[str] | None = None) -> dict[str, Any]:  # fmt: skip
     """Settings given as a mapping: flag names (``max-model-len``, ``--tp``) or canonical
-    names (``max_model_len``)."""
+    names (``max_model_len``). A name not in the flag table is appended to ``unknown`` as
+    ``--name`` (reported like an unknown flag of a command line), or refused without it."""
     index = _flag_index(engine)
     flags = engines()[engine]["flags"]
     out: dict[str, Any] = {}
@@ -251,7 +253,10 @@ def settings_from_mapping(engine: str, data: dict[str, Any], *, where: str) -> d
             name = key if key.startswith("-") else ("--" + key.replace("_", "-"))
             found = index.get(name) or index.get("-" + key)
             if found is None:
-                raise BadInputError(f"{where}: unknown {engine} setting {key!r}")
+                if unknown is None:
+                    raise BadInputError(f"{where}: unknown {engine} setting {key!r}")
+                unknown.append(name if key.startswith("-") else "--" + key)
+                continue
             canonical, kind = found
         out[canonical] = _convert(value, kind, key)
     return out
@@ -271,13 +276,15 @@ def deployment_from_mapping(doc: dict[str, Any], *, where: str) -> Launch:
     if "command" in doc:
         launch = parse_command(doc["command"], source=where)
         if "args" in doc:
-            launch.settings.update(settings_from_mapping(launch.engine, doc["args"] or {}, where=where))
+            launch.settings.update(settings_from_mapping(launch.engine, doc["args"] or {}, where=where,
+                                                         unknown=launch.unknown_flags))  # fmt: skip
     else:
         engine = str(doc.get("engine", "")).lower().replace("llama-server", "llama.cpp")
         if engine not in engines():
             raise BadInputError(f"{where}: give `command:` or `engine:` (one of {', '.join(engines())})")
         launch = Launch(engine=engine, model=None, source=where)
-        launch.settings.update(settings_from_mapping(engine, doc.get("args") or {}, where=where))
+        launch.settings.update(settings_from_mapping(engine, doc.get("args") or {}, where=where,
+                                                     unknown=launch.unknown_flags))  # fmt: skip
         if doc.get("model"):
             launch.settings["model"] = str(doc["model"])
     launch.env.update({str(k): str(v) for k, v in (doc.get("env") or {}).items()})
