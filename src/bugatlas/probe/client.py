@@ -216,18 +216,30 @@ class ProbeClient:
                         err = raw.decode("utf-8", "replace")
                     return StreamReply(resp.status_code, "", [], False, None, time.perf_counter() - t0,
                                        err, dict(resp.headers))
+                pending: list[str] = []  # data lines of an event whose JSON is not complete yet
                 for line in _lines_within(resp, t0, limit, path):
                     lines.append(line)
                     if not line.startswith("data:"):
+                        if line == "":
+                            pending = []  # the event ends here (its data, if still partial, is dropped)
                         continue
                     data = line[5:].strip()
                     if data == "[DONE]":
-                        done = True
+                        done, pending = True, []
                         continue
-                    try:
-                        ev = orjson.loads(data)
-                    except orjson.JSONDecodeError:
+                    # an event's JSON may span several data: lines (SSE joins them with a newline);
+                    # a line that parses alone is an event even where blank lines are missing
+                    ev = None
+                    for candidate in (["\n".join([*pending, data])] if pending else []) + [data]:
+                        try:
+                            ev = orjson.loads(candidate)
+                            break
+                        except orjson.JSONDecodeError:
+                            continue
+                    if ev is None:
+                        pending.append(data)
                         continue
+                    pending = []
                     if isinstance(ev, dict):
                         events.append(ev)
                         if ttft is None and _has_content(ev):
