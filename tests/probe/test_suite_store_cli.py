@@ -198,6 +198,28 @@ def test_junit_into_a_missing_directory_is_refused_before_probing(tmp_path):
         assert srv.requests == 0  # refused before any request
 
 
+def test_junit_that_is_a_directory_or_cannot_be_written_loses_no_results(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    db = tmp_path / "p.db"
+    with FaultyServer(["ignore_n"]) as srv:
+        # a directory passed the parent check, the whole run went by, then IsADirectoryError
+        r = subprocess.run([sys.executable, "-m", "bugatlas.cli", "probe", "--base-url", srv.base_url, "--only", "smoke",
+                            "--junit", str(tmp_path)], capture_output=True, text=True, timeout=120)  # fmt: skip
+        assert r.returncode == 2 and "is a directory" in r.stderr and "Traceback" not in r.stderr
+        assert srv.requests == 0
+        if os.path.exists("/dev/full"):  # a write that fails after the run: results are kept
+            r = subprocess.run([sys.executable, "-m", "bugatlas.cli", "probe", "--base-url", srv.base_url,
+                                "--only", "smoke", "--only", "n", "--junit", "/dev/full", "--db", str(db)],
+                               capture_output=True, text=True, timeout=120)  # fmt: skip
+            assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr[-500:]
+            assert "--junit /dev/full: cannot write" in r.stderr and "stored as probe run 1" in r.stdout
+            with Store(db) as st:
+                assert list(probe_findings_frame(st)["check_id"]) == ["n"]
+
+
 def test_a_model_the_server_refuses_is_bad_input_not_findings(tmp_path):
     # every check would fail with HTTP 404 and be stored as the engine's "findings"
     db = tmp_path / "probe.db"

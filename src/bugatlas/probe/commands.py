@@ -10,7 +10,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from bugatlas.cli_common import DbOption, JsonOption, console, err_console, open_store, print_json
-from bugatlas.errors import BadInputError
+from bugatlas.errors import BadInputError, BugAtlasError
 
 
 def register(app: typer.Typer) -> None:
@@ -38,6 +38,8 @@ def register(app: typer.Typer) -> None:
 
         if junit is not None and not junit.parent.is_dir():  # checked before a run of minutes, not after
             raise BadInputError(f"--junit {junit}: directory {junit.parent} does not exist")
+        if junit is not None and junit.is_dir():
+            raise BadInputError(f"--junit {junit}: is a directory; give a file such as {junit / 'probe.xml'}")
         s = load_suite(suite)
         overrides = parse_overrides(set_ or [])
         for cid, params in overrides.items():
@@ -61,8 +63,12 @@ def register(app: typer.Typer) -> None:
             report = run_probe(base_url, suite=s, model=model, timeout=timeout, only=only,
                                on_start=lambda cid: progress.update(task, description=f"check {cid}"),
                                on_result=lambda r: progress.advance(task))  # fmt: skip
+        junit_error = None
         if junit:
-            write_junit(report, junit)
+            try:
+                write_junit(report, junit)
+            except OSError as exc:  # the run's results are still stored and shown below
+                junit_error = BugAtlasError(f"--junit {junit}: cannot write ({exc.strerror or exc})")
         if store_ or db is not None:
             from bugatlas.probe.storage import save_probe_report
 
@@ -76,6 +82,8 @@ def register(app: typer.Typer) -> None:
             print_json(report_json(report))
         else:
             render_table(report, console)
+        if junit_error is not None:
+            raise junit_error
         if not report.ok:
             raise typer.Exit(1)
 
