@@ -181,3 +181,13 @@ def test_junit_into_a_missing_directory_is_refused_before_running(tmp_path):
                         "--model-config", "qwen2.5-7b", "--", "vllm", "serve", "Qwen/Qwen2.5-7B-Instruct"],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "--junit" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_junit_that_is_a_directory_is_one_line_error(tmp_path):
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "bugatlas.cli", "preflight", "--junit", str(tmp_path),
+                        "--model-config", "qwen2.5-7b", "--", "vllm", "serve", "Qwen/Qwen2.5-7B-Instruct"],
+                       capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert r.returncode == 2 and "is a directory" in r.stderr and "Traceback" not in r.stderr, r.stderr[-400:]

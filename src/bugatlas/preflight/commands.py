@@ -60,6 +60,8 @@ def register(app: typer.Typer) -> None:
             return
         if junit is not None and not junit.parent.is_dir():
             raise BadInputError(f"--junit {junit}: directory {junit.parent} does not exist")
+        if junit is not None and junit.is_dir():
+            raise BadInputError(f"--junit {junit}: is a directory; give a file such as {junit / 'preflight.xml'}")
         if env is not None and python is not None:
             raise BadInputError("--python reads packages on this host; --env describes the machine (packages included): give one")
         if config is not None:
