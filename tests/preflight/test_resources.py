@@ -183,7 +183,7 @@ def test_junit_into_a_missing_directory_is_refused_before_running(tmp_path):
     assert r.returncode == 2 and "--junit" in r.stderr and "Traceback" not in r.stderr
 
 
-def test_junit_that_is_a_directory_is_one_line_error(tmp_path):
+def test_junit_or_env_output_that_is_a_directory_is_one_line_error(tmp_path):
     import subprocess
     import sys
 
@@ -191,3 +191,6 @@ def test_junit_that_is_a_directory_is_one_line_error(tmp_path):
                         "--model-config", "qwen2.5-7b", "--", "vllm", "serve", "Qwen/Qwen2.5-7B-Instruct"],
                        capture_output=True, text=True, timeout=120)  # fmt: skip
     assert r.returncode == 2 and "is a directory" in r.stderr and "Traceback" not in r.stderr, r.stderr[-400:]
+    r = subprocess.run([sys.executable, "-m", "bugatlas.cli", "preflight-env", "-o", str(tmp_path)],
+                       capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert r.returncode == 2 and "--output" in r.stderr and "is a directory" in r.stderr and "Traceback" not in r.stderr

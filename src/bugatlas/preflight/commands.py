@@ -125,6 +125,8 @@ def register(app: typer.Typer) -> None:
 
         if output is not None and not output.parent.is_dir():
             raise BadInputError(f"--output {output}: directory {output.parent} does not exist")
+        if output is not None and output.is_dir():
+            raise BadInputError(f"--output {output}: is a directory; give a file such as {output / 'gpu-node.yaml'}")
         text = yaml.safe_dump(detect_machine(python=python).to_description(), sort_keys=False)
         if output is None:
             sys.stdout.write(text)
