@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from bugatlas.cli import app
 from bugatlas.diagnose import diagnose
-from bugatlas.diagnose.batch import predict_batch
+from bugatlas.diagnose.batch import predict_batch, predict_record
 from bugatlas.store.records import Comment, Fix, PullRequest
 
 LOGS = Path(__file__).parent / "logs"
@@ -280,3 +280,19 @@ def test_a_log_longer_than_the_parsed_part_keeps_its_line_numbers():
     assert evidence and any(e["line_no"] == want for e in evidence)
     for e in evidence:
         assert lines[e["line_no"] - 1].strip()[:300] == e["text"], e
+
+
+def test_batch_evidence_of_a_long_log_names_its_own_lines():
+    filler = "INFO 05-02 11:00:09 [engine.py:123] Avg generation throughput: 12.3 tokens/s\n"
+    body = "```\n" + filler * 20_000 + (LOGS / "torch_oom.log").read_text() + "```\n"  # one pasted log
+    from bugatlas.diagnose.parse import extract_log
+    from bugatlas.diagnose.predict import get_codebook
+
+    lines = extract_log(body).split("\n")  # batch evidence numbers the lines of the extracted log
+    assert len(lines) > 20_000
+    row = predict_record({"repo": "a/b", "number": 1, "body": body}, get_codebook("liu2025"))
+    shown = [e for ev in row["evidence"].values() for e in ev]
+    assert shown
+    for e in shown:
+        n, text = e.split(": ", 1)
+        assert lines[int(n) - 1].strip()[:300] == text, e

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from bugatlas.diagnose.parse import ParsedLog, clip_log, extract_log, parse_log
-from bugatlas.diagnose.predict import DIMENSIONS, predict
+from bugatlas.diagnose.predict import DIMENSIONS, number_as_in_log, predict
 from bugatlas.errors import BadInputError
 
 SOURCE = "diagnose-log"
@@ -45,9 +45,11 @@ def predict_record(rec: dict[str, Any], codebook: Any) -> dict[str, Any]:
     """One line of the batch format (classify's ``LabelRecord`` shape, plus ``has_log`` and
     ``signature``). Abstained dimensions are written as classify writes them: ``[]`` for a
     multi-label dimension, ``null`` for a single-valued one."""
-    log = clip_log(extract_log(rec.get("body") or ""))[0]  # what parse_log reads, for predict too
+    # what parse_log reads, for predict too; lines numbered as in the extracted log
+    log, head_lines, skipped = clip_log(extract_log(rec.get("body") or ""))
     parsed = parse_log(log) if log else ParsedLog(recognized=False)
     preds = predict(parsed, log, codebook) if log else {}
+    number_as_in_log(parsed, preds, head_lines, skipped)
     labels: dict[str, Any] = {}
     confidence: dict[str, float] = {}
     evidence: dict[str, list[str]] = {}
