@@ -296,3 +296,10 @@ def test_batch_evidence_of_a_long_log_names_its_own_lines():
     for e in shown:
         n, text = e.split(": ", 1)
         assert lines[int(n) - 1].strip()[:300] == text, e
+
+
+def test_command_timeout_must_be_positive(tmp_path):
+    # --timeout -1 stopped the command at once and diagnosed nothing; nan was a ValueError traceback
+    for value in ("-1", "0", "nan"):
+        result = bugatlas("diagnose", "--command", "echo hi", "--timeout", value, "--db", str(tmp_path / "x.db"))
+        assert result.returncode == 2 and "--timeout" in result.stderr and "Traceback" not in result.stderr, value

@@ -70,7 +70,7 @@ def diagnose_cmd(
     batch: Annotated[bool, typer.Option("--batch", help="Log-only predictions for a JSONL of issues.")] = False,
     input_path: Annotated[Path | None, typer.Option("--input", help="--batch: issues JSONL (repo, number, body; without body: looked up in --db).")] = None,
     output_path: Annotated[Path | None, typer.Option("--output", help="--batch: predictions JSONL.")] = None,
-    timeout: Annotated[float, typer.Option("--timeout", help="--command: seconds before it is stopped.")] = 600.0,
+    timeout: Annotated[float, typer.Option("--timeout", min=0.1, help="--command: seconds before it is stopped.")] = 600.0,
     db: DbOption = None,
     json_out: JsonOption = False,
 ) -> None:
