@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import sys
+
+import pytest
 
 from bugatlas.preflight.machine import detect_machine, installed_packages, parse_nvidia_smi
 
@@ -115,3 +118,18 @@ def test_wrongly_typed_machine_descriptions_are_one_line_errors(tmp_path):
             load_machine(path)
     path.write_text("gpus:\n  - {name: X, memory_gib: 24, compute_capability: '8.9', count: '2'}\n")
     assert len(load_machine(path).gpus) == 2
+
+
+def test_described_memory_must_be_a_size():
+    # memory_gib: -24 was accepted and sized every model as not fitting (a false BLOCK); .inf was
+    # an OverflowError traceback
+    from bugatlas.errors import BadInputError
+    from bugatlas.preflight import machine_from_mapping
+
+    for doc, message in (({"gpus": [{"name": "A", "memory_gib": -24}]}, "memory_gib must be a number ≥ 0"),
+                         ({"gpus": [{"name": "A", "memory_gib": float("inf")}]}, "memory_gib must be a number ≥ 0"),
+                         ({"gpus": [{"name": "A", "memory_gib": 0}]}, "needs memory_gib or memory_bytes (> 0)"),
+                         ({"cpu_ram_gib": -5}, "cpu_ram_gib must be a number ≥ 0")):  # fmt: skip
+        with pytest.raises(BadInputError, match=re.escape(message)):
+            machine_from_mapping(doc, where="m.yaml")
+    assert machine_from_mapping({"gpus": [{"name": "A", "memory_gib": 24}], "cpu_ram_gib": 0}, where="m").gpus

@@ -6,6 +6,7 @@ for CPU memory, ``importlib.metadata`` for installed packages and their declared
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 import re
@@ -119,9 +120,12 @@ def _bytes(spec: dict[str, Any], stem: str, where: str) -> int | None:
     for suffix, scale in (("_bytes", 1), ("_gib", GIB), ("_gb", 10**9), ("_mib", MIB)):
         if f"{stem}{suffix}" in spec:
             try:
-                return int(float(spec[f"{stem}{suffix}"]) * scale)
+                value = float(spec[f"{stem}{suffix}"])
             except (TypeError, ValueError):
                 raise BadInputError(f"{where}: {stem}{suffix} must be a number") from None
+            if not math.isfinite(value) or value < 0:  # -24 GiB sized every model as not fitting
+                raise BadInputError(f"{where}: {stem}{suffix} must be a number ≥ 0, got {spec[f'{stem}{suffix}']!r}")
+            return int(value * scale)
     return None
 
 
@@ -148,8 +152,8 @@ def machine_from_mapping(data: dict[str, Any], *, where: str) -> Machine:
         if not isinstance(spec, dict) or "name" not in spec:
             raise BadInputError(f"{where}: gpus[{n}] needs at least name and memory_gib")
         memory = _bytes(spec, "memory", f"{where}: gpus[{n}]")
-        if memory is None:
-            raise BadInputError(f"{where}: gpus[{n}] ({spec['name']}) needs memory_gib or memory_bytes")
+        if not memory:
+            raise BadInputError(f"{where}: gpus[{n}] ({spec['name']}) needs memory_gib or memory_bytes (> 0)")
         cc = spec.get("compute_capability")
         if cc is not None and not re.fullmatch(r"\d+(\.\d+)?", str(cc)):
             raise BadInputError(f"{where}: gpus[{n}] ({spec['name']}): compute_capability {cc!r} is not like \"8.9\"")
