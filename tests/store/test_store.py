@@ -192,3 +192,7 @@ def test_numbers_taken_from_a_frame_find_their_issue(tmp_path: Path) -> None:
         assert len(list(store.iter_issues(where="number = ?", params=(number,)))) == 1
         assert store.query("SELECT number FROM issues WHERE number = ?", (number,)) == [{"number": 7}]
         assert store.query("SELECT number FROM issues WHERE number = :n", {"n": 7}) == [{"number": 7}]
+        new = Label(repo="owner/repo", issue_number=7, taxonomy="t", dimension="d", value="w",
+                    source_kind="human", source="me")
+        store.replace_labels("t", "human", "me", [new], issues=[("owner/repo", number)])
+        assert [l.value for l in store.iter_labels("t")] == ["w"], "the stale label stayed"

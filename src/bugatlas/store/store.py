@@ -392,7 +392,7 @@ class Store:
                 self.conn.executemany(
                     "DELETE FROM labels WHERE taxonomy = ? AND source_kind = ? AND source = ? "
                     "AND repo = ? AND issue_number = ?",
-                    [(taxonomy, source_kind, source, r.lower(), n) for r, n in issues],
+                    [(taxonomy, source_kind, source, r.lower(), _param(n)) for r, n in issues],
                 )
             return self.add_labels(labels)
 
