@@ -427,3 +427,9 @@ def test_http_500_is_retried_and_a_retry_after_on_5xx_is_honoured(small_data, tm
     assert result.issues == 300 and canonical_dump(store) == want
     assert result.stats["faults"] == {"http-500": 1, "http-503": 1}
     assert gh.times[2] - gh.times[1] >= 0.95, "asked again before the 503's Retry-After"
+
+
+def test_one_repository_given_as_a_string(server, tmp_path):
+    """collect_repos(store, "owner/name") failed with "'s': not a repository" (its letters)."""
+    result = collect_repos(Store(tmp_path / "s.db"), SGL, base_url=server.url, tokens=[TOKEN], limit=10)
+    assert [r.repo for r in result.repos] == [SGL] and result.issues == 10

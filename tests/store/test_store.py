@@ -196,3 +196,10 @@ def test_numbers_taken_from_a_frame_find_their_issue(tmp_path: Path) -> None:
                     source_kind="human", source="me")
         store.replace_labels("t", "human", "me", [new], issues=[("owner/repo", number)])
         assert [l.value for l in store.iter_labels("t")] == ["w"], "the stale label stayed"
+
+
+def test_one_repository_name_given_as_a_string_is_that_repository(tmp_path: Path) -> None:
+    """iter_issues(repos="owner/repo") compared the letters of the name and found nothing."""
+    with Store(tmp_path / "s.db") as store:
+        store.upsert_issues([_issue(1), Issue(repo="other/repo", number=2, title="x")])
+        assert [i.number for i in store.iter_issues(repos="Owner/Repo")] == [1]

@@ -279,6 +279,8 @@ class Store:
         clauses, args = [], [_param(p) for p in params]
         if where:
             clauses.append(f"({where})")
+        if isinstance(repos, str):  # one name, not its letters
+            repos = [repos]
         if repos:
             clauses.append(f"repo IN ({', '.join('?' * len(repos))})")
             args += [r.lower() for r in repos]
