@@ -203,3 +203,20 @@ def test_one_repository_name_given_as_a_string_is_that_repository(tmp_path: Path
     with Store(tmp_path / "s.db") as store:
         store.upsert_issues([_issue(1), Issue(repo="other/repo", number=2, title="x")])
         assert [i.number for i in store.iter_issues(repos="Owner/Repo")] == [1]
+
+
+def test_query_is_read_only_and_bad_sql_is_one_line(tmp_path: Path) -> None:
+    """`query` said read-only but ran a DELETE; bad SQL was a raw sqlite3 error."""
+    from bugatlas import BadInputError
+
+    with Store(tmp_path / "s.db") as store:
+        store.upsert_issues([_issue(1), _issue(2)])
+        for sql in ("DELETE FROM issues", "WITH x AS (SELECT 1) DELETE FROM issues",
+                    "UPDATE issues SET title = 'x'", "DROP TABLE issues"):
+            with pytest.raises(BadInputError, match="read-only"):
+                store.query(sql)
+        with pytest.raises(BadInputError, match=r"query 'SELECT \* FROM nope': no such table: nope"):
+            store.query("SELECT * FROM nope")
+        assert store.query("SELECT COUNT(*) AS n FROM issues") == [{"n": 2}]
+        store.upsert_issues([_issue(3)])  # the store's own writes still work after a refused query
+        assert store.count_issues() == 3

@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from bugatlas.errors import BugAtlasError
+from bugatlas.errors import BadInputError, BugAtlasError
 from bugatlas.store.records import Comment, Fix, Issue, Label, PullRequest, Repository
 
 DEFAULT_DB = "bugatlas.db"
@@ -458,8 +458,19 @@ class Store:
         return out
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
-        """Run a read-only SQL query and return rows as dicts (for notebooks and stages)."""
-        return [self._row(r) for r in self._query(sql, params)]
+        """Run a read-only SQL query and return rows as dicts (for notebooks and stages).
+        A statement that would write is refused (SQLite's ``query_only``): the stages' own
+        methods keep their tables consistent. Bad SQL is a one-line :class:`BadInputError`."""
+        self.conn.execute("PRAGMA query_only = ON")
+        try:
+            return [self._row(r) for r in self._query(sql, params)]
+        except sqlite3.Error as exc:
+            shown = " ".join(sql.split())
+            shown = shown if len(shown) <= 120 else shown[:120] + "…"
+            why = "read-only: use the store's methods to change data" if "readonly" in str(exc) else str(exc)
+            raise BadInputError(f"query {shown!r}: {why}") from None
+        finally:
+            self.conn.execute("PRAGMA query_only = OFF")
 
 
 class RunHandle:
