@@ -383,3 +383,15 @@ def test_in_sample_record_survives_a_killed_classify_run(labeled, tmp_path) -> N
     expected = labeled_now & {i.key for i, _ in learned}
     assert expected and learned_from(store, "liu2025") == expected
     store.close()
+
+
+def test_predict_before_fit_is_a_bugatlas_error() -> None:
+    from bugatlas.classify.model import TextModel
+    from bugatlas.classify.supervised import SupervisedModel
+    from bugatlas.errors import BugAtlasError
+    from bugatlas.store.records import Issue
+
+    issue = Issue(repo="a/b", number=1, title="crash")
+    for model in (TextModel("liu2025"), SupervisedModel("liu2025")):
+        with pytest.raises(BugAtlasError, match="before fit: call fit"):
+            model.predict([issue])

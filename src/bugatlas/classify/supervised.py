@@ -227,7 +227,7 @@ class SupervisedModel:
         """Scores for the dimensions with a fitted head (others are left out; labels with a
         single class fit no head, so a model can cover nothing)."""
         if not self.vectorizers:
-            raise RuntimeError("SupervisedModel.score before fit")
+            raise BugAtlasError("SupervisedModel: predict or score before fit: call fit(issues, labels) first")
         if not self.heads:
             return [{} for _ in issues]
         docs = docs if docs is not None else [issue_doc(i) for i in issues]
