@@ -135,9 +135,10 @@ def map_cmd(
     json: JsonOption = False,
 ) -> None:
     """Convert labels between codebooks (store labels, with provenance, or a JSONL file)."""
-    from bugatlas.taxonomy.mapping import MapReport, map_records, map_store_labels
+    from bugatlas.taxonomy.mapping import MapReport, get_mapping, map_records, map_store_labels
 
     if input is not None:
+        get_mapping(source, target)  # first: a codebook's fault is not blamed on --input
         import orjson
 
         from bugatlas.importers.base import iter_jsonl_objects
