@@ -147,7 +147,8 @@ def load_signatures(taxonomy: str, path: str | None = None) -> Signatures:
     weighted signature file when there is one. Unknown category names are an error."""
     spec = taxonomy_spec(taxonomy)
     # path "none": the codebook's signals alone (the naive keyword baseline)
-    file = None if path == "none" else Path(path) if path else signatures_path(spec.name)
+    file = (None if path == "none" else Path(path) if path
+            else signatures_path(spec.name) if spec.codebook.builtin else None)  # a user's codebook: its own signals
     data: dict[str, Any] = {}
     raw = b""
     if file is not None:

@@ -83,6 +83,26 @@ class TaxonomySpec:
         return value in self.dims[self.base_of(out_dim)].values(out_dim)
 
 
+def check_same_codebook(model_spec: TaxonomySpec, where: str) -> None:
+    """A saved model answers in the categories of the codebook it was fitted on: refuse it when
+    the codebook of that name now has other categories (renamed, removed, moved), whose labels
+    it would silently drop or misplace."""
+    current = taxonomy_spec(model_spec.name)
+    for dim, dspec in model_spec.dims.items():
+        now = current.dims.get(dim)
+        if now is None:
+            raise BadInputError(f"{where}: fitted on codebook {model_spec.name!r} with a dimension {dim!r} the "
+                                f"codebook no longer has: fit it again (`bugatlas train`)")
+        if now.store != dspec.store:
+            gone = sorted(set(dspec.store) - set(now.store)) or sorted(
+                k for k in dspec.store if dspec.store[k] != now.store.get(k))
+            new = sorted(set(now.store) - set(dspec.store))
+            what = "; ".join(x for x in (f"not in the codebook now: {', '.join(map(repr, gone[:3]))}" if gone else "",
+                                         f"new: {', '.join(map(repr, new[:3]))}" if new else "") if x)
+            raise BadInputError(f"{where}: fitted on another version of codebook {model_spec.name!r} "
+                                f"(dimension {dim}: {what}): fit it again (`bugatlas train`)")
+
+
 def _text_of(cat: Any) -> str:
     parts = [getattr(cat, "name", "") or "", getattr(cat, "definition", "") or ""]
     parts += list(getattr(cat, "include", None) or [])
@@ -109,7 +129,8 @@ def _taxonomy_spec(name: str) -> TaxonomySpec:
     spec = _base_spec(name)
     from bugatlas.classify.rules import signatures_path
 
-    path = signatures_path(spec.name)
+    # the package's signature file is written for its own codebook, not a user's file of that name
+    path = signatures_path(spec.name) if spec.codebook.builtin else None
     if path is not None:
         import yaml
 

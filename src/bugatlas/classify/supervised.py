@@ -46,7 +46,7 @@ from bugatlas.classify.base import (
 from bugatlas.classify.evaluate import agreement_by_confidence, lowest_threshold
 from bugatlas.classify.model import TOKEN_PATTERN
 from bugatlas.classify.rules import RuleClassifier
-from bugatlas.classify.schema import TaxonomySpec, taxonomy_spec
+from bugatlas.classify.schema import TaxonomySpec, check_same_codebook, taxonomy_spec
 from bugatlas.classify.text import Doc, issue_doc, model_text
 from bugatlas.errors import BadInputError, BugAtlasError
 from bugatlas.store.records import Issue
@@ -332,21 +332,25 @@ class SupervisedModel:
         return path
 
     @classmethod
-    def loads(cls, blob: bytes, where: str) -> SupervisedModel:
+    def loads(cls, blob: bytes, where: str, *, taxonomy: str | None = None) -> SupervisedModel:
+        """``taxonomy``: the codebook name the model must be of (checked before anything else)."""
         model = pickle.loads(blob)  # our own file: as trusted as the package or the store
         if not isinstance(model, SupervisedModel):
             raise BugAtlasError(f"{where}: not a supervised classifier model")
+        if taxonomy is not None and model.spec.name != taxonomy:
+            raise BadInputError(f"{where}: a {model.spec.name} model, not {taxonomy}")
+        check_same_codebook(model.spec, where)
         model.rules = RuleClassifier(model.spec.name)
         return model
 
     @classmethod
-    def load(cls, path: str | Path) -> SupervisedModel:
+    def load(cls, path: str | Path, *, taxonomy: str | None = None) -> SupervisedModel:
         path = Path(path)
         try:
             blob = lzma.decompress(path.read_bytes())
         except (OSError, lzma.LZMAError) as exc:
             raise BugAtlasError(f"{path}: cannot read the model ({exc})") from None
-        return cls.loads(blob, str(path))
+        return cls.loads(blob, str(path), taxonomy=taxonomy)
 
 
 def shipped_model_path(taxonomy: str) -> Path | None:
@@ -360,6 +364,10 @@ _SHIPPED: dict[str, SupervisedModel | None] = {}
 
 
 def shipped_model(taxonomy: str) -> SupervisedModel | None:
+    """The shipped model of the package's codebook ``taxonomy``; None for a user's codebook of
+    that name (e.g. one in BUGATLAS_CODEBOOKS overriding the built-in): it has other categories."""
+    if not taxonomy_spec(taxonomy).codebook.builtin:
+        return None
     if taxonomy not in _SHIPPED:
         path = shipped_model_path(taxonomy)
         _SHIPPED[taxonomy] = SupervisedModel.load(path) if path else None
