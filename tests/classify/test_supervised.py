@@ -336,6 +336,20 @@ def test_user_codebook_overriding_a_builtin_name_classifies_with_its_own_names(c
     assert "Abnormal Termination" in symptoms  # the corpus's first issues include crashes
 
 
+def test_package_signature_files_apply_to_the_codebook_they_were_written_for(tmp_path) -> None:
+    """docs/classify.md: a user's codebook may get a `signatures/<its name>.yaml` in the package;
+    only a user file that takes a built-in's name is kept from the built-in's files."""
+    from bugatlas.classify.schema import _base_spec, package_files_apply
+
+    own = tmp_path / "mini-audit.yaml"
+    own.write_text(MINI)
+    shadow = tmp_path / "liu2025.yaml"
+    shadow.write_text(MINI.replace("name: mini-audit", "name: liu2025"))
+    assert package_files_apply(_base_spec("liu2025"))
+    assert package_files_apply(_base_spec(str(own)))
+    assert not package_files_apply(_base_spec(str(shadow)))
+
+
 def test_train_labels_outside_the_codebook_or_unreadable_are_one_line(corpus_records, write_jsonl,
                                                                       tmp_path) -> None:
     """Label names that are not in the codebook are an error naming the file and record, not a

@@ -83,6 +83,17 @@ class TaxonomySpec:
         return value in self.dims[self.base_of(out_dim)].values(out_dim)
 
 
+def package_files_apply(spec: TaxonomySpec) -> bool:
+    """Whether the package's files named after this codebook (signatures/<name>.yaml, the shipped
+    models/<name>.pkl.xz) are meant for it: always for a built-in codebook, never for a user's
+    file that takes a built-in's name (they were written for the built-in's categories)."""
+    from bugatlas.taxonomy.loader import BUILTIN_DIR
+
+    cb = spec.codebook
+    return bool(cb is None or cb.builtin or not any((BUILTIN_DIR / f"{spec.name}{ext}").is_file()
+                                                     for ext in (".yaml", ".yml")))
+
+
 def check_same_codebook(model_spec: TaxonomySpec, where: str) -> None:
     """A saved model answers in the categories of the codebook it was fitted on: refuse it when
     the codebook of that name now has other categories (renamed, removed, moved), whose labels
@@ -130,7 +141,7 @@ def _taxonomy_spec(name: str) -> TaxonomySpec:
     from bugatlas.classify.rules import signatures_path
 
     # the package's signature file is written for its own codebook, not a user's file of that name
-    path = signatures_path(spec.name) if spec.codebook.builtin else None
+    path = signatures_path(spec.name) if package_files_apply(spec) else None
     if path is not None:
         import yaml
 

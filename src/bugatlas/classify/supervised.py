@@ -46,7 +46,12 @@ from bugatlas.classify.base import (
 from bugatlas.classify.evaluate import agreement_by_confidence, lowest_threshold
 from bugatlas.classify.model import TOKEN_PATTERN
 from bugatlas.classify.rules import RuleClassifier
-from bugatlas.classify.schema import TaxonomySpec, check_same_codebook, taxonomy_spec
+from bugatlas.classify.schema import (
+    TaxonomySpec,
+    check_same_codebook,
+    package_files_apply,
+    taxonomy_spec,
+)
 from bugatlas.classify.text import Doc, issue_doc, model_text
 from bugatlas.errors import BadInputError, BugAtlasError
 from bugatlas.store.records import Issue
@@ -366,7 +371,7 @@ _SHIPPED: dict[str, SupervisedModel | None] = {}
 def shipped_model(taxonomy: str) -> SupervisedModel | None:
     """The shipped model of the package's codebook ``taxonomy``; None for a user's codebook of
     that name (e.g. one in BUGATLAS_CODEBOOKS overriding the built-in): it has other categories."""
-    if not taxonomy_spec(taxonomy).codebook.builtin:
+    if not package_files_apply(taxonomy_spec(taxonomy)):
         return None
     if taxonomy not in _SHIPPED:
         path = shipped_model_path(taxonomy)
