@@ -379,6 +379,24 @@ def test_train_labels_outside_the_codebook_or_unreadable_are_one_line(corpus_rec
     assert res.returncode == 2 and "is an input file" in res.stderr and bad.read_bytes() == before, res.stderr
 
 
+def test_train_refuses_two_values_in_a_single_valued_dimension(corpus_records, write_jsonl, tmp_path) -> None:
+    """multi_label: false is honoured in training labels: two values for one issue were silently
+    reduced to one; they are a one-line error naming the file, the issue and the dimension."""
+    from bugatlas.classify.supervised import read_training_labels
+    from bugatlas.errors import BadInputError
+
+    cb = tmp_path / "mini-audit.yaml"
+    cb.write_text(MINI)
+    rec = corpus_records[sorted(corpus_records)[0]]
+    ok = write_jsonl([{"repo": rec["repo"], "number": rec["number"],
+                       "labels": {"cause": ["Out of Memory", "Crash Bug"], "severity": ["High"]}}], "ok.jsonl")
+    assert read_training_labels(str(cb), [ok])  # two causes: cause is multi-label
+    bad = write_jsonl([{"repo": rec["repo"], "number": rec["number"],
+                        "labels": {"cause": ["Crash Bug"], "severity": ["High", "Low"]}}], "bad.jsonl")
+    with pytest.raises(BadInputError, match=r"bad.jsonl: .*#\d+: severity: 2 values \('High', 'Low'\).*single-valued"):
+        read_training_labels(str(cb), [bad])
+
+
 def test_eval_reports_in_sample_agreement_apart(labeled, tmp_path) -> None:
     """A model scored on the labels it learned from looks better than it is: eval says how many
     gold issues that concerns and scores the others apart."""

@@ -392,6 +392,7 @@ def read_training_labels(taxonomy: str, label_paths: Sequence[str | Path], *,
                 if not only_not_failure or o.get("not_failure")}
 
     spec = taxonomy_spec(taxonomy)
+    single = set(spec.single_valued)
     skip = set().union(*(keys(p, False) for p in exclude))
     labels: dict[tuple[str, int], LabelSet] = {}
     for path in label_paths:
@@ -406,6 +407,10 @@ def read_training_labels(taxonomy: str, label_paths: Sequence[str | Path], *,
                     if bad:
                         raise BadInputError(f"{path}: {rec.repo}#{rec.number}: {dim}: not in the {spec.name} "
                                             f"codebook: {', '.join(map(repr, bad))}")
+                    if dim in single and len(set(values)) > 1:  # the model would learn only one of them
+                        raise BadInputError(f"{path}: {rec.repo}#{rec.number}: {dim}: {len(set(values))} values "
+                                            f"({', '.join(map(repr, values))}) but the {spec.name} codebook's "
+                                            f"{spec.base_of(dim)} is single-valued (multi_label: false)")
             labels[rec.key] = rec.labels
     return labels
 
