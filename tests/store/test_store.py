@@ -176,3 +176,30 @@ def test_an_interrupted_export_leaves_the_previous_files_whole(tmp_path: Path, m
             export_module.export_store(store, out, fmt=fmt)
         monkeypatch.undo()
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_numbers_taken_from_a_frame_find_their_issue(tmp_path: Path) -> None:
+    """A notebook passes numbers it read from issues_frame()/labels_frame() (numpy int64):
+    sqlite3 bound them as BLOBs and every lookup silently found nothing."""
+    with Store(tmp_path / "s.db") as store:
+        store.upsert_issues([_issue(7)])
+        store.add_labels([Label(repo="owner/repo", issue_number=7, taxonomy="t", dimension="d",
+                                value="v", source_kind="human", source="me")])
+        number = store.issues_frame()["number"].iloc[0]
+        assert type(number).__module__ == "numpy"
+        assert store.get_issue("owner/repo", number).number == 7
+        assert [l.value for l in store.iter_labels("t", issue_number=number)] == ["v"]
+        assert len(list(store.iter_issues(where="number = ?", params=(number,)))) == 1
+        assert store.query("SELECT number FROM issues WHERE number = ?", (number,)) == [{"number": 7}]
+        assert store.query("SELECT number FROM issues WHERE number = :n", {"n": 7}) == [{"number": 7}]
+        new = Label(repo="owner/repo", issue_number=7, taxonomy="t", dimension="d", value="w",
+                    source_kind="human", source="me")
+        store.replace_labels("t", "human", "me", [new], issues=[("owner/repo", number)])
+        assert [l.value for l in store.iter_labels("t")] == ["w"], "the stale label stayed"
+
+
+def test_one_repository_name_given_as_a_string_is_that_repository(tmp_path: Path) -> None:
+    """iter_issues(repos="owner/repo") compared the letters of the name and found nothing."""
+    with Store(tmp_path / "s.db") as store:
+        store.upsert_issues([_issue(1), Issue(repo="other/repo", number=2, title="x")])
+        assert [i.number for i in store.iter_issues(repos="Owner/Repo")] == [1]

@@ -33,6 +33,7 @@ from bugatlas.classify.base import (
     LabelSet,
     Prediction,
     Threshold,
+    fit_inputs,
     leaf_targets,
     level_targets,
     normalize,
@@ -114,8 +115,7 @@ class TextModel:
         return texts, meta
 
     def fit(self, issues: Sequence[Issue], labels: Sequence[LabelSet | None] | None = None) -> TextModel:
-        issues = list(issues)
-        labels = list(labels) if labels is not None else [None] * len(issues)
+        issues, labels = fit_inputs(self.spec, self.name, issues, labels)
         docs = [issue_doc(i) for i in issues]
         texts = [model_text(d) for d in docs]
         proto_texts, proto_meta = self._prototypes()

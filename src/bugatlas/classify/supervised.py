@@ -37,6 +37,7 @@ from bugatlas.classify.base import (
     Prediction,
     Threshold,
     Thresholds,
+    fit_inputs,
     leaf_targets,
     level_probs,
     level_targets,
@@ -158,6 +159,7 @@ class SupervisedModel:
     def fit(self, issues: Sequence[Issue], labels: Sequence[LabelSet | None] | None = None) -> SupervisedModel:
         if labels is None:
             raise BugAtlasError(f"{self.name}: fit needs human labels")
+        issues, labels = fit_inputs(self.spec, self.name, issues, labels)
         pairs = [(i, lab) for i, lab in zip(issues, labels, strict=True) if lab]
         if len(pairs) < self.min_labels:
             raise BugAtlasError(f"{self.name}: {len(pairs)} labeled issues; at least {self.min_labels} needed")

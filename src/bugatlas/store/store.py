@@ -49,6 +49,12 @@ def _loads(value: str | None) -> Any:
     return None if value is None else orjson.loads(value)
 
 
+def _param(value: Any) -> Any:
+    """A numpy scalar (a number taken from a frame) as its Python value: sqlite3 binds it as
+    a BLOB through the buffer protocol, which matches nothing."""
+    return value.item() if type(value).__module__ == "numpy" and hasattr(value, "item") else value
+
+
 def _migrations() -> list[tuple[str, str]]:
     folder = resources.files("bugatlas.store") / "migrations"
     files = sorted(p for p in folder.iterdir() if p.name.endswith(".sql"))
@@ -256,7 +262,7 @@ class Store:
         )  # fmt: skip
 
     def get_issue(self, repo: str, number: int) -> Issue | None:
-        rows = list(self.iter_issues(where="repo = ? AND number = ?", params=(repo.lower(), number)))
+        rows = list(self.iter_issues(where="repo = ? AND number = ?", params=(repo.lower(), _param(number))))
         return rows[0] if rows else None
 
     def iter_issues(
@@ -270,9 +276,11 @@ class Store:
     ) -> Iterator[Issue]:
         """Issues in (repo, number) order. ``where`` is an extra SQL condition on ``issues``."""
         cols = [c for c in ISSUE_COLUMNS if include_raw or c != "raw"]
-        clauses, args = [], list(params)
+        clauses, args = [], [_param(p) for p in params]
         if where:
             clauses.append(f"({where})")
+        if isinstance(repos, str):  # one name, not its letters
+            repos = [repos]
         if repos:
             clauses.append(f"repo IN ({', '.join('?' * len(repos))})")
             args += [r.lower() for r in repos]
@@ -341,13 +349,13 @@ class Store:
 
     def comments_for(self, repo: str, number: int) -> list[dict[str, Any]]:
         sql = "SELECT * FROM comments WHERE repo = ? AND issue_number = ? ORDER BY created_at, comment_id"
-        return [self._row(r, json_cols={"raw"}) for r in self._query(sql, (repo.lower(), number))]
+        return [self._row(r, json_cols={"raw"}) for r in self._query(sql, (repo.lower(), _param(number)))]
 
     def fixes_for(self, repo: str, number: int) -> list[dict[str, Any]]:
         sql = """SELECT f.relation, p.* FROM issue_fixes f
                  LEFT JOIN pull_requests p ON p.repo = f.pr_repo AND p.number = f.pr_number
                  WHERE f.repo = ? AND f.issue_number = ?"""
-        return [self._row(r, json_cols={"raw"}) for r in self._query(sql, (repo.lower(), number))]
+        return [self._row(r, json_cols={"raw"}) for r in self._query(sql, (repo.lower(), _param(number)))]
 
     # -- labels ----------------------------------------------------------------------------
     def add_labels(self, labels: Iterable[Label]) -> int:
@@ -386,7 +394,7 @@ class Store:
                 self.conn.executemany(
                     "DELETE FROM labels WHERE taxonomy = ? AND source_kind = ? AND source = ? "
                     "AND repo = ? AND issue_number = ?",
-                    [(taxonomy, source_kind, source, r.lower(), n) for r, n in issues],
+                    [(taxonomy, source_kind, source, r.lower(), _param(n)) for r, n in issues],
                 )
             return self.add_labels(labels)
 
@@ -406,7 +414,7 @@ class Store:
                          ("issue_number", issue_number)):  # fmt: skip
             if val is not None:
                 clauses.append(f"{col} = ?")
-                args.append(val)
+                args.append(_param(val))
         sql = ("SELECT repo, issue_number, taxonomy, dimension, value, source_kind, source, record, "
                "confidence, evidence, run_id FROM labels")  # fmt: skip
         if clauses:
@@ -436,7 +444,7 @@ class Store:
 
     # -- helpers ---------------------------------------------------------------------------
     def _query(self, sql: str, params: Sequence[Any] = ()) -> Iterator[tuple[list[str], tuple]]:
-        cur = self.conn.execute(sql, params)
+        cur = self.conn.execute(sql, params if isinstance(params, dict) else [_param(p) for p in params])
         names = [d[0] for d in cur.description]
         for row in cur:
             yield names, row
