@@ -16,7 +16,7 @@ from bugatlas.classify.combine import Ensemble, has_text
 from bugatlas.classify.evaluate import EvalReport, evaluate, learning_curve
 from bugatlas.classify.model import TextModel
 from bugatlas.classify.rules import RuleClassifier
-from bugatlas.classify.schema import TaxonomySpec, taxonomy_spec
+from bugatlas.classify.schema import TaxonomySpec, check_same_codebook, taxonomy_spec
 from bugatlas.classify.supervised import MIN_LABELS, SupervisedModel, shipped_model
 from bugatlas.errors import BadInputError, BugAtlasError
 from bugatlas.store import Store
@@ -413,6 +413,7 @@ def load_trained(store: Store, taxonomy: str, *, kind: type = TextModel) -> Any:
     model = pickle.loads(row[0])
     if not isinstance(model, TextModel):
         raise BugAtlasError(f"{store.path}: classify_models holds something that is not a text model")
+    check_same_codebook(model.spec, f"{store.path}: classify_models")
     return model
 
 
