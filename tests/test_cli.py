@@ -103,3 +103,26 @@ def test_ctrl_c_in_a_command_says_so_in_one_line_and_exits_130(tmp_path: Path, m
     err = capsys.readouterr().err
     assert err.startswith("interrupted:") and err.count("\n") == 1
     assert "Traceback" not in err
+
+
+def test_plugins_add_commands_and_a_broken_one_does_not_break_the_rest(tmp_path: Path) -> None:
+    """Plugins come through the `bugatlas.commands` entry points (a distribution on the path,
+    built here); one that fails to import warns in one line and every other command works."""
+    import os
+
+    for name, body in (("good", "def register(app):\n    @app.command('hello')\n    def hello():\n"
+                                "        print('hello from a plugin')\n"),
+                       ("broken", "import no_such_module_anywhere\n")):
+        (tmp_path / f"{name}_plugin.py").write_text(body)
+        dist = tmp_path / f"{name}_plugin-0.1.dist-info"
+        dist.mkdir()
+        (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}-plugin\nVersion: 0.1\n")
+        (dist / "entry_points.txt").write_text(f"[bugatlas.commands]\n{name} = {name}_plugin:register\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    run = lambda *a: subprocess.run([sys.executable, "-m", "bugatlas.cli", *a], capture_output=True,  # noqa: E731
+                                    text=True, env=env, timeout=300)  # fmt: skip
+    out = run("hello")
+    assert out.returncode == 0 and "hello from a plugin" in out.stdout
+    assert "warning: plugin 'broken' (broken_plugin:register) failed to load" in out.stderr
+    assert "Traceback" not in out.stderr
+    assert run("taxonomy", "list").returncode == 0

@@ -111,7 +111,12 @@ def _load_commands(modules: list[str] | None = None) -> None:
     if "plugins" not in _loaded:
         _loaded.add("plugins")
         for ep in entry_points(group="bugatlas.commands"):
-            ep.load()(_app)
+            try:
+                ep.load()(_app)
+            except Exception as exc:  # a broken plugin must not take every other command down
+                detail = " ".join(str(exc).split())[:200] or type(exc).__name__
+                typer.echo(f"warning: plugin {ep.name!r} ({ep.value}) failed to load, its commands are "
+                           f"unavailable: {detail}", err=True)
 
 
 def __getattr__(name: str) -> typer.Typer:

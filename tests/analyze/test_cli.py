@@ -76,3 +76,53 @@ def test_audit_differences_lists_only_differing_numbers(analysis_store):
     assert rows and {x["status"] for x in rows} == {"differs"}
     assert "liu.group.functionality" not in {x["id"] for x in rows}  # a raw-file match
     assert sum(x["paper"] == "liu2025" for x in rows) == 1  # 1,041 root-cause instances
+
+
+HIER = """\
+name: mine
+dimensions:
+  cause:
+    multi_label: true
+    levels: [cause_area, cause_kind, cause]
+    categories:
+      - {id: env, name: Environment}
+      - {id: hw, name: Hardware, parent: env}
+      - {id: oom, name: GPU Out Of Memory, parent: hw}
+      - {id: code, name: Engine Code}
+      - {id: kern, name: Kernels, parent: code}
+      - {id: attn, name: Attention Kernel Bug, parent: kern}
+"""
+
+
+def test_user_codebook_by_relative_path_in_analyze_and_report(tmp_path):
+    """--taxonomy ./books/mine.yaml works in analyze and report as in classify: the labels stored
+    under the codebook's name are found, and its hierarchy gives the levels."""
+    from bugatlas import Label, Store
+    from bugatlas.store import Issue
+
+    (tmp_path / "books").mkdir()
+    (tmp_path / "books" / "mine.yaml").write_text(HIER)
+    db = tmp_path / "s.db"
+    with Store(db) as store:
+        store.upsert_issues([Issue(repo="a/b", number=n, title=f"t{n}", body="x") for n in range(1, 5)])
+        leaves = [["GPU Out Of Memory", "Hardware", "Environment"], ["Attention Kernel Bug", "Kernels", "Engine Code"]]
+        store.add_labels([Label(repo="a/b", issue_number=n, taxonomy="mine", dimension=d, value=v,
+                                source_kind="human", source="gold")
+                          for n in range(1, 5)
+                          for d, v in zip(("cause", "cause_kind", "cause_area"), leaves[n % 2], strict=True)])
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "bugatlas.cli", *args, "--db", str(db)], capture_output=True,
+                              text=True, timeout=120, cwd=tmp_path)
+
+    r = cli("analyze", "distribution", "-t", "books/mine.yaml", "-d", "cause", "--all-levels", "--json")
+    assert r.returncode == 0, r.stderr
+    rows = orjson.loads(r.stdout)["rows"]
+    assert {(x["level"], x["category"]): x["units"] for x in rows} == {
+        ("cause_area", "Environment"): 2, ("cause_area", "Engine Code"): 2, ("cause_kind", "Hardware"): 2,
+        ("cause_kind", "Kernels"): 2, ("cause", "GPU Out Of Memory"): 2, ("cause", "Attention Kernel Bug"): 2}
+    r = cli("report", "-t", "books/mine.yaml", "--out", "rep", "--json")
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "rep" / "tables" / "dist_cause_cause_kind.csv").is_file()
+    r = cli("analyze", "distribution", "-t", "books/missing.yaml")
+    assert r.returncode == 2 and r.stderr.strip() == "error: codebook file not found: books/missing.yaml", r.stderr

@@ -198,3 +198,18 @@ def test_label_writer_replaces_the_output_only_when_complete(tmp_path) -> None:
         assert out.read_bytes() == before
         assert [r.number for r in read_label_records(out)] == [1]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["labels.jsonl", "labels.jsonl.gz"]
+
+
+def test_an_issue_with_no_title_or_body_is_abstained_on(tmp_path) -> None:
+    """The models' priors (Crash, 0.64) are no evidence about an empty issue: every dimension
+    abstains, with confidence 0 and evidence that says why."""
+    from bugatlas.classify import classify_file
+
+    src = tmp_path / "in.jsonl"
+    src.write_text('{"repo": "a/b", "number": 1, "title": "", "body": "  "}\n'
+                   '{"repo": "a/b", "number": 2, "title": "CUDA out of memory when loading the model"}\n')
+    classify_file("liu2025", src, tmp_path / "out.jsonl", threshold=0.0)
+    empty, titled = read_label_records(tmp_path / "out.jsonl")
+    assert all(v == [] for v in empty.labels.values()) and set(empty.confidence.values()) == {0.0}
+    assert empty.evidence["symptom"] == ["no title or body: nothing to judge"]
+    assert titled.labels["symptom"]  # a title alone is text: answered at threshold 0

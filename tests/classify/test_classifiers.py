@@ -162,3 +162,25 @@ def test_parallel_prediction_equals_serial(corpus_records) -> None:
     assert [p.key for p in parallel] == [p.key for p in serial]
     assert [p.labels for p in parallel] == [p.labels for p in serial]
     assert [p.confidence for p in parallel] == [p.confidence for p in serial]
+
+
+def test_fit_checks_its_labels_instead_of_dropping_them(corpus_records) -> None:
+    """fit(issues, labels) from a notebook: a label list of the wrong length was an IndexError
+    (TextModel) or a zip ValueError (SupervisedModel); a misspelt category and a single-valued
+    dimension given as a string (as the batch format writes it) were silently ignored."""
+    from bugatlas.classify import SupervisedModel
+    from bugatlas.errors import BadInputError
+
+    issues = [Issue(repo=r, number=n, title=v["title"], body=v["body"])
+              for (r, n), v in list(corpus_records.items())[:60]]
+    for clf in (TextModel("liu2025"), SupervisedModel("liu2025"), Ensemble("liu2025")):
+        with pytest.raises(BadInputError, match="60 issues but 59 label sets"):
+            clf.fit(issues, [{"symptom": ["Crash"]}] * 59)
+        with pytest.raises(BadInputError, match=r"#\d+: symptom: not in the liu2025 codebook: 'crash'"):
+            clf.fit(issues, [{"symptom": ["crash"]}] * 60)
+    # "phase": "Model Conversion" (a string, one value) is that value, not the letters of it
+    phases = ["Model Conversion" if i % 2 else "Inference/Serving" for i in range(60)]
+    model = TextModel("liu2025").fit(issues, [{"phase": p} for p in phases])
+    assert model.n_human == 60
+    sup = SupervisedModel("liu2025", min_labels=5).fit(issues, [{"phase": p} for p in phases])
+    assert sup.covers("phase")

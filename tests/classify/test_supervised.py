@@ -265,6 +265,91 @@ def test_user_codebook_by_path_trains_from_files_and_classifies_with_model(corpu
     assert set(rows[0]["labels"]) == {"cause_group", "cause", "severity"}
 
 
+def test_model_of_another_codebook_or_version_is_refused(corpus_records, write_jsonl, tmp_path) -> None:
+    """classify --model checks the model against the codebook: a model of another codebook is
+    named as such (not "unknown codebook"), and one fitted before a category was renamed is
+    refused instead of silently never giving the renamed category."""
+    import subprocess
+    import sys
+
+    cb = tmp_path / "mini-audit.yaml"
+    cb.write_text(MINI)
+    recs = [corpus_records[k] for k in sorted(corpus_records)[:30]]
+    issues = write_jsonl(recs, "issues.jsonl")
+    leaves = ["Out of Memory", "Crash Bug"]
+    labels = write_jsonl([{"repo": r["repo"], "number": r["number"], "labels": {"cause": [leaves[i % 2]]}}
+                          for i, r in enumerate(recs)], "labels.jsonl")
+    model, out = tmp_path / "mini.pkl.xz", tmp_path / "out.jsonl"
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "bugatlas.cli", *args], capture_output=True, text=True,
+                              timeout=300, cwd=tmp_path)
+
+    res = cli("train", "-t", str(cb), "--labels", str(labels), "--input", str(issues), "--output", str(model),
+              "--no-calibrate")
+    assert res.returncode == 0, res.stderr
+    other = tmp_path / "other.yaml"
+    other.write_text(MINI.replace("name: mini-audit", "name: other"))
+    res = cli("classify", "-t", str(other), "--input", str(issues), "--output", str(out), "--model", str(model))
+    assert res.returncode == 2 and "a mini-audit model, not other" in res.stderr, res.stderr
+    cb.write_text(MINI.replace("name: Crash Bug", "name: Native Crash"))
+    res = cli("classify", "-t", str(cb), "--input", str(issues), "--output", str(out), "--model", str(model))
+    assert res.returncode == 2 and not out.exists(), res.stderr
+    assert "'Crash Bug'" in res.stderr and "fit it again" in res.stderr and "Traceback" not in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1, res.stderr
+
+
+def test_user_codebook_overriding_a_builtin_name_classifies_with_its_own_names(corpus_records, write_jsonl,
+                                                                                tmp_path) -> None:
+    """A copy of liu2025 in BUGATLAS_CODEBOOKS (as docs/taxonomy.md allows) with a category
+    renamed and one removed classifies: the package's liu2025 signature file and shipped model,
+    written for the built-in categories, are not applied to it."""
+    import os
+    import subprocess
+    import sys
+
+    import yaml
+
+    from bugatlas.taxonomy import load_codebook
+
+    data = yaml.safe_load(Path(load_codebook("liu2025").source).read_text(encoding="utf-8"))
+    for c in data["dimensions"]["symptom"]["categories"]:
+        if c["name"] == "Crash":
+            c["name"] = "Abnormal Termination"
+    rc = data["dimensions"]["root_cause"]["categories"]
+    rc[:] = [c for c in rc if c["name"] != "Concurrency Issue"]
+    folder = tmp_path / "books"
+    folder.mkdir()
+    (folder / "liu2025.yaml").write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    recs = [corpus_records[k] for k in sorted(corpus_records)[:25]]
+    issues = write_jsonl(recs, "issues.jsonl")
+    out = tmp_path / "out.jsonl"
+    res = subprocess.run([sys.executable, "-m", "bugatlas.cli", "classify", "-t", "liu2025", "--input", str(issues),
+                          "--output", str(out), "-j", "1"], capture_output=True, text=True, timeout=300,
+                         cwd=tmp_path, env={**os.environ, "BUGATLAS_CODEBOOKS": str(folder)})
+    assert res.returncode == 0, res.stderr
+    rows = [orjson.loads(line) for line in out.read_bytes().splitlines()]
+    assert len(rows) == 25
+    symptoms = {v for r in rows for v in r["labels"]["symptom"]}
+    causes = {v for r in rows for v in r["labels"]["root_cause"]}
+    assert "Crash" not in symptoms and "Concurrency Issue" not in causes
+    assert "Abnormal Termination" in symptoms  # the corpus's first issues include crashes
+
+
+def test_package_signature_files_apply_to_the_codebook_they_were_written_for(tmp_path) -> None:
+    """docs/classify.md: a user's codebook may get a `signatures/<its name>.yaml` in the package;
+    only a user file that takes a built-in's name is kept from the built-in's files."""
+    from bugatlas.classify.schema import _base_spec, package_files_apply
+
+    own = tmp_path / "mini-audit.yaml"
+    own.write_text(MINI)
+    shadow = tmp_path / "liu2025.yaml"
+    shadow.write_text(MINI.replace("name: mini-audit", "name: liu2025"))
+    assert package_files_apply(_base_spec("liu2025"))
+    assert package_files_apply(_base_spec(str(own)))
+    assert not package_files_apply(_base_spec(str(shadow)))
+
+
 def test_train_labels_outside_the_codebook_or_unreadable_are_one_line(corpus_records, write_jsonl,
                                                                       tmp_path) -> None:
     """Label names that are not in the codebook are an error naming the file and record, not a
@@ -292,6 +377,24 @@ def test_train_labels_outside_the_codebook_or_unreadable_are_one_line(corpus_rec
     before = bad.read_bytes()
     res = cli("train", "-t", str(cb), "--labels", str(bad), "--input", str(issues), "--output", str(bad))
     assert res.returncode == 2 and "is an input file" in res.stderr and bad.read_bytes() == before, res.stderr
+
+
+def test_train_refuses_two_values_in_a_single_valued_dimension(corpus_records, write_jsonl, tmp_path) -> None:
+    """multi_label: false is honoured in training labels: two values for one issue were silently
+    reduced to one; they are a one-line error naming the file, the issue and the dimension."""
+    from bugatlas.classify.supervised import read_training_labels
+    from bugatlas.errors import BadInputError
+
+    cb = tmp_path / "mini-audit.yaml"
+    cb.write_text(MINI)
+    rec = corpus_records[sorted(corpus_records)[0]]
+    ok = write_jsonl([{"repo": rec["repo"], "number": rec["number"],
+                       "labels": {"cause": ["Out of Memory", "Crash Bug"], "severity": ["High"]}}], "ok.jsonl")
+    assert read_training_labels(str(cb), [ok])  # two causes: cause is multi-label
+    bad = write_jsonl([{"repo": rec["repo"], "number": rec["number"],
+                        "labels": {"cause": ["Crash Bug"], "severity": ["High", "Low"]}}], "bad.jsonl")
+    with pytest.raises(BadInputError, match=r"bad.jsonl: .*#\d+: severity: 2 values \('High', 'Low'\).*single-valued"):
+        read_training_labels(str(cb), [bad])
 
 
 def test_eval_reports_in_sample_agreement_apart(labeled, tmp_path) -> None:
@@ -383,3 +486,15 @@ def test_in_sample_record_survives_a_killed_classify_run(labeled, tmp_path) -> N
     expected = labeled_now & {i.key for i, _ in learned}
     assert expected and learned_from(store, "liu2025") == expected
     store.close()
+
+
+def test_predict_before_fit_is_a_bugatlas_error() -> None:
+    from bugatlas.classify.model import TextModel
+    from bugatlas.classify.supervised import SupervisedModel
+    from bugatlas.errors import BugAtlasError
+    from bugatlas.store.records import Issue
+
+    issue = Issue(repo="a/b", number=1, title="crash")
+    for model in (TextModel("liu2025"), SupervisedModel("liu2025")):
+        with pytest.raises(BugAtlasError, match="before fit: call fit"):
+            model.predict([issue])

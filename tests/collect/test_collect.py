@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -395,3 +396,40 @@ def test_a_failed_archive_export_leaves_the_previous_export_whole(server, tmp_pa
         export_archive(Store(tmp_path / "empty.db"), shipped)  # the wrong --db
     assert shipped.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir() if "study-archive" in p.name) == ["study-archive.jsonl"]
+
+
+class _Scripted(FakeGitHub):
+    """The stand-in, with the next GraphQL answers scripted (status, headers, body)."""
+
+    def __init__(self, *a, script=(), **kw):
+        super().__init__(*a, **kw)
+        self.script, self.times = list(script), []
+
+    def handle(self, method, path, headers, body):
+        if "rate_limit" in path:
+            return super().handle(method, path, headers, body)
+        self.times.append(time.monotonic())
+        if self.script:
+            status, extra, payload = self.script.pop(0)
+            return status, extra, payload, 0
+        return super().handle(method, path, headers, body)
+
+
+def test_http_500_is_retried_and_a_retry_after_on_5xx_is_honoured(small_data, tmp_path):
+    """README: "retries 5xx", "honours Retry-After". A 500 ended the crawl at once, and a 503
+    saying Retry-After: 1 was asked again after the 0.05 s backoff."""
+    with FakeGitHub(small_data, tokens=[TOKEN]) as clean:
+        want = canonical_dump(_fresh(clean, tmp_path / "clean.db"))
+    script = [(500, {}, {"message": "Server Error"}), (503, {"Retry-After": "1"}, {"message": "busy"})]
+    with _Scripted(small_data, tokens=[TOKEN], script=script) as gh:
+        store = Store(tmp_path / "s.db")
+        result = _collect(store, gh, client_options={"backoff": 0.05, "max_retries": 3})
+    assert result.issues == 300 and canonical_dump(store) == want
+    assert result.stats["faults"] == {"http-500": 1, "http-503": 1}
+    assert gh.times[2] - gh.times[1] >= 0.95, "asked again before the 503's Retry-After"
+
+
+def test_one_repository_given_as_a_string(server, tmp_path):
+    """collect_repos(store, "owner/name") failed with "'s': not a repository" (its letters)."""
+    result = collect_repos(Store(tmp_path / "s.db"), SGL, base_url=server.url, tokens=[TOKEN], limit=10)
+    assert [r.repo for r in result.repos] == [SGL] and result.issues == 10

@@ -24,7 +24,7 @@ from bugatlas.filter import (
     load_rules,
     strip_template_prefix,
 )
-from bugatlas.filter.pipeline import _labels, filter_store
+from bugatlas.filter.pipeline import _labels, filter_file, filter_store
 
 
 @pytest.fixture(scope="module")
@@ -280,3 +280,15 @@ def test_batch_number_given_as_digits_is_read(tmp_path: Path) -> None:
     inp = tmp_path / "issues.jsonl"
     inp.write_text(json.dumps({"repo": "a/b", "number": "12", "title": "crash"}) + "\n")
     assert [r["number"] for r in read_jsonl(inp)] == ["12"]
+
+
+def test_an_issue_with_no_title_or_body_is_other(tmp_path: Path) -> None:
+    """The model's base rate judged an empty issue a feature request (0.48); nothing was reported."""
+    src = tmp_path / "in.jsonl"
+    src.write_text('{"repo": "a/b", "number": 1, "title": " ", "body": null}\n'
+                   '{"repo": "a/b", "number": 2, "title": "Segmentation fault when loading a GGUF model"}\n')
+    with (tmp_path / "out.jsonl").open("wb") as out:
+        filter_file(src, out)
+    empty, titled = [json.loads(x) for x in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert (empty["kind"], empty["confidence"]) == ("other", 1.0)
+    assert titled["kind"] == "failure"

@@ -176,3 +176,47 @@ def test_an_interrupted_export_leaves_the_previous_files_whole(tmp_path: Path, m
             export_module.export_store(store, out, fmt=fmt)
         monkeypatch.undo()
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_numbers_taken_from_a_frame_find_their_issue(tmp_path: Path) -> None:
+    """A notebook passes numbers it read from issues_frame()/labels_frame() (numpy int64):
+    sqlite3 bound them as BLOBs and every lookup silently found nothing."""
+    with Store(tmp_path / "s.db") as store:
+        store.upsert_issues([_issue(7)])
+        store.add_labels([Label(repo="owner/repo", issue_number=7, taxonomy="t", dimension="d",
+                                value="v", source_kind="human", source="me")])
+        number = store.issues_frame()["number"].iloc[0]
+        assert type(number).__module__ == "numpy"
+        assert store.get_issue("owner/repo", number).number == 7
+        assert [l.value for l in store.iter_labels("t", issue_number=number)] == ["v"]
+        assert len(list(store.iter_issues(where="number = ?", params=(number,)))) == 1
+        assert store.query("SELECT number FROM issues WHERE number = ?", (number,)) == [{"number": 7}]
+        assert store.query("SELECT number FROM issues WHERE number = :n", {"n": 7}) == [{"number": 7}]
+        new = Label(repo="owner/repo", issue_number=7, taxonomy="t", dimension="d", value="w",
+                    source_kind="human", source="me")
+        store.replace_labels("t", "human", "me", [new], issues=[("owner/repo", number)])
+        assert [l.value for l in store.iter_labels("t")] == ["w"], "the stale label stayed"
+
+
+def test_one_repository_name_given_as_a_string_is_that_repository(tmp_path: Path) -> None:
+    """iter_issues(repos="owner/repo") compared the letters of the name and found nothing."""
+    with Store(tmp_path / "s.db") as store:
+        store.upsert_issues([_issue(1), Issue(repo="other/repo", number=2, title="x")])
+        assert [i.number for i in store.iter_issues(repos="Owner/Repo")] == [1]
+
+
+def test_query_is_read_only_and_bad_sql_is_one_line(tmp_path: Path) -> None:
+    """`query` said read-only but ran a DELETE; bad SQL was a raw sqlite3 error."""
+    from bugatlas import BadInputError
+
+    with Store(tmp_path / "s.db") as store:
+        store.upsert_issues([_issue(1), _issue(2)])
+        for sql in ("DELETE FROM issues", "WITH x AS (SELECT 1) DELETE FROM issues",
+                    "UPDATE issues SET title = 'x'", "DROP TABLE issues"):
+            with pytest.raises(BadInputError, match="read-only"):
+                store.query(sql)
+        with pytest.raises(BadInputError, match=r"query 'SELECT \* FROM nope': no such table: nope"):
+            store.query("SELECT * FROM nope")
+        assert store.query("SELECT COUNT(*) AS n FROM issues") == [{"n": 2}]
+        store.upsert_issues([_issue(3)])  # the store's own writes still work after a refused query
+        assert store.count_issues() == 3

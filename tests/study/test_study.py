@@ -223,3 +223,43 @@ def test_collect_step_against_local_github(tmp_path, shared_data, monkeypatch):
     rec = dict(zip(header, row, strict=True))
     assert rec["category"] == "SGLang" and int(rec["issues"]) == 120
     assert int(rec["with_fix_pr"]) > 0 and float(rec["fix_lines_median"]) > 0
+
+
+def test_taxonomy_given_as_a_codebook_path_resolves_relative_to_the_study_file(tmp_path, shared_data,
+                                                                                monkeypatch):
+    """`taxonomy: ../books/mine.yaml` is a path like the others in a study file: classify labels
+    into it from any working directory, and the report analyses those labels (not "no labels")."""
+    import gzip
+
+    from bugatlas import Store
+
+    (tmp_path / "books").mkdir()
+    (tmp_path / "books" / "mine.yaml").write_text(
+        "name: mine\ndimensions:\n  cause:\n    multi_label: true\n    levels: [cause_area, cause]\n"
+        "    categories:\n      - {id: env, name: Environment}\n"
+        "      - {id: oom, name: GPU Out Of Memory, parent: env, signals: ['out of memory', 'OOM']}\n"
+        "      - {id: code, name: Engine Code}\n"
+        "      - {id: crash, name: Native Crash, parent: code, signals: ['segmentation fault', 'core dumped']}\n")
+    with gzip.open(shared_data / "serving-issues-2025.jsonl.gz", "rb") as fh:
+        lines = [next(fh) for _ in range(60)]
+    (tmp_path / "issues.jsonl").write_bytes(b"".join(lines))
+    f = tmp_path / "s" / "mine-study.yaml"
+    f.parent.mkdir()
+    f.write_text("name: mine-study\nsources: {import: [../issues.jsonl]}\ntaxonomy: ../books/mine.yaml\n"
+                 "classify: {all_issues: true}\nstore: out/study.db\nreport: {out: out/report}\n"
+                 "audit: {enabled: false}\n")
+    elsewhere = tmp_path / "x" / "y"  # where ../books/mine.yaml does not exist
+    elsewhere.mkdir(parents=True)
+    monkeypatch.chdir(elsewhere)
+    _, steps = run_study(f)
+    by = {r.step: r for r in steps}
+    assert by["classify"].status == "ran" and by["report"].status == "ran", [r.as_dict() for r in steps]
+    assert "reporting the issues only" not in by["report"].message
+    with Store(tmp_path / "s" / "out" / "study.db") as store:
+        dims = {r["dimension"] for r in store.query("SELECT DISTINCT dimension FROM labels WHERE taxonomy = 'mine'")}
+    assert dims == {"cause_area", "cause"}
+    assert (tmp_path / "s" / "out" / "report" / "tables" / "dist_cause_cause_area.csv").is_file()
+    (tmp_path / "books" / "mine.yaml").write_text((tmp_path / "books" / "mine.yaml").read_text() + "\n# edited\n")
+    os.utime(tmp_path / "books" / "mine.yaml", ns=(1, 1))
+    _, steps = run_study(f)
+    assert {r.step: r.status for r in steps}["classify"] == "ran"  # an edited codebook is a changed input

@@ -128,6 +128,47 @@ def test_validate_reports_each_problem_in_one_line(tmp_path: Path) -> None:
     assert out.returncode == 2 and "parent 'zzz'" in out.stderr
 
 
+def test_validate_cli_prints_each_problem_on_one_line_when_piped(tmp_path: Path) -> None:
+    """Piped (no terminal), the problems are not wrapped at 80 columns: one line per problem,
+    each starting with the file, so `grep`/`wc -l` on them work."""
+    f = tmp_path / "a-rather-long-folder-name-for-codebooks" / "broken.yaml"
+    f.parent.mkdir()
+    f.write_text(BAD)
+    out = bugatlas("taxonomy", "validate", str(f))
+    lines = out.stderr.splitlines()
+    assert out.returncode == 2 and len(lines) == 4, out.stderr
+    assert all(line.startswith(f"{f}: dimension cause: category ") for line in lines), out.stderr
+
+
+MAPPED = """
+name: mapped
+dimensions:
+  symptom:
+    categories:
+      - {id: crash, name: Crash Or Abort}
+      - {id: hang, name: Hang}
+mappings:
+"""
+
+
+@pytest.mark.parametrize("mapping, message", [
+    ("  nosuchbook: {symptom: {Hang: Hang}}", "mappings: target 'nosuchbook': unknown codebook 'nosuchbook'"),
+    ("  liu2025: {symptom: {Hang: No Such Thing}}", "'Hang' -> unknown liu2025 symptom category 'No Such Thing'"),
+    ("  liu2025: {symptom: {Hung: System Hang}}", "unknown mapped category 'Hung'"),
+    ("  liu2025: {cause: {Hang: System Hang}}", "mapped has no dimension 'cause'"),
+])
+def test_validate_checks_mappings(tmp_path: Path, mapping: str, message: str) -> None:
+    """A `mappings:` block naming a codebook that does not exist, or categories either codebook
+    lacks, fails validation with one line naming the file (not only when `taxonomy map` runs)."""
+    f = tmp_path / "mapped.yaml"
+    f.write_text(MAPPED + mapping + "\n")
+    out = bugatlas("taxonomy", "validate", str(f))
+    assert out.returncode == 2 and out.stderr.startswith(str(f)) and message in out.stderr, out.stderr
+    assert len(out.stderr.splitlines()) == 1, out.stderr
+    f.write_text(MAPPED + "  liu2025: {symptom: {Crash Or Abort: Crash, Hang: System Hang}}\n")
+    assert validate_codebook(str(f)) == []
+
+
 def test_user_codebook_by_path_and_folder(tmp_path: Path) -> None:
     f = tmp_path / "mine.yaml"
     f.write_text("name: mine\ntitle: My study\ndimensions:\n  cause:\n    multi_label: true\n"

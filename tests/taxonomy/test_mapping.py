@@ -136,3 +136,20 @@ def test_map_cli_input_gz_dry_run_and_bad_record_name_the_file(tmp_path: Path) -
     # the bad record after a good one leaves the previous output whole, and no part file
     assert out.read_text() == "previous result\n" and sorted(p.name for p in tmp_path.iterdir()) == [
         "bad.jsonl", "in.jsonl.gz", "o.jsonl"]
+
+
+def test_map_cli_input_blames_the_codebook_not_the_input_file(tmp_path: Path) -> None:
+    """A user codebook whose mapping is wrong (or missing) is the codebook's fault: the error
+    names the codebook file, not "--input: labels.jsonl: ..." as if the labels were bad."""
+    f = tmp_path / "mine.yaml"
+    f.write_text("name: mine\ndimensions:\n  symptom:\n    categories:\n      - {id: a, name: A}\n"
+                 "mappings:\n  liu2025:\n    symptom: {A: Not A Liu Category}\n")  # fmt: skip
+    labels = tmp_path / "labels.jsonl"
+    labels.write_text(json.dumps({"repo": "a/b", "number": 1, "labels": {"symptom": "A"}}) + "\n")
+    for target, message in (("liu2025", f"error: {f}: mappings.liu2025.symptom: 'A' -> unknown liu2025"),
+                            ("yu2026", "error: codebook 'mine' declares no mapping to 'yu2026'")):
+        res = subprocess.run([sys.executable, "-m", "bugatlas.cli", "taxonomy", "map", "--from", str(f), "--to", target,
+                              "--input", str(labels), "--output", str(tmp_path / "o.jsonl")],
+                             capture_output=True, text=True, timeout=120)
+        assert res.returncode == 2 and res.stderr.startswith(message), res.stderr
+        assert not (tmp_path / "o.jsonl").exists()

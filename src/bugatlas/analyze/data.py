@@ -10,6 +10,7 @@ taxonomy's codebook (``bugatlas.taxonomy``) when it knows the dimension, else by
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -26,10 +27,36 @@ LEVEL_SEPARATOR = re.compile(r"\s+-\s+")
 GROUP_CHOICES = ("repository", "repo", "owner")
 
 
-@lru_cache(maxsize=32)
+# codebooks given as a YAML path (--taxonomy ./mine.yaml), by the name their labels are stored under
+_FROM_FILES: dict[str, Any] = {}
+
+
+def _is_codebook_path(taxonomy: str) -> bool:
+    return taxonomy.endswith((".yaml", ".yml")) or "/" in taxonomy or os.sep in taxonomy
+
+
+def taxonomy_name(taxonomy: str | None) -> str | None:
+    """The stored taxonomy a --taxonomy names: a codebook YAML path stands for its codebook's
+    name (classify and gold store labels under it), and analyses then read that file's levels."""
+    if not taxonomy or not _is_codebook_path(taxonomy):
+        return taxonomy
+    from bugatlas.taxonomy import load_codebook
+
+    cb = load_codebook(taxonomy)  # an unreadable or invalid file: one line naming it
+    _FROM_FILES[cb.name] = cb
+    return cb.name
+
+
 def codebook(name: str | None) -> Any | None:
     """The taxonomy's codebook through the shared taxonomy API, or None when the taxonomy
     stage is not installed or does not know this taxonomy (levels then come from the values)."""
+    if name in _FROM_FILES:
+        return _FROM_FILES[name]
+    return _codebook_by_name(name)
+
+
+@lru_cache(maxsize=32)
+def _codebook_by_name(name: str | None) -> Any | None:
     if not name:
         return None
     try:
@@ -297,6 +324,7 @@ def load_study(
     """
     notes: list[str] = []
     conn = store.conn
+    taxonomy = taxonomy_name(taxonomy)
     if restrict:
         try:
             cols = conn.execute(f"SELECT * FROM ({restrict}) LIMIT 0").description

@@ -12,11 +12,11 @@ import orjson
 
 from bugatlas.classify.base import DEFAULT_THRESHOLD, Prediction, Thresholds
 from bugatlas.classify.batch import LabelRecord, LabelWriter, read_issues, read_label_records
-from bugatlas.classify.combine import Ensemble
+from bugatlas.classify.combine import Ensemble, has_text
 from bugatlas.classify.evaluate import EvalReport, evaluate, learning_curve
 from bugatlas.classify.model import TextModel
 from bugatlas.classify.rules import RuleClassifier
-from bugatlas.classify.schema import TaxonomySpec, taxonomy_spec
+from bugatlas.classify.schema import TaxonomySpec, check_same_codebook, taxonomy_spec
 from bugatlas.classify.supervised import MIN_LABELS, SupervisedModel, shipped_model
 from bugatlas.errors import BadInputError, BugAtlasError
 from bugatlas.store import Store
@@ -32,10 +32,6 @@ def to_record(pred: Prediction) -> LabelRecord:
                        labels={d: list(v) for d, v in pred.labels.items()},
                        confidence=dict(pred.confidence), evidence=dict(pred.evidence),
                        source=dict(pred.source_kind))
-
-
-def _has_text(issue: Issue) -> bool:
-    return bool((issue.title or "").strip() or (issue.body or "").strip())
 
 
 # -- the classifier -----------------------------------------------------------------------
@@ -70,7 +66,7 @@ def build_classifier(
     ens = Ensemble(spec.name, rules=rules, model=model, supervised=supervised, llm=llm,
                    threshold=threshold, llm_below=llm_below)
     if model is None and fit_on:
-        ens.fit([i for i in fit_on if _has_text(i)])
+        ens.fit([i for i in fit_on if has_text(i)])
     return ens
 
 
@@ -150,7 +146,7 @@ def failure_issues(store: Store, *, all_issues: bool = False) -> list[Issue]:
     """The issues ``classify`` labels: the filter stage's failure reports when it has run (the
     view ``failure_reports``: judged ``failure`` and kept by the study's rules; else its
     ``issue-kind`` labels), else every issue with text."""
-    issues = [i for i in store.iter_issues() if _has_text(i)]
+    issues = [i for i in store.iter_issues() if has_text(i)]
     if all_issues:
         return issues
     has_table = store.query("SELECT 1 AS x FROM sqlite_master WHERE type = 'table' AND name = 'issue_kinds'")
@@ -360,7 +356,7 @@ def train_store(store: Store, taxonomy: str, *, min_labels: int = 5,
     for key in gold:  # a human-labeled issue is used even if the filter did not keep it
         if key not in by_key:
             issue = store.get_issue(*key)
-            if issue is not None and _has_text(issue):
+            if issue is not None and has_text(issue):
                 by_key[key] = issue
     labeled = [k for k in gold if k in by_key]
     if len(labeled) < min_labels:
@@ -417,6 +413,7 @@ def load_trained(store: Store, taxonomy: str, *, kind: type = TextModel) -> Any:
     model = pickle.loads(row[0])
     if not isinstance(model, TextModel):
         raise BugAtlasError(f"{store.path}: classify_models holds something that is not a text model")
+    check_same_codebook(model.spec, f"{store.path}: classify_models")
     return model
 
 
@@ -497,7 +494,7 @@ def eval_labels(
         items, golds = [], []
         for key, labs in gold.items():
             issue = store.get_issue(*key)
-            if issue is not None and _has_text(issue):
+            if issue is not None and has_text(issue):
                 items.append(issue)
                 golds.append(labs)
         if len(items) >= 2 * folds:

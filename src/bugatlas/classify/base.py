@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from bugatlas.classify.schema import TaxonomySpec
+from bugatlas.errors import BadInputError
 from bugatlas.store.records import Issue
 
 # Human labels given to fit(): per issue, output dimension -> names (leaves or groups).
@@ -209,6 +210,39 @@ def predictions_from_scores(
                               labels=labels, confidence=conf, evidence=evidence,
                               source_kind={d: source_kind for d in labels}, scores=dict(dims)))
     return out
+
+
+def fit_inputs(spec: TaxonomySpec, name: str, issues: Sequence[Issue],
+               labels: Sequence[LabelSet | None] | None) -> tuple[list[Issue], list[LabelSet | None]]:
+    """``fit``'s arguments as lists, checked: one label set (or None) per issue, category names
+    of the codebook (a single-valued dimension may be given as a string, as the batch format
+    writes it). A wrong length or name is one line, not an IndexError or a silently dropped label."""
+    issues = list(issues)
+    if labels is None:
+        return issues, [None] * len(issues)
+    labels = list(labels)
+    if len(labels) != len(issues):
+        raise BadInputError(f"{name}: fit got {len(issues)} issues but {len(labels)} label sets "
+                            "(one per issue, None for an unlabeled one)")
+    out: list[LabelSet | None] = []
+    for issue, lab in zip(issues, labels, strict=True):
+        if not lab:
+            out.append(lab)
+            continue
+        fixed = {}
+        for dim, values in lab.items():
+            values = [values] if isinstance(values, str) else list(values or [])
+            fixed[dim] = values
+            try:
+                spec.base_of(dim)
+            except KeyError:
+                continue  # a dimension this codebook does not classify: ignored
+            bad = [v for v in values if not spec.valid(dim, v)]
+            if bad:
+                raise BadInputError(f"{name}: labels of {issue.repo}#{issue.number}: {dim}: not in the "
+                                    f"{spec.name} codebook: {', '.join(map(repr, bad))}")
+        out.append(fixed)
+    return issues, out
 
 
 def leaf_targets(spec: TaxonomySpec, dim: str, labels: LabelSet | None) -> list[str]:

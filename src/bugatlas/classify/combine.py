@@ -21,6 +21,12 @@ from bugatlas.classify.supervised import SupervisedModel
 from bugatlas.classify.text import issue_doc
 from bugatlas.store.records import Issue
 
+NO_TEXT = "no title or body: nothing to judge"
+
+
+def has_text(issue: Issue) -> bool:  # also the store's rule for which issues classify takes
+    return bool((issue.title or "").strip() or (issue.body or "").strip())
+
 
 def blend(r: DimScores, m: DimScores, alpha: float) -> DimScores:
     """alpha * rules + (1 - alpha) * model, for leaves and every level; evidence of both."""
@@ -136,6 +142,12 @@ class Ensemble:
         issues = list(issues)
         preds = []
         for issue, (dims, kinds) in zip(issues, self.score(issues), strict=True):
+            if not has_text(issue):  # the models' priors are no evidence: abstain everywhere
+                out_dims = self.spec.output_dims
+                preds.append(Prediction(repo=issue.repo, number=issue.number, taxonomy=self.spec.name,
+                                        labels={d: [] for d in out_dims}, confidence=dict.fromkeys(out_dims, 0.0),
+                                        evidence={d: [NO_TEXT] for d in out_dims}, source_kind={}))
+                continue
             labels: dict[str, list[str]] = {}
             conf: dict[str, float] = {}
             evidence: dict[str, list[str]] = {}
@@ -156,7 +168,7 @@ class Ensemble:
     def _ask_llm(self, issues, preds, threshold, on_error) -> None:
         for issue, pred in zip(issues, preds, strict=True):
             unsure = [d for d in self.spec.dims if pred.confidence.get(d, 0.0) < self.llm_below]
-            if not unsure:
+            if not unsure or not has_text(issue):
                 continue
             try:
                 answer = self.llm.label(issue)  # type: ignore[attr-defined]

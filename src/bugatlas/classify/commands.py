@@ -42,10 +42,7 @@ def _load_model(path: Path, taxonomy: str):  # noqa: ANN202
     if not path.is_file():
         raise BadInputError(f"--model {path}: no such file")
     wanted = taxonomy_name(taxonomy)  # first: a codebook given by path is then known by its name
-    model = SupervisedModel.load(path)
-    if model.spec.name != wanted:
-        raise BadInputError(f"--model {path}: a {model.spec.name} model, not {wanted}")
-    return model
+    return SupervisedModel.load(path, taxonomy=wanted)
 
 
 def taxonomy_name(taxonomy: str) -> str:

@@ -33,6 +33,7 @@ from bugatlas.classify.base import (
     LabelSet,
     Prediction,
     Threshold,
+    fit_inputs,
     leaf_targets,
     level_targets,
     normalize,
@@ -41,6 +42,7 @@ from bugatlas.classify.base import (
 from bugatlas.classify.rules import RuleClassifier
 from bugatlas.classify.schema import TaxonomySpec, taxonomy_spec
 from bugatlas.classify.text import Doc, issue_doc, model_text
+from bugatlas.errors import BugAtlasError
 from bugatlas.store.records import Issue
 
 TOKEN_PATTERN = r"(?u)\b[a-zA-Z_][a-zA-Z0-9_]+\b"  # identifiers like cuda_error, no bare numbers
@@ -114,8 +116,7 @@ class TextModel:
         return texts, meta
 
     def fit(self, issues: Sequence[Issue], labels: Sequence[LabelSet | None] | None = None) -> TextModel:
-        issues = list(issues)
-        labels = list(labels) if labels is not None else [None] * len(issues)
+        issues, labels = fit_inputs(self.spec, self.name, issues, labels)
         docs = [issue_doc(i) for i in issues]
         texts = [model_text(d) for d in docs]
         proto_texts, proto_meta = self._prototypes()
@@ -213,7 +214,7 @@ class TextModel:
 
     def score(self, issues: Sequence[Issue], docs: Sequence[Doc] | None = None) -> list[dict[str, DimScores]]:
         if not self.fitted:
-            raise RuntimeError("TextModel.score before fit")
+            raise BugAtlasError("TextModel: predict or score before fit: call fit(issues, labels) first")
         docs = docs if docs is not None else [issue_doc(i) for i in issues]
         texts = [model_text(d) for d in docs]
         X = self.vectorizer.transform(texts)

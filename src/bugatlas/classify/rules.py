@@ -36,7 +36,7 @@ from bugatlas.classify.base import (
     normalize,
     predictions_from_scores,
 )
-from bugatlas.classify.schema import TaxonomySpec, taxonomy_spec
+from bugatlas.classify.schema import TaxonomySpec, package_files_apply, taxonomy_spec
 from bugatlas.classify.text import Doc, issue_doc
 from bugatlas.errors import BadInputError
 from bugatlas.store.records import Issue
@@ -147,7 +147,8 @@ def load_signatures(taxonomy: str, path: str | None = None) -> Signatures:
     weighted signature file when there is one. Unknown category names are an error."""
     spec = taxonomy_spec(taxonomy)
     # path "none": the codebook's signals alone (the naive keyword baseline)
-    file = None if path == "none" else Path(path) if path else signatures_path(spec.name)
+    file = (None if path == "none" else Path(path) if path
+            else signatures_path(spec.name) if package_files_apply(spec) else None)
     data: dict[str, Any] = {}
     raw = b""
     if file is not None:

@@ -83,6 +83,37 @@ class TaxonomySpec:
         return value in self.dims[self.base_of(out_dim)].values(out_dim)
 
 
+def package_files_apply(spec: TaxonomySpec) -> bool:
+    """Whether the package's files named after this codebook (signatures/<name>.yaml, the shipped
+    models/<name>.pkl.xz) are meant for it: always for a built-in codebook, never for a user's
+    file that takes a built-in's name (they were written for the built-in's categories)."""
+    from bugatlas.taxonomy.loader import BUILTIN_DIR
+
+    cb = spec.codebook
+    return bool(cb is None or cb.builtin or not any((BUILTIN_DIR / f"{spec.name}{ext}").is_file()
+                                                     for ext in (".yaml", ".yml")))
+
+
+def check_same_codebook(model_spec: TaxonomySpec, where: str) -> None:
+    """A saved model answers in the categories of the codebook it was fitted on: refuse it when
+    the codebook of that name now has other categories (renamed, removed, moved), whose labels
+    it would silently drop or misplace."""
+    current = taxonomy_spec(model_spec.name)
+    for dim, dspec in model_spec.dims.items():
+        now = current.dims.get(dim)
+        if now is None:
+            raise BadInputError(f"{where}: fitted on codebook {model_spec.name!r} with a dimension {dim!r} the "
+                                f"codebook no longer has: fit it again (`bugatlas train`)")
+        if now.store != dspec.store:
+            gone = sorted(set(dspec.store) - set(now.store)) or sorted(
+                k for k in dspec.store if dspec.store[k] != now.store.get(k))
+            new = sorted(set(now.store) - set(dspec.store))
+            what = "; ".join(x for x in (f"not in the codebook now: {', '.join(map(repr, gone[:3]))}" if gone else "",
+                                         f"new: {', '.join(map(repr, new[:3]))}" if new else "") if x)
+            raise BadInputError(f"{where}: fitted on another version of codebook {model_spec.name!r} "
+                                f"(dimension {dim}: {what}): fit it again (`bugatlas train`)")
+
+
 def _text_of(cat: Any) -> str:
     parts = [getattr(cat, "name", "") or "", getattr(cat, "definition", "") or ""]
     parts += list(getattr(cat, "include", None) or [])
@@ -109,7 +140,8 @@ def _taxonomy_spec(name: str) -> TaxonomySpec:
     spec = _base_spec(name)
     from bugatlas.classify.rules import signatures_path
 
-    path = signatures_path(spec.name)
+    # the package's signature file is written for its own codebook, not a user's file of that name
+    path = signatures_path(spec.name) if package_files_apply(spec) else None
     if path is not None:
         import yaml
 

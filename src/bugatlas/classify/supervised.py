@@ -37,6 +37,7 @@ from bugatlas.classify.base import (
     Prediction,
     Threshold,
     Thresholds,
+    fit_inputs,
     leaf_targets,
     level_probs,
     level_targets,
@@ -46,7 +47,12 @@ from bugatlas.classify.base import (
 from bugatlas.classify.evaluate import agreement_by_confidence, lowest_threshold
 from bugatlas.classify.model import TOKEN_PATTERN
 from bugatlas.classify.rules import RuleClassifier
-from bugatlas.classify.schema import TaxonomySpec, taxonomy_spec
+from bugatlas.classify.schema import (
+    TaxonomySpec,
+    check_same_codebook,
+    package_files_apply,
+    taxonomy_spec,
+)
 from bugatlas.classify.text import Doc, issue_doc, model_text
 from bugatlas.errors import BadInputError, BugAtlasError
 from bugatlas.store.records import Issue
@@ -153,6 +159,7 @@ class SupervisedModel:
     def fit(self, issues: Sequence[Issue], labels: Sequence[LabelSet | None] | None = None) -> SupervisedModel:
         if labels is None:
             raise BugAtlasError(f"{self.name}: fit needs human labels")
+        issues, labels = fit_inputs(self.spec, self.name, issues, labels)
         pairs = [(i, lab) for i, lab in zip(issues, labels, strict=True) if lab]
         if len(pairs) < self.min_labels:
             raise BugAtlasError(f"{self.name}: {len(pairs)} labeled issues; at least {self.min_labels} needed")
@@ -225,7 +232,7 @@ class SupervisedModel:
         """Scores for the dimensions with a fitted head (others are left out; labels with a
         single class fit no head, so a model can cover nothing)."""
         if not self.vectorizers:
-            raise RuntimeError("SupervisedModel.score before fit")
+            raise BugAtlasError("SupervisedModel: predict or score before fit: call fit(issues, labels) first")
         if not self.heads:
             return [{} for _ in issues]
         docs = docs if docs is not None else [issue_doc(i) for i in issues]
@@ -332,21 +339,25 @@ class SupervisedModel:
         return path
 
     @classmethod
-    def loads(cls, blob: bytes, where: str) -> SupervisedModel:
+    def loads(cls, blob: bytes, where: str, *, taxonomy: str | None = None) -> SupervisedModel:
+        """``taxonomy``: the codebook name the model must be of (checked before anything else)."""
         model = pickle.loads(blob)  # our own file: as trusted as the package or the store
         if not isinstance(model, SupervisedModel):
             raise BugAtlasError(f"{where}: not a supervised classifier model")
+        if taxonomy is not None and model.spec.name != taxonomy:
+            raise BadInputError(f"{where}: a {model.spec.name} model, not {taxonomy}")
+        check_same_codebook(model.spec, where)
         model.rules = RuleClassifier(model.spec.name)
         return model
 
     @classmethod
-    def load(cls, path: str | Path) -> SupervisedModel:
+    def load(cls, path: str | Path, *, taxonomy: str | None = None) -> SupervisedModel:
         path = Path(path)
         try:
             blob = lzma.decompress(path.read_bytes())
         except (OSError, lzma.LZMAError) as exc:
             raise BugAtlasError(f"{path}: cannot read the model ({exc})") from None
-        return cls.loads(blob, str(path))
+        return cls.loads(blob, str(path), taxonomy=taxonomy)
 
 
 def shipped_model_path(taxonomy: str) -> Path | None:
@@ -360,6 +371,10 @@ _SHIPPED: dict[str, SupervisedModel | None] = {}
 
 
 def shipped_model(taxonomy: str) -> SupervisedModel | None:
+    """The shipped model of the package's codebook ``taxonomy``; None for a user's codebook of
+    that name (e.g. one in BUGATLAS_CODEBOOKS overriding the built-in): it has other categories."""
+    if not package_files_apply(taxonomy_spec(taxonomy)):
+        return None
     if taxonomy not in _SHIPPED:
         path = shipped_model_path(taxonomy)
         _SHIPPED[taxonomy] = SupervisedModel.load(path) if path else None
@@ -379,6 +394,7 @@ def read_training_labels(taxonomy: str, label_paths: Sequence[str | Path], *,
                 if not only_not_failure or o.get("not_failure")}
 
     spec = taxonomy_spec(taxonomy)
+    single = set(spec.single_valued)
     skip = set().union(*(keys(p, False) for p in exclude))
     labels: dict[tuple[str, int], LabelSet] = {}
     for path in label_paths:
@@ -393,6 +409,10 @@ def read_training_labels(taxonomy: str, label_paths: Sequence[str | Path], *,
                     if bad:
                         raise BadInputError(f"{path}: {rec.repo}#{rec.number}: {dim}: not in the {spec.name} "
                                             f"codebook: {', '.join(map(repr, bad))}")
+                    if dim in single and len(set(values)) > 1:  # the model would learn only one of them
+                        raise BadInputError(f"{path}: {rec.repo}#{rec.number}: {dim}: {len(set(values))} values "
+                                            f"({', '.join(map(repr, values))}) but the {spec.name} codebook's "
+                                            f"{spec.base_of(dim)} is single-valued (multi_label: false)")
             labels[rec.key] = rec.labels
     return labels
 

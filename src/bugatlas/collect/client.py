@@ -23,7 +23,7 @@ import orjson
 from bugatlas.errors import BadInputError, BugAtlasError
 
 DEFAULT_BASE_URL = "https://api.github.com"
-RETRY_STATUS = {502, 503, 504}
+RETRY_STATUS = {500, 502, 503, 504}
 _TIMEOUT_HINTS = ("timeout", "something went wrong while executing your query")
 
 
@@ -303,7 +303,10 @@ class GitHubClient:
             self.stats.retries += 1
             if shrink and body and isinstance(body["variables"].get(shrink), int):
                 body["variables"][shrink] = max(min_size, body["variables"][shrink] // 2)
-            self._sleep(min(self.backoff * 2 ** (attempt - 1), 60))
+            pause = min(self.backoff * 2 ** (attempt - 1), 60)
+            if resp is not None and resp.retry_after is not None:  # a 503 may say how long
+                pause = max(pause, min(resp.retry_after, self.max_wait))
+            self._sleep(pause)
 
     def _classify(self, resp: Response) -> str | None:
         """None when the answer is usable; else what went wrong (raises on fatal answers)."""

@@ -100,6 +100,8 @@ def filter_key(state: str, labels: Sequence[str] | None, since: str | None) -> s
 
 
 def _repos(repos: Sequence[str]) -> list[str]:
+    if isinstance(repos, str):  # one name, not its letters
+        repos = [repos]
     out = []
     for r in repos:
         try:

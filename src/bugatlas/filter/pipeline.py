@@ -6,7 +6,7 @@ import ast
 import hashlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -79,6 +79,9 @@ def judge(issues: Iterable[Any], *, model: IssueKindModel | None = None, rules: 
         for issue, p in zip(batch, preds, strict=True):
             labels = _labels(_get(issue, "labels"))
             r = rules.check(_get(issue, "title"), _get(issue, "body"), labels, _get(issue, "state"))
+            if not (str(_get(issue, "title") or "").strip() or str(_get(issue, "body") or "").strip()):
+                # nothing reported (the model's base rate said "feature"): not a failure report
+                p = replace(p, kind="other", confidence=1.0, probabilities={"other": 1.0})
             yield IssueKind(repo=str(_get(issue, "repo")).lower(), number=int(_get(issue, "number")),
                             kind=p.kind, confidence=p.confidence, probabilities=p.probabilities,
                             rule_pass=r.passed, keywords=r.keywords, reasons=r.reasons,

@@ -541,6 +541,7 @@ def build_report(
     if taxonomy is None and store.count_issues(include_references=False) == 0:
         raise BadInputError(f"{store.path}: no issues with text and no --taxonomy: nothing to report")
     data = load_study(store, taxonomy, source=source, restrict=restrict, attach=attach, names=names)
+    taxonomy = data.taxonomy  # a codebook given as a YAML path: the name its labels are stored under
     sections = build_sections(data, by=by)
     agreement = _agreement_section(store, taxonomy)
     if agreement is not None:

@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from bugatlas.errors import BugAtlasError
+from bugatlas.errors import BadInputError, BugAtlasError
 from bugatlas.store.records import Comment, Fix, Issue, Label, PullRequest, Repository
 
 DEFAULT_DB = "bugatlas.db"
@@ -47,6 +47,12 @@ def _dumps(value: Any) -> str | None:
 
 def _loads(value: str | None) -> Any:
     return None if value is None else orjson.loads(value)
+
+
+def _param(value: Any) -> Any:
+    """A numpy scalar (a number taken from a frame) as its Python value: sqlite3 binds it as
+    a BLOB through the buffer protocol, which matches nothing."""
+    return value.item() if type(value).__module__ == "numpy" and hasattr(value, "item") else value
 
 
 def _migrations() -> list[tuple[str, str]]:
@@ -256,7 +262,7 @@ class Store:
         )  # fmt: skip
 
     def get_issue(self, repo: str, number: int) -> Issue | None:
-        rows = list(self.iter_issues(where="repo = ? AND number = ?", params=(repo.lower(), number)))
+        rows = list(self.iter_issues(where="repo = ? AND number = ?", params=(repo.lower(), _param(number))))
         return rows[0] if rows else None
 
     def iter_issues(
@@ -270,9 +276,11 @@ class Store:
     ) -> Iterator[Issue]:
         """Issues in (repo, number) order. ``where`` is an extra SQL condition on ``issues``."""
         cols = [c for c in ISSUE_COLUMNS if include_raw or c != "raw"]
-        clauses, args = [], list(params)
+        clauses, args = [], [_param(p) for p in params]
         if where:
             clauses.append(f"({where})")
+        if isinstance(repos, str):  # one name, not its letters
+            repos = [repos]
         if repos:
             clauses.append(f"repo IN ({', '.join('?' * len(repos))})")
             args += [r.lower() for r in repos]
@@ -341,13 +349,13 @@ class Store:
 
     def comments_for(self, repo: str, number: int) -> list[dict[str, Any]]:
         sql = "SELECT * FROM comments WHERE repo = ? AND issue_number = ? ORDER BY created_at, comment_id"
-        return [self._row(r, json_cols={"raw"}) for r in self._query(sql, (repo.lower(), number))]
+        return [self._row(r, json_cols={"raw"}) for r in self._query(sql, (repo.lower(), _param(number)))]
 
     def fixes_for(self, repo: str, number: int) -> list[dict[str, Any]]:
         sql = """SELECT f.relation, p.* FROM issue_fixes f
                  LEFT JOIN pull_requests p ON p.repo = f.pr_repo AND p.number = f.pr_number
                  WHERE f.repo = ? AND f.issue_number = ?"""
-        return [self._row(r, json_cols={"raw"}) for r in self._query(sql, (repo.lower(), number))]
+        return [self._row(r, json_cols={"raw"}) for r in self._query(sql, (repo.lower(), _param(number)))]
 
     # -- labels ----------------------------------------------------------------------------
     def add_labels(self, labels: Iterable[Label]) -> int:
@@ -386,7 +394,7 @@ class Store:
                 self.conn.executemany(
                     "DELETE FROM labels WHERE taxonomy = ? AND source_kind = ? AND source = ? "
                     "AND repo = ? AND issue_number = ?",
-                    [(taxonomy, source_kind, source, r.lower(), n) for r, n in issues],
+                    [(taxonomy, source_kind, source, r.lower(), _param(n)) for r, n in issues],
                 )
             return self.add_labels(labels)
 
@@ -406,7 +414,7 @@ class Store:
                          ("issue_number", issue_number)):  # fmt: skip
             if val is not None:
                 clauses.append(f"{col} = ?")
-                args.append(val)
+                args.append(_param(val))
         sql = ("SELECT repo, issue_number, taxonomy, dimension, value, source_kind, source, record, "
                "confidence, evidence, run_id FROM labels")  # fmt: skip
         if clauses:
@@ -436,7 +444,7 @@ class Store:
 
     # -- helpers ---------------------------------------------------------------------------
     def _query(self, sql: str, params: Sequence[Any] = ()) -> Iterator[tuple[list[str], tuple]]:
-        cur = self.conn.execute(sql, params)
+        cur = self.conn.execute(sql, params if isinstance(params, dict) else [_param(p) for p in params])
         names = [d[0] for d in cur.description]
         for row in cur:
             yield names, row
@@ -450,8 +458,19 @@ class Store:
         return out
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
-        """Run a read-only SQL query and return rows as dicts (for notebooks and stages)."""
-        return [self._row(r) for r in self._query(sql, params)]
+        """Run a read-only SQL query and return rows as dicts (for notebooks and stages).
+        A statement that would write is refused (SQLite's ``query_only``): the stages' own
+        methods keep their tables consistent. Bad SQL is a one-line :class:`BadInputError`."""
+        self.conn.execute("PRAGMA query_only = ON")
+        try:
+            return [self._row(r) for r in self._query(sql, params)]
+        except sqlite3.Error as exc:
+            shown = " ".join(sql.split())
+            shown = shown if len(shown) <= 120 else shown[:120] + "…"
+            why = "read-only: use the store's methods to change data" if "readonly" in str(exc) else str(exc)
+            raise BadInputError(f"query {shown!r}: {why}") from None
+        finally:
+            self.conn.execute("PRAGMA query_only = OFF")
 
 
 class RunHandle:

@@ -81,6 +81,17 @@ class Study:
     def section(self, key: str) -> Any:
         return self.spec.get(key)
 
+    def codebook(self, value: Any) -> Any:
+        """A taxonomy named by a codebook YAML path resolves relative to the study file, like
+        every other path in it; a codebook name stays a name."""
+        if isinstance(value, str) and (value.endswith((".yaml", ".yml")) or "/" in value or os.sep in value):
+            return str(self.resolve(value))
+        return value
+
+    def codebook_files(self, *values: Any) -> list[Path]:
+        """The codebook files among ``values`` (an edited codebook re-runs the steps using it)."""
+        return [Path(v) for v in map(self.codebook, values) if isinstance(v, str) and Path(v).is_file()]
+
     @property
     def store_path(self) -> Path:
         return self.resolve(self.spec.get("store") or f"../build/{self.name}/study.db")
@@ -282,12 +293,21 @@ class Runner:
             return (None if f is None or f is False else dict(f or {})), []
         if step == "map":
             m = s.section("map")
-            return ({"to": s.section("taxonomy"), **m} if m is not None else None), []
+            if m is None:
+                return None, []
+            m = {"to": s.codebook(s.section("taxonomy")), **m}
+            m["from"] = s.codebook(m.get("from"))
+            return m, s.codebook_files(m["from"], m["to"])
         if step == "classify":
             c = s.section("classify")
-            return ({"taxonomy": s.section("taxonomy"), **(c or {})} if c is not None and c is not False else None), []
+            if c is None or c is False:
+                return None, []
+            c = {"taxonomy": s.codebook(s.section("taxonomy")), **(c or {})}
+            c["taxonomy"] = s.codebook(c["taxonomy"])
+            return c, s.codebook_files(c["taxonomy"])
         if step == "report":
             files = [s.resolve(f) for f in (s.section("audit") or {}).get("files", [])]
+            files += s.codebook_files((s.section("analysis") or {}).get("taxonomy", s.section("taxonomy")))
             # the printed numbers are data too: an edited published.yaml re-runs the report
             files.append(Path(str(resources.files("bugatlas.analyze") / "published.yaml")))
             return {"analysis": s.section("analysis"), "audit": s.section("audit"), "report": s.section("report"),
@@ -367,6 +387,7 @@ class Runner:
         return "ran", msg, summary
 
     def _step_report(self, store: Store, config: dict[str, Any]):
+        from bugatlas.analyze.data import taxonomy_name
         from bugatlas.report.build import build_report
 
         s = self.study
@@ -375,10 +396,10 @@ class Runner:
         if unknown:  # before anything is written: a misspelt key would be silently left out
             raise BadInputError(f"{s.path}: analysis: unknown key {unknown[0]!r} "
                                 "(taxonomy, source, by, only, attach, names)")  # fmt: skip
-        taxonomy = analysis.pop("taxonomy", s.section("taxonomy"))
+        taxonomy = s.codebook(analysis.pop("taxonomy", s.section("taxonomy")))
         notes = []
         have = {x["taxonomy"] for x in store.label_sources()}
-        if taxonomy and taxonomy not in have:
+        if taxonomy and taxonomy_name(taxonomy) not in have:
             notes.append(f"no {taxonomy} labels in the store (was the classify step skipped?): reporting the issues only")
             taxonomy = None
         restrict = analysis.pop("only", None)

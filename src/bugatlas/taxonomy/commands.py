@@ -96,10 +96,10 @@ def validate_cmd(
     else:
         for t, problems in report.items():
             if problems:
-                for p in problems:
-                    err_console.print(p, highlight=False, markup=False)
+                for p in problems:  # one line each, also when piped (no wrapping at 80 columns)
+                    err_console.print(p, highlight=False, markup=False, soft_wrap=True)
             else:
-                console.print(f"ok  {t}", highlight=False)
+                console.print(f"ok  {t}", highlight=False, soft_wrap=True)
     if any(report.values()):
         raise typer.Exit(2)
 
@@ -114,7 +114,7 @@ def _print_map_report(report, target, json: bool) -> None:  # noqa: ANN001
     console.print(f"{report.records} labeled records; labels mapped per dimension: "
                   f"{dict(report.mapped)}; unmapped: {sum(report.unmapped.values())}", highlight=False)  # fmt: skip
     for (dim, value), n in sorted(report.unmapped.items()):
-        err_console.print(f"unmapped {dim}: {value!r} ({n} labels)", highlight=False, markup=False)
+        err_console.print(f"unmapped {dim}: {value!r} ({n} labels)", highlight=False, markup=False, soft_wrap=True)
     t = Table("dimension", "top-level category", f"mapped ({report.source})", f"published ({tgt.name})", "difference")
     for r in report.comparison(tgt):
         pub = "-" if r["published"] is None else str(r["published"])
@@ -135,9 +135,10 @@ def map_cmd(
     json: JsonOption = False,
 ) -> None:
     """Convert labels between codebooks (store labels, with provenance, or a JSONL file)."""
-    from bugatlas.taxonomy.mapping import MapReport, map_records, map_store_labels
+    from bugatlas.taxonomy.mapping import MapReport, get_mapping, map_records, map_store_labels
 
     if input is not None:
+        get_mapping(source, target)  # first: a codebook's fault is not blamed on --input
         import orjson
 
         from bugatlas.importers.base import iter_jsonl_objects

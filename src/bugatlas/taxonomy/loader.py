@@ -108,7 +108,33 @@ def validate_codebook(name_or_path: str | os.PathLike[str]) -> list[str]:
         path = resolve_codebook(name_or_path)
     except CodebookError as e:
         return [str(e)]
-    return _read(path)[1]
+    cb, problems = _read(path)
+    if not problems:
+        problems = _mapping_problems(cb)
+    return problems
+
+
+def _mapping_problems(cb: Codebook) -> list[str]:
+    """Each ``mappings:`` target must be a known codebook, and every entry must name a category
+    of both codebooks (what `taxonomy map` would otherwise only report when run)."""
+    from bugatlas.errors import BadInputError
+    from bugatlas.taxonomy.mapping import get_mapping
+
+    problems = []
+    for target in cb.mappings:
+        try:
+            tgt = load_codebook(str(target))
+        except CodebookError as e:
+            problems.append(f"{cb.source}: mappings: target {target!r}: {e}")
+            continue
+        if tgt.name != str(target):
+            problems.append(f"{cb.source}: mappings: target {target!r}: that file's codebook is named {tgt.name!r}")
+            continue
+        try:
+            get_mapping(cb, tgt)
+        except BadInputError as e:
+            problems.append(str(e))
+    return problems
 
 
 def _as_list(value: Any, where: str, problems: list[str]) -> list[str]:
