@@ -192,6 +192,16 @@ def test_flags_must_be_booleans(tmp_path: Path) -> None:
         load_codebook(str(f))
 
 
+def test_codebook_not_in_utf8_is_one_line(tmp_path: Path) -> None:
+    f = tmp_path / "latin.yaml"
+    f.write_bytes('name: latin\ndimensions:\n  symptom:\n    categories:\n      - {id: a, name: "Café"}\n'
+                  .encode("latin-1"))
+    with pytest.raises(CodebookError, match=r"latin.yaml: not UTF-8 text .*save the codebook as UTF-8"):
+        load_codebook(str(f))
+    out = bugatlas("taxonomy", "show", str(f))
+    assert out.returncode == 2 and "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
+
+
 def test_unknown_codebook_is_one_clear_line() -> None:
     out = bugatlas("taxonomy", "show", "nope")
     assert out.returncode == 2

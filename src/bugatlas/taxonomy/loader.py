@@ -160,6 +160,9 @@ def _read(path: Path) -> tuple[Codebook, list[str]]:
         raise CodebookError(f"{f}{where}: not valid YAML: {msg}") from None
     except OSError as e:
         raise CodebookError(f"{f}: cannot read: {e.strerror}") from None
+    except UnicodeDecodeError as e:
+        raise CodebookError(f"{f}: not UTF-8 text (byte {e.start}: {e.object[e.start:e.start + 1]!r}); "
+                            "save the codebook as UTF-8") from None
     if not isinstance(data, dict):
         raise CodebookError(f"{f}: a codebook is a YAML mapping with 'name' and 'dimensions'")
     name = str(data.get("name") or path.stem)
