@@ -95,6 +95,8 @@ checks:
         ("extends: default\noverrides: [load]", "`overrides` must be a mapping"),
         # a misspelt key (params for overrides) was silently ignored: the suite ran unchanged
         ("extends: default\nparams: {load: {concurrency: 2}}", "unknown keys params"),
+        # the same id twice in one file: the first silently never ran
+        ("checks: [{id: a, oracle: smoke}, {id: a, oracle: models}]", "checks[1]: id 'a' is already checks[0]"),
     ],
 )
 def test_bad_suites_fail_with_one_clear_line(tmp_path, text, fragment):

@@ -135,9 +135,13 @@ def load_suite(name_or_path: str | Path = "default", *, _seen: tuple[str, ...] =
         if unknown:
             raise BadInputError(f"{source}: `only` names unknown checks: {', '.join(sorted(unknown))}")
         checks = [c for c in checks if c.id in set(only)]
+    own: dict[str, int] = {}
     for i, raw in enumerate(data.get("checks") or []):
         check = _parse_check(raw, f"{source}: checks[{i}]")
-        checks = [c for c in checks if c.id != check.id] + [check]  # same id replaces
+        if check.id in own:  # twice in one file: one of them would silently never run
+            raise BadInputError(f"{source}: checks[{i}]: id {check.id!r} is already checks[{own[check.id]}]")
+        own[check.id] = i
+        checks = [c for c in checks if c.id != check.id] + [check]  # an inherited check of that id is replaced
     for cid, params in (data.get("overrides") or {}).items():
         matches = [c for c in checks if c.id == cid]
         if not matches or not isinstance(params, dict):
