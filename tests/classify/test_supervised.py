@@ -233,27 +233,35 @@ dimensions:
 """
 
 
-def test_user_codebook_by_path_trains_from_files_and_classifies_with_model(corpus_records, write_jsonl,
-                                                                           tmp_path) -> None:
-    """A codebook given as a YAML path works with train --labels and classify --model (the model
-    names its codebook, which must be found by that name when the model is loaded)."""
+def _mini_study(corpus_records, write_jsonl, tmp_path, n: int, severity: bool):
+    """The MINI codebook, ``n`` corpus issues labeled in turn with its two causes (and a
+    severity), and a ``bugatlas`` runner in ``tmp_path``."""
     import subprocess
     import sys
 
     cb = tmp_path / "mini-audit.yaml"
     cb.write_text(MINI)
-    recs = [corpus_records[k] for k in sorted(corpus_records)[:40]]
+    recs = [corpus_records[k] for k in sorted(corpus_records)[:n]]
     issues = write_jsonl(recs, "issues.jsonl")
     leaves = ["Out of Memory", "Crash Bug"]
     labels = write_jsonl([{"repo": r["repo"], "number": r["number"],
-                           "labels": {"cause": [leaves[i % 2]], "severity": ["High", "Low"][i // 2 % 2]}}
+                           "labels": {"cause": [leaves[i % 2]],
+                                      **({"severity": ["High", "Low"][i // 2 % 2]} if severity else {})}}
                           for i, r in enumerate(recs)], "labels.jsonl")
-    model, out = tmp_path / "mini.pkl.xz", tmp_path / "out.jsonl"
 
     def cli(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "-m", "bugatlas.cli", *args], capture_output=True, text=True,
                               timeout=300, cwd=tmp_path)
 
+    return cb, issues, labels, cli
+
+
+def test_user_codebook_by_path_trains_from_files_and_classifies_with_model(corpus_records, write_jsonl,
+                                                                           tmp_path) -> None:
+    """A codebook given as a YAML path works with train --labels and classify --model (the model
+    names its codebook, which must be found by that name when the model is loaded)."""
+    cb, issues, labels, cli = _mini_study(corpus_records, write_jsonl, tmp_path, 40, severity=True)
+    model, out = tmp_path / "mini.pkl.xz", tmp_path / "out.jsonl"
     res = cli("train", "-t", str(cb), "--labels", str(labels), "--input", str(issues), "--output", str(model),
               "--no-calibrate", "--json")
     assert res.returncode == 0, res.stderr
@@ -269,22 +277,8 @@ def test_model_of_another_codebook_or_version_is_refused(corpus_records, write_j
     """classify --model checks the model against the codebook: a model of another codebook is
     named as such (not "unknown codebook"), and one fitted before a category was renamed is
     refused instead of silently never giving the renamed category."""
-    import subprocess
-    import sys
-
-    cb = tmp_path / "mini-audit.yaml"
-    cb.write_text(MINI)
-    recs = [corpus_records[k] for k in sorted(corpus_records)[:30]]
-    issues = write_jsonl(recs, "issues.jsonl")
-    leaves = ["Out of Memory", "Crash Bug"]
-    labels = write_jsonl([{"repo": r["repo"], "number": r["number"], "labels": {"cause": [leaves[i % 2]]}}
-                          for i, r in enumerate(recs)], "labels.jsonl")
+    cb, issues, labels, cli = _mini_study(corpus_records, write_jsonl, tmp_path, 30, severity=False)
     model, out = tmp_path / "mini.pkl.xz", tmp_path / "out.jsonl"
-
-    def cli(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "bugatlas.cli", *args], capture_output=True, text=True,
-                              timeout=300, cwd=tmp_path)
-
     res = cli("train", "-t", str(cb), "--labels", str(labels), "--input", str(issues), "--output", str(model),
               "--no-calibrate")
     assert res.returncode == 0, res.stderr

@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from bugatlas.classify.base import DEFAULT_THRESHOLD, Prediction, Thresholds
+from bugatlas.classify.base import DEFAULT_THRESHOLD, Prediction, Thresholds, check_names
 from bugatlas.classify.batch import LabelRecord, LabelWriter, read_issues, read_label_records
 from bugatlas.classify.combine import Ensemble, has_text
 from bugatlas.classify.evaluate import EvalReport, evaluate, learning_curve
@@ -538,11 +538,4 @@ def _curve_fitter(spec: TaxonomySpec, background: Sequence[Issue]):
 def _check_names(spec: TaxonomySpec, labels: dict, what: str) -> None:
     for key, dims in labels.items():
         for dim, values in dims.items():
-            try:
-                spec.base_of(dim)
-            except KeyError:
-                continue  # a dimension this codebook does not classify: ignored
-            bad = [v for v in values if not spec.valid(dim, v)]
-            if bad:
-                raise BadInputError(f"{what} labels of {key[0]}#{key[1]}: {dim}: not in the "
-                                    f"{spec.name} codebook: {', '.join(map(repr, bad))}")
+            check_names(spec, dim, values, f"{what} labels of {key[0]}#{key[1]}")

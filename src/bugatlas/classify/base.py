@@ -233,16 +233,21 @@ def fit_inputs(spec: TaxonomySpec, name: str, issues: Sequence[Issue],
         for dim, values in lab.items():
             values = [values] if isinstance(values, str) else list(values or [])
             fixed[dim] = values
-            try:
-                spec.base_of(dim)
-            except KeyError:
-                continue  # a dimension this codebook does not classify: ignored
-            bad = [v for v in values if not spec.valid(dim, v)]
-            if bad:
-                raise BadInputError(f"{name}: labels of {issue.repo}#{issue.number}: {dim}: not in the "
-                                    f"{spec.name} codebook: {', '.join(map(repr, bad))}")
+            check_names(spec, dim, values, f"{name}: labels of {issue.repo}#{issue.number}")
         out.append(fixed)
     return issues, out
+
+
+def check_names(spec: TaxonomySpec, dim: str, values: Sequence[str], where: str) -> None:
+    """Raise a one-line BadInputError when a name is not in the codebook's ``dim`` (a dimension
+    the codebook does not classify is ignored)."""
+    try:
+        spec.base_of(dim)
+    except KeyError:
+        return
+    bad = [v for v in values if not spec.valid(dim, v)]
+    if bad:
+        raise BadInputError(f"{where}: {dim}: not in the {spec.name} codebook: {', '.join(map(repr, bad))}")
 
 
 def leaf_targets(spec: TaxonomySpec, dim: str, labels: LabelSet | None) -> list[str]:
