@@ -213,3 +213,18 @@ def test_an_issue_with_no_title_or_body_is_abstained_on(tmp_path) -> None:
     assert all(v == [] for v in empty.labels.values()) and set(empty.confidence.values()) == {0.0}
     assert empty.evidence["symptom"] == ["no title or body: nothing to judge"]
     assert titled.labels["symptom"]  # a title alone is text: answered at threshold 0
+
+
+def test_model_evidence_leaves_out_stop_words(corpus_records, write_jsonl, tmp_path) -> None:
+    """Evidence is for a reader: "title:on" or "prose:we" moved the model but explain nothing.
+    Such terms are left out of the evidence; the labels and confidences do not change."""
+    from bugatlas.classify import classify_file
+    from bugatlas.classify.base import explains
+
+    assert not explains("title:on") and not explains("with to") and not explains("prose:we")
+    assert explains("title:support for") and explains("log:ggml") and explains("out of memory")
+    recs = [corpus_records[k] for k in sorted(corpus_records)[::25]]
+    classify_file("liu2025", write_jsonl(recs), tmp_path / "out.jsonl", threshold=0.0)
+    terms = [t.strip() for r in read_label_records(tmp_path / "out.jsonl") for ev in r.evidence.values()
+             for e in ev if e.startswith("model terms:") for t in e[len("model terms:"):].split(",")]
+    assert len(terms) > 100 and all(explains(t) for t in terms)

@@ -271,3 +271,13 @@ def level_targets(spec: TaxonomySpec, dim: str, out_dim: str, labels: LabelSet |
         return list(dict.fromkeys(direct))
     implied = [dspec.store[leaf].get(out_dim) for leaf in leaf_targets(spec, dim, labels)]
     return list(dict.fromkeys(v for v in implied if v))
+
+
+def explains(term: str) -> bool:
+    """Whether a model feature is worth showing as evidence: "title:on" or "with to" move the
+    model but tell a reader nothing, so terms made only of English stop words are not shown
+    (the model still uses them; only the evidence leaves them out)."""
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    words = term.rpartition(":")[2].split()
+    return any(w.lower() not in ENGLISH_STOP_WORDS for w in words)

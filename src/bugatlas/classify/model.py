@@ -33,6 +33,7 @@ from bugatlas.classify.base import (
     LabelSet,
     Prediction,
     Threshold,
+    explains,
     fit_inputs,
     leaf_targets,
     level_targets,
@@ -205,9 +206,9 @@ class TextModel:
         start, end = X.indptr[i], X.indptr[i + 1]
         idx = X.indices[start:end]
         vals = X.data[start:end] * w[idx]
-        top = [idx[j] for j in np.argsort(-vals)[:k] if vals[j] > 0]
         if self._names is None:
             self._names = self.vectorizer.get_feature_names_out()
+        top = [idx[j] for j in np.argsort(-vals) if vals[j] > 0 and explains(self._names[idx[j]])][:k]
         return [f"model terms: {', '.join(self._names[t] for t in top)}"] if top else []
 
     _names = None

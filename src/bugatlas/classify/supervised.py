@@ -37,6 +37,7 @@ from bugatlas.classify.base import (
     Prediction,
     Threshold,
     Thresholds,
+    explains,
     fit_inputs,
     leaf_targets,
     level_probs,
@@ -224,7 +225,7 @@ class SupervisedModel:
         idx = X.indices[start:end]
         keep = idx < len(names)
         idx, vals = idx[keep], X.data[start:end][keep] * w[idx[keep]].astype(np.float32)
-        top = [idx[j] for j in np.argsort(-vals)[:k] if vals[j] > 0]
+        top = [idx[j] for j in np.argsort(-vals) if vals[j] > 0 and explains(names[idx[j]])][:k]
         return [f"model terms: {', '.join(names[t] for t in top)}"] if top else []
 
     def score(self, issues: Sequence[Issue], docs: Sequence[Doc] | None = None,
