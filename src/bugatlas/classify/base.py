@@ -12,7 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from itertools import islice
+from typing import Any, Protocol
+
+import numpy as np
 
 from bugatlas.classify.schema import TaxonomySpec
 from bugatlas.errors import BadInputError
@@ -271,6 +274,15 @@ def level_targets(spec: TaxonomySpec, dim: str, out_dim: str, labels: LabelSet |
         return list(dict.fromkeys(direct))
     implied = [dspec.store[leaf].get(out_dim) for leaf in leaf_targets(spec, dim, labels)]
     return list(dict.fromkeys(v for v in implied if v))
+
+
+def model_terms(idx: Any, vals: Any, names: Any, k: int = 5) -> list[str]:
+    """The evidence line of a linear model: the ``k`` features of one issue (column indices
+    ``idx``, their contributions ``vals``) that pushed it most towards a class, stop-word-only
+    terms left out; stops reading once it has ``k``."""
+    ranked = (idx[j] for j in np.argsort(-vals) if vals[j] > 0)
+    top = list(islice((t for t in ranked if explains(names[t])), k))
+    return [f"model terms: {', '.join(names[t] for t in top)}"] if top else []
 
 
 def explains(term: str) -> bool:

@@ -33,10 +33,10 @@ from bugatlas.classify.base import (
     LabelSet,
     Prediction,
     Threshold,
-    explains,
     fit_inputs,
     leaf_targets,
     level_targets,
+    model_terms,
     normalize,
     predictions_from_scores,
 )
@@ -208,8 +208,7 @@ class TextModel:
         vals = X.data[start:end] * w[idx]
         if self._names is None:
             self._names = self.vectorizer.get_feature_names_out()
-        top = [idx[j] for j in np.argsort(-vals) if vals[j] > 0 and explains(self._names[idx[j]])][:k]
-        return [f"model terms: {', '.join(self._names[t] for t in top)}"] if top else []
+        return model_terms(idx, vals, self._names, k)
 
     _names = None
 

@@ -37,11 +37,11 @@ from bugatlas.classify.base import (
     Prediction,
     Threshold,
     Thresholds,
-    explains,
     fit_inputs,
     leaf_targets,
     level_probs,
     level_targets,
+    model_terms,
     normalize,
     predictions_from_scores,
 )
@@ -225,8 +225,7 @@ class SupervisedModel:
         idx = X.indices[start:end]
         keep = idx < len(names)
         idx, vals = idx[keep], X.data[start:end][keep] * w[idx[keep]].astype(np.float32)
-        top = [idx[j] for j in np.argsort(-vals) if vals[j] > 0 and explains(names[idx[j]])][:k]
-        return [f"model terms: {', '.join(names[t] for t in top)}"] if top else []
+        return model_terms(idx, vals, names, k)
 
     def score(self, issues: Sequence[Issue], docs: Sequence[Doc] | None = None,
               rule_scores=None) -> list[dict[str, DimScores]]:

@@ -27,6 +27,8 @@ import orjson
 import yaml
 
 from bugatlas.diagnose.parse import ParsedLog, extract_log, load_patterns, parse_log
+from bugatlas.errors import BadInputError
+from bugatlas.files import replaced_when_complete
 from bugatlas.store import Store
 from bugatlas.store.store import now_iso
 
@@ -465,18 +467,12 @@ class SearchIndex:
             for old in Path(self.store.path).parent.glob(f"{Path(self.store.path).name}.diagnose-g*.npy"):
                 if f"-g{gen}." not in old.name:
                     old.unlink(missing_ok=True)
-            # each file is written beside itself and renamed into place: an interrupted write
-            # leaves no half file under the name `matrix()` loads
+            # each file renamed into place when complete: an interrupted write leaves no half
+            # file under the name `matrix()` loads
             for final, arr in ((paths[0], vecs), (paths[1], ids)):
-                part = final.with_name(f".{final.name}.part")
-                try:
-                    with open(part, "wb") as fh:
-                        np.save(fh, arr)
-                except BaseException:
-                    part.unlink(missing_ok=True)
-                    raise
-                part.replace(final)
-        except OSError:  # read-only folder: search falls back to reading the store
+                with replaced_when_complete(final, option="index cache") as fh:
+                    np.save(fh, arr)
+        except (OSError, BadInputError):  # read-only folder: search falls back to reading the store
             pass
 
     def _matrix_from_store(self) -> tuple[np.ndarray, np.ndarray]:
