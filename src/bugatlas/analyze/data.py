@@ -10,7 +10,6 @@ taxonomy's codebook (``bugatlas.taxonomy``) when it knows the dimension, else by
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -31,16 +30,13 @@ GROUP_CHOICES = ("repository", "repo", "owner")
 _FROM_FILES: dict[str, Any] = {}
 
 
-def _is_codebook_path(taxonomy: str) -> bool:
-    return taxonomy.endswith((".yaml", ".yml")) or "/" in taxonomy or os.sep in taxonomy
-
-
 def taxonomy_name(taxonomy: str | None) -> str | None:
     """The stored taxonomy a --taxonomy names: a codebook YAML path stands for its codebook's
     name (classify and gold store labels under it), and analyses then read that file's levels."""
-    if not taxonomy or not _is_codebook_path(taxonomy):
+    from bugatlas.taxonomy.loader import is_codebook_path, load_codebook
+
+    if not taxonomy or not is_codebook_path(taxonomy):
         return taxonomy
-    from bugatlas.taxonomy import load_codebook
 
     cb = load_codebook(taxonomy)  # an unreadable or invalid file: one line naming it
     _FROM_FILES[cb.name] = cb

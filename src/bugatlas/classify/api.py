@@ -149,9 +149,8 @@ def failure_issues(store: Store, *, all_issues: bool = False) -> list[Issue]:
     issues = [i for i in store.iter_issues() if has_text(i)]
     if all_issues:
         return issues
-    has_table = store.query("SELECT 1 AS x FROM sqlite_master WHERE type = 'table' AND name = 'issue_kinds'")
     rows = []
-    if has_table and store.query("SELECT 1 AS x FROM issue_kinds LIMIT 1"):
+    if _filter_has_run(store):
         rows = store.query("SELECT repo, number, 'failure' AS kind FROM failure_reports")
         if not rows:  # the filter ran and its rules keep no issue: nothing to label
             return []
@@ -228,11 +227,16 @@ class ClassifyResult:
         return dict(self.__dict__)
 
 
+def _filter_has_run(store: Store) -> bool:
+    """Whether the filter stage has judged any issue (its table exists and holds a row)."""
+    has_table = store.query("SELECT 1 AS x FROM sqlite_master WHERE type = 'table' AND name = 'issue_kinds'")
+    return bool(has_table and store.query("SELECT 1 AS x FROM issue_kinds LIMIT 1"))
+
+
 def unfiltered_issues(store: Store) -> int:
     """Issues with text that a filter run has not judged, when the filter has run at all
     (before any filter run every issue is a candidate, so none is left out)."""
-    has_table = store.query("SELECT 1 AS x FROM sqlite_master WHERE type = 'table' AND name = 'issue_kinds'")
-    if not has_table or not store.query("SELECT 1 AS x FROM issue_kinds LIMIT 1"):
+    if not _filter_has_run(store):
         return 0
     return store.query(
         "SELECT COUNT(*) AS n FROM issues i WHERE i.is_reference = 0 AND i.is_pull_request = 0 "

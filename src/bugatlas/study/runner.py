@@ -84,7 +84,9 @@ class Study:
     def codebook(self, value: Any) -> Any:
         """A taxonomy named by a codebook YAML path resolves relative to the study file, like
         every other path in it; a codebook name stays a name."""
-        if isinstance(value, str) and (value.endswith((".yaml", ".yml")) or "/" in value or os.sep in value):
+        from bugatlas.taxonomy.loader import is_codebook_path
+
+        if isinstance(value, str) and is_codebook_path(value):
             return str(self.resolve(value))
         return value
 

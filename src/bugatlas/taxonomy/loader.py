@@ -66,10 +66,16 @@ def list_codebooks() -> list[str]:
     return sorted(codebook_files())
 
 
+def is_codebook_path(name_or_path: str | os.PathLike[str]) -> bool:
+    """Whether a --taxonomy value names a YAML file (a suffix or a folder in it), not a codebook name."""
+    s = str(name_or_path)
+    return Path(s).suffix in (".yaml", ".yml") or os.sep in s or "/" in s
+
+
 def resolve_codebook(name_or_path: str | os.PathLike[str]) -> Path:
     s = str(name_or_path)
     p = Path(s).expanduser()
-    if p.suffix in (".yaml", ".yml") or os.sep in s or "/" in s:
+    if is_codebook_path(s):
         if not p.is_file():
             raise CodebookError(f"codebook file not found: {s}")
         return p.resolve()
