@@ -184,3 +184,45 @@ def test_fit_checks_its_labels_instead_of_dropping_them(corpus_records) -> None:
     assert model.n_human == 60
     sup = SupervisedModel("liu2025", min_labels=5).fit(issues, [{"phase": p} for p in phases])
     assert sup.covers("phase")
+
+
+NAMES_ONLY = """\
+name: mine
+dimensions:
+  cause:
+    multi_label: true
+    levels: [cause_area, cause_kind, cause]
+    categories:
+      - {id: env, name: Environment}
+      - {id: hw, name: Hardware, parent: env}
+      - {id: oom, name: GPU Out Of Memory, parent: hw}
+      - {id: code, name: Engine Code}
+      - {id: kern, name: Kernels, parent: code}
+      - {id: attn, name: Attention Kernel Bug, parent: kern}
+"""
+
+
+def test_own_codebook_without_labels_or_signals_follows_its_words(corpus_records, tmp_path) -> None:
+    """A user's codebook with neither signals nor human labels: its heads cannot learn from
+    the issues, so they score by the closest category text. Before, a regression fitted on one
+    prototype per category answered its intercepts: all 200 issues got both categories at
+    p ~= 0.5, 'no signature or distinctive term' as evidence."""
+    from bugatlas.classify.base import NO_EVIDENCE
+
+    book = tmp_path / "mine.yaml"
+    book.write_text(NAMES_ONLY)
+    issues = [_issue(corpus_records, r, n) for (r, n) in list(corpus_records)[:200]]
+    preds = Ensemble(str(book)).fit(issues).predict(issues)
+    by_key = {p.key: p for p in preds}
+    abstained = [p for p in preds if not p.labels["cause"]]
+    # most reports say nothing of memory, engines or kernels: no evidence, no label
+    assert 100 <= len(abstained) < 190
+    assert all(p.evidence["cause"] == [NO_EVIDENCE] and p.confidence["cause"] == 0.0 for p in abstained)
+    oom = by_key[("ggml-org/llama.cpp", 13)]  # "[Q] Memory Requirements for Different Model Sizes"
+    assert "memory" in (oom.evidence["cause"][0] if oom.labels["cause"] else "")
+    assert oom.labels["cause"] == ["GPU Out Of Memory"] and oom.labels["cause_area"] == ["Environment"]
+    labeled = [tuple(p.labels["cause"]) for p in preds if p.labels["cause"]]
+    assert ("GPU Out Of Memory",) in labeled and ("Attention Kernel Bug",) in labeled
+    assert max(labeled.count(x) for x in set(labeled)) < 0.7 * len(labeled)  # not one answer for all
+    for p in preds:  # evidence is words of the issue, never stop words alone
+        assert not any(e in ("model terms: of", "model terms: out") for e in p.evidence["cause"])

@@ -25,6 +25,7 @@ from bugatlas.store.records import Issue
 LabelSet = Mapping[str, Sequence[str]]
 
 DEFAULT_THRESHOLD = 0.35
+NO_EVIDENCE = "no signature and no word of the codebook's categories in the issue: abstained"
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,9 @@ class DimScores:
     evidence: dict[str, list[str]] = field(default_factory=dict)  # category -> lines/phrases
     strength: float = 0.0                                     # how much evidence there was
     level_probs: dict[str, dict[str, float]] = field(default_factory=dict)  # level dim -> group -> p
+    # False: the scores carry no evidence about this issue (e.g. it shares no word with any
+    # category's text): decide() abstains whatever the probabilities say
+    informative: bool = True
 
 
 @dataclass
@@ -139,6 +143,8 @@ def decide(
     paths: list[list[str]] = []
     path_conf: list[float] = []
     path_labeled: list[bool] = []
+    if not sc.informative:
+        return labels, conf, {d: [NO_EVIDENCE] for d in dspec.out_dims}
     for rank, out_dim in enumerate(dspec.out_dims):
         probs = level_probs(spec, dim, sc, out_dim)
         if rank == 0:

@@ -41,7 +41,8 @@ def blend(r: DimScores, m: DimScores, alpha: float) -> DimScores:
     for src in (r.evidence, m.evidence):
         for k, v in src.items():
             evidence.setdefault(k, []).extend(v)
-    return DimScores(probs=probs, evidence=evidence, strength=r.strength, level_probs=levels)
+    return DimScores(probs=probs, evidence=evidence, strength=r.strength, level_probs=levels,
+                     informative=r.strength > 0 or m.informative)
 
 
 def overlay(s: DimScores, base: DimScores) -> DimScores:

@@ -11,6 +11,14 @@ publish labels without text), so the model learns from three sources, weighted:
    signatures to issues no rule matches;
 3. *human labels* when the store has them (``bugatlas train``), which outweigh the others.
 
+A head whose issues (weak or human labels) show fewer than two of its categories cannot learn
+to tell them apart: a regression fitted on one prototype per category and one-sided weak labels
+answers its intercepts (every issue one category). Such a head scores an issue instead by its
+closest category text: the cosine of the issue's TF-IDF vector with each category's
+description (a group: its own text or any of its members', whichever is closest), stop words
+left out. An issue that shares no word with any category's text is no evidence: it is
+abstained on.
+
 Why not a sentence-embedding model: see the README's dependency notes (speed on two cores,
 a multi-gigabyte install); TF-IDF + linear models reach the throughput target with room.
 """
@@ -21,6 +29,7 @@ import hashlib
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
@@ -33,6 +42,7 @@ from bugatlas.classify.base import (
     LabelSet,
     Prediction,
     Threshold,
+    explains,
     fit_inputs,
     leaf_targets,
     level_targets,
@@ -47,6 +57,9 @@ from bugatlas.errors import BugAtlasError
 from bugatlas.store.records import Issue
 
 TOKEN_PATTERN = r"(?u)\b[a-zA-Z_][a-zA-Z0-9_]+\b"  # identifiers like cuda_error, no bare numbers
+# softmax temperature over a prototype head's cosine similarities: TF-IDF cosines of an issue
+# with a one-paragraph definition are ~0.02-0.2, so a lead of 0.05 is worth a factor e
+PROTOTYPE_TEMPERATURE = 0.05
 
 
 @dataclass
@@ -55,6 +68,10 @@ class _Head:
 
     classes: list[str]
     clf: SGDClassifier | None  # None: a single class seen, constant prediction
+    # prototype head (no issue labels of two categories): category texts, one row per text,
+    # ``proto_class[r]`` the index in ``classes`` of row r; scored by cosine similarity
+    proto: Any = None
+    proto_class: Any = None
 
 
 class TextModel:
@@ -127,6 +144,7 @@ class TextModel:
             lowercase=True, dtype=np.float32,
         )
         self.vectorizer.fit(texts + proto_texts)
+        self._names = None  # a refit has a new vocabulary
         X = self.vectorizer.transform(texts)
         P = self.vectorizer.transform(proto_texts)
         weak = [None] * len(issues)
@@ -160,7 +178,10 @@ class TextModel:
                     if probs[best] >= self.weak_min_confidence:
                         rows.append(("x", i)); ys.append(best); ws.append(self.weak_weight * probs[best])  # noqa: E702
                         self.n_weak += level is None
-                self.heads[key] = self._fit_head(X, P, rows, ys, ws)
+                if len({y for (src, _), y in zip(rows, ys, strict=True) if src == "x"}) < 2:
+                    self.heads[key] = self._prototype_head(dim, level)
+                else:
+                    self.heads[key] = self._fit_head(X, P, rows, ys, ws)
         self._digest = hashlib.sha256(
             f"{len(issues)}:{self.n_human}:{self.n_weak}:{X.nnz}:{self.alpha}:{sorted(self.skip_heads)}".encode()).hexdigest()[:10]
         return self
@@ -181,21 +202,72 @@ class TextModel:
             clf.fit(mat, ys, sample_weight=np.asarray(ws, dtype=float))
         return _Head(classes=list(clf.classes_), clf=clf)
 
+    def _prototype_head(self, dim: str, level: str | None) -> _Head:
+        """A head that scores by the closest category text (see the module's docstring): a
+        leaf's rows are its description; a group's, its own text and each of its leaves'."""
+        from sklearn.preprocessing import normalize as unit_rows
+
+        dspec = self.spec.dims[dim]
+        classes = list(dspec.leaves) if level is None else list(dspec.values(level))
+        texts, owner = [], []
+        for c, value in enumerate(classes):
+            members = [] if level is None else [m for m in dspec.leaves_under(level, value) if m != value]
+            for name in [value, *members]:
+                texts.append(dspec.descriptions.get(name, name))
+                owner.append(c)
+        proto = self.vectorizer.transform(texts)
+        # stop-word-only terms ("of", "out of") would make every issue close to every long text
+        keep = np.array([explains(t) for t in self._feature_names()], dtype=np.float32)
+        proto = unit_rows(proto.multiply(keep[None, :]).tocsr())
+        return _Head(classes=classes, clf=None, proto=proto, proto_class=np.asarray(owner))
+
+    def _feature_names(self):
+        if self._names is None:
+            self._names = self.vectorizer.get_feature_names_out()
+        return self._names
+
+    def _similarities(self, head: _Head, X) -> tuple[np.ndarray, np.ndarray]:
+        """Per issue and class: the best cosine with the class's texts, and which text it was."""
+        S = np.asarray((X @ head.proto.T).todense())
+        sims = np.zeros((X.shape[0], len(head.classes)), dtype=np.float32)
+        rows = np.zeros((X.shape[0], len(head.classes)), dtype=np.int64)
+        for c in range(len(head.classes)):
+            idx = np.flatnonzero(head.proto_class == c)
+            best = S[:, idx].argmax(axis=1)
+            sims[:, c] = S[np.arange(S.shape[0]), idx[best]]
+            rows[:, c] = idx[best]
+        return sims, rows
+
     def _level_dims(self, dim: str) -> list[str]:
         """Out dims that need a head of their own (their values are not just the leaves)."""
         dspec = self.spec.dims[dim]
         return [d for d in dspec.out_dims if d not in dspec.leaf_dims]
 
     # -- prediction ------------------------------------------------------------------------
-    def _head_probs(self, key: str, X) -> np.ndarray:
+    def _head_scores(self, key: str, X) -> tuple[np.ndarray, Any]:
+        """Class probabilities of every issue, and for a prototype head the per-issue term
+        contributions towards its best class (its evidence; None for a learned head)."""
         head = self.heads[key]
+        if head.proto is not None:
+            sims, rows = self._similarities(head, X)
+            z = (sims - sims.max(axis=1, keepdims=True)) / PROTOTYPE_TEMPERATURE
+            probs = np.exp(z)
+            probs /= probs.sum(axis=1, keepdims=True)
+            best_rows = rows[np.arange(X.shape[0]), probs.argmax(axis=1)]
+            contrib = X.multiply(head.proto[best_rows]).tocsr()
+            contrib.eliminate_zeros()  # an issue with no contribution: it shares no category word
+            return probs, contrib
         if head.clf is None:
-            return np.ones((X.shape[0], max(len(head.classes), 1)))
-        return head.clf.predict_proba(X)
+            return np.ones((X.shape[0], max(len(head.classes), 1))), None
+        return head.clf.predict_proba(X), None
 
-    def _evidence(self, key: str, X, i: int, cls: str, k: int = 5) -> list[str]:
-        """The words of issue ``i`` that pushed it towards ``cls`` most."""
+    def _evidence(self, key: str, X, i: int, cls: str, contrib: Any = None, k: int = 5) -> list[str]:
+        """The words of issue ``i`` that pushed it towards ``cls`` most (for a prototype head,
+        the words it shares with the closest category text)."""
         head = self.heads[key]
+        if contrib is not None:
+            start, end = contrib.indptr[i], contrib.indptr[i + 1]
+            return model_terms(contrib.indices[start:end], contrib.data[start:end], self._feature_names(), k)
         if head.clf is None or cls not in head.classes:
             return []
         coef = head.clf.coef_
@@ -206,11 +278,14 @@ class TextModel:
         start, end = X.indptr[i], X.indptr[i + 1]
         idx = X.indices[start:end]
         vals = X.data[start:end] * w[idx]
-        if self._names is None:
-            self._names = self.vectorizer.get_feature_names_out()
-        return model_terms(idx, vals, self._names, k)
+        return model_terms(idx, vals, self._feature_names(), k)
 
     _names = None
+
+    def _top_head(self, dim: str) -> str:
+        """The head that decides a dimension's top level (its groups', else its leaves')."""
+        top = self.spec.dims[dim].out_dims[0]
+        return f"{dim}/{top}" if top in self._level_dims(dim) else dim
 
     def score(self, issues: Sequence[Issue], docs: Sequence[Doc] | None = None) -> list[dict[str, DimScores]]:
         if not self.fitted:
@@ -222,9 +297,11 @@ class TextModel:
         for dim, dspec in self.spec.dims.items():
             if dim not in self.heads:  # skipped: another model scores this dimension
                 continue
-            leaf_p = self._head_probs(dim, X)
-            lv_p = {level: self._head_probs(f"{dim}/{level}", X) for level in self._level_dims(dim)
-                    if f"{dim}/{level}" in self.heads}
+            leaf_p, leaf_c = self._head_scores(dim, X)
+            lv = {level: self._head_scores(f"{dim}/{level}", X) for level in self._level_dims(dim)
+                  if f"{dim}/{level}" in self.heads}
+            top = self._top_head(dim)
+            top_contrib = leaf_c if top == dim else lv[top.partition("/")[2]][1] if top in self.heads else None
             classes = self.heads[dim].classes
             for i in range(len(issues)):
                 probs = {leaf: 0.0 for leaf in dspec.leaves}
@@ -232,17 +309,18 @@ class TextModel:
                     probs[c] = float(p)
                 probs = normalize(probs)
                 best = max(probs, key=probs.__getitem__)
-                evidence = {best: self._evidence(dim, X, i, best)}
+                evidence = {best: self._evidence(dim, X, i, best, leaf_c)}
                 level_probs = {}
-                for level, arr in lv_p.items():
+                for level, (arr, contrib) in lv.items():
                     g = {grp: 0.0 for grp in dspec.values(level)}
                     for c, p in zip(self.heads[f"{dim}/{level}"].classes, arr[i], strict=False):
                         g[c] = float(p)
                     level_probs[level] = normalize(g)
                     gbest = max(level_probs[level], key=level_probs[level].__getitem__)
-                    evidence[gbest] = self._evidence(f"{dim}/{level}", X, i, gbest)
+                    evidence[gbest] = self._evidence(f"{dim}/{level}", X, i, gbest, contrib)
+                informative = top_contrib is None or top_contrib.indptr[i + 1] > top_contrib.indptr[i]
                 out[i][dim] = DimScores(probs=probs, evidence=evidence, strength=0.0,
-                                        level_probs=level_probs)
+                                        level_probs=level_probs, informative=informative)
         return out
 
     def predict(self, issues: Sequence[Issue], *, threshold: Threshold = DEFAULT_THRESHOLD) -> list[Prediction]:

@@ -1,0 +1,83 @@
+"""Score the offline classifiers on the yu2026 development set (bench/devset-yu2026/).
+
+120 failure reports of the shared corpus (stratified by repository), labeled with the yu2026
+codebook twice independently and adjudicated (README.md there). No yu2026 labels with issue text
+exist anywhere else, so BugAtlas has no trained yu2026 model: these figures are for the default
+offline path a user gets (signature rules from the codebook + the weak text model fitted on the
+input), run as `bugatlas classify --taxonomy yu2026 --input <whole corpus> --output ...` would.
+Also printed: the two annotators' agreement with each other and the majority class.
+
+    python bench/classify_devset_yu2026.py [--labels-of OTHER_TAXONOMY_RUN.jsonl] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import orjson
+
+from bugatlas.classify import classify_file, read_label_records, taxonomy_spec
+from bugatlas.classify.base import DEFAULT_THRESHOLD
+from bugatlas.classify.evaluate import evaluate
+from bugatlas.taxonomy import load_codebook
+
+HERE = Path(__file__).resolve().parent
+DEVSET = HERE / "devset-yu2026"
+CORPUS = HERE.parent.parent / "shared" / "data" / "serving-issues-2025.jsonl.gz"
+
+
+def full_paths(path: Path) -> dict[tuple[str, int], dict[str, list[str]]]:
+    """Gold/annotator records, each name (at whatever depth) expanded to its whole path."""
+    cb = load_codebook("yu2026")
+    by_name = {dim: {c.name: c.id for c in d.categories.values()} for dim, d in cb.dimensions.items()}
+    out = {}
+    for line in path.read_text().splitlines():
+        rec = orjson.loads(line)
+        labels: dict[str, list[str]] = {}
+        for dim, name in rec["labels"].items():
+            for out_dim, value in cb.dimensions[dim].store_labels(by_name[dim][name]):
+                labels[out_dim] = [value]
+        out[(rec["repo"], int(rec["number"]))] = labels
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--corpus", type=Path, default=CORPUS)
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()
+    if not args.corpus.exists():
+        sys.exit(f"{args.corpus}: the shared corpus is missing (put ../shared beside the repository)")
+    spec = taxonomy_spec("yu2026")
+    gold = full_paths(DEVSET / "gold.jsonl")
+    a, b = full_paths(DEVSET / "annotator_a.jsonl"), full_paths(DEVSET / "annotator_b.jsonl")
+    humans = evaluate(spec, a, b)
+    rows = []
+    for threshold in (DEFAULT_THRESHOLD, 0.0):  # the default abstention, then every issue answered
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / "labels.jsonl"
+            t0 = time.perf_counter()
+            classify_file("yu2026", args.corpus, out, threshold=threshold)
+            secs = time.perf_counter() - t0
+            pred = {r.key: r.labels for r in read_label_records(out, taxonomy="yu2026") if r.key in gold}
+        report = evaluate(spec, gold, pred)
+        print(f"\nyu2026 development set: {len(gold)} issues, threshold {threshold}; classify on the whole "
+              f"corpus took {secs:.1f} s (abstentions count as wrong in acc and kappa)")
+        print(f"{'level':28s} {'answered':>8s} {'acc':>6s} {'kappa':>6s} {'majority':>8s} {'human a~b kappa':>16s}")
+        for dim, s in report.dimensions.items():
+            h = humans.dimensions.get(dim)
+            rows.append({"threshold": threshold, "level": dim, "answered": s.coverage, "accuracy": s.accuracy,
+                         "kappa": s.kappa, "majority": s.majority_accuracy, "human_kappa": h.kappa if h else None})
+            print(f"{dim:28s} {s.coverage:8.2f} {s.accuracy:6.3f} {s.kappa:6.3f} {s.majority_accuracy:8.3f} "
+                  f"{(h.kappa if h else float('nan')):16.3f}")
+    if args.json:
+        args.json.write_bytes(orjson.dumps({"rows": rows}, option=orjson.OPT_INDENT_2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
