@@ -183,6 +183,22 @@ def test_store_filter_writes_kinds_view_and_labels(corpus_store) -> None:
 
 
 
+def test_store_filter_with_edited_rules_of_the_same_name_judges_again(corpus_store, tmp_path: Path) -> None:
+    """The rules file says: copy default.yaml, edit it, pass it with --rules. The copy keeps
+    `name: default`; its rules must apply, not be skipped as already judged."""
+    from bugatlas.filter.rules import STUDIES_DIR
+
+    filter_store(corpus_store, repos=["sgl-project/sglang"])
+    mine = tmp_path / "mine.yaml"
+    mine.write_text((STUDIES_DIR / "default.yaml").read_text().replace("states: []", "states: [closed]"))
+    assert load_rules(mine).name == "default"
+    again = filter_store(corpus_store, repos=["sgl-project/sglang"], rules=str(mine))
+    assert (again["judged"], again["skipped_already_judged"]) == (813, 0)
+    open_reports = corpus_store.query("SELECT COUNT(*) AS n FROM failure_reports WHERE state != 'closed'")[0]["n"]
+    assert open_reports == 0 and again["failure_reports"] > 0
+    assert filter_store(corpus_store, repos=["sgl-project/sglang"], rules=str(mine))["judged"] == 0
+
+
 def test_store_filter_with_a_new_model_replaces_the_old_models_labels(corpus_store, tmp_path: Path) -> None:
     import shutil
 

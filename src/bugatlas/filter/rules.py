@@ -6,6 +6,8 @@ takes as candidates, e.g. Yu et al.'s 14 failure keywords or Liu et al.'s closed
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -38,6 +40,14 @@ class FilterRules:
     states: list[str] = field(default_factory=list)
     description: str = ""
     source: str = ""
+
+    @cached_property
+    def key(self) -> str:
+        """``name@digest`` of what the rules decide by: a rules file edited under the same name
+        (a copy of ``default.yaml`` keeps ``name: default``) is other rules, judged again."""
+        what = [self.terms, self.fields, self.keywords_required, self.require_any, self.require_all,
+                self.exclude_any, self.states]  # fmt: skip
+        return f"{self.name}@{hashlib.sha256(json.dumps(what).encode()).hexdigest()[:10]}"
 
     @cached_property
     def _keyword_re(self) -> re.Pattern[str] | None:
