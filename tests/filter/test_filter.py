@@ -87,6 +87,21 @@ def test_bad_rules_file_is_one_line(tmp_path: Path) -> None:
     assert load_rules(f).keywords_required is True
 
 
+@pytest.mark.parametrize(("text", "key"), [
+    ("keywords: {terms: [error]}\nstate: [closed]\n", "'state'"),
+    ("labels: {require: [bug]}\n", "labels.'require'"),
+    ("keywords: {term: [error], required: true}\n", "keywords.'term'"),
+])  # fmt: skip
+def test_misspelt_rules_key_is_an_error_not_ignored(tmp_path: Path, text: str, key: str) -> None:
+    """`state: [closed]` for `states:` was silently ignored: every state passed."""
+    f = tmp_path / "r.yaml"
+    f.write_text(text)
+    with pytest.raises(BadInputError, match=f"r.yaml: unknown key {key}"):
+        load_rules(f)
+    for name in ("default", "yu2026", "liu2025"):  # the shipped rules use only known keys
+        load_rules(name)
+
+
 def _small_gold(corpus: list[dict], per_repo: int = 400):
     seen: dict[str, int] = {}
     picked = []

@@ -87,6 +87,11 @@ class FilterRules:
         return RuleResult(not reasons, kws, reasons)
 
 
+_KEYS = {"name", "description", "keywords", "labels", "states"}
+_KEYWORD_KEYS = {"terms", "fields", "required"}
+_LABEL_KEYS = {"require_any", "require_all", "exclude_any"}
+
+
 def _list(data: dict[str, Any], key: str, where: str) -> list[str]:
     v = data.get(key) or []
     if isinstance(v, str):
@@ -119,6 +124,12 @@ def load_rules(name_or_path: str | Path | None = None) -> FilterRules:
     lab = data.get("labels") or {}
     if not isinstance(kw, dict) or not isinstance(lab, dict):
         raise BadInputError(f"{p}: 'keywords' and 'labels' must be mappings")
+    # a misspelt key ("state:", "require:") would otherwise be ignored: the rules would take more
+    for section, given, known in ((None, data, _KEYS), ("keywords", kw, _KEYWORD_KEYS), ("labels", lab, _LABEL_KEYS)):
+        unknown = sorted(set(map(str, given)) - known)
+        if unknown:
+            where_ = f"{section}." if section else ""
+            raise BadInputError(f"{p}: unknown key {where_}{unknown[0]!r} (known: {', '.join(sorted(known))})")
     where = str(p)
     fields_ = _list(kw, "fields", where) or ["title", "body"]
     bad = [f for f in fields_ if f not in ("title", "body")]
