@@ -48,6 +48,18 @@ def test_template_prefixes_are_stripped_from_real_titles(corpus: list[dict]) -> 
     assert strip_template_prefix("ValueError: bad shape") == "ValueError: bad shape"
 
 
+def test_llama_cpp_bug_form_prefixes_are_stripped_from_real_titles(corpus: list[dict]) -> None:
+    """llama.cpp's bug forms title a report "Eval bug: …", "Compile bug: …", "Misc. bug: …" and
+    label it bug-unconfirmed (the gold kind): the prefix is the template, kept it leaked it."""
+    forms = ("Eval bug:", "Compile bug:", "Misc. bug:")
+    prefixed = [r["title"] for r in corpus if r["repo"] == "ggml-org/llama.cpp" and r["title"].startswith(forms)]
+    assert len(prefixed) > 100
+    for t in prefixed:
+        assert not strip_template_prefix(t).lower().startswith(("eval bug", "compile bug", "misc. bug")), t
+    assert strip_template_prefix("Eval bug: Gemma 3 outputs garbage") == "Gemma 3 outputs garbage"
+    assert strip_template_prefix("Bug in the sampler") == "Bug in the sampler"  # content, not a form
+
+
 def test_body_template_headings_are_read(corpus: list[dict]) -> None:
     vllm_bug = next(r for r in corpus if r["repo"] == "vllm-project/vllm" and "bug" in r["labels"]
                     and "Describe the bug" in (r["body"] or ""))  # fmt: skip
