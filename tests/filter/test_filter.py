@@ -317,6 +317,19 @@ def test_eval_and_train_on_too_few_or_one_kind_are_one_line(corpus: list[dict], 
         assert "bugs.jsonl: cannot cross-validate 30 issues of kinds {'failure': 30}" in res.stderr
 
 
+def test_batch_empty_input_is_one_line_and_leaves_the_previous_output(tmp_path: Path) -> None:
+    """An empty file (or empty .gz, or `[]`) wrote an empty output and "0 issues" as if all were well."""
+    out = tmp_path / "kinds.jsonl"
+    out.write_text("previous result\n")
+    for name, data in (("e.jsonl", b""), ("e.jsonl.gz", gzip.compress(b"")), ("e.json", b"[]")):
+        inp = tmp_path / name
+        inp.write_bytes(data)
+        res = bugatlas("filter", "--input", str(inp), "--output", str(out))
+        assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+        assert f"--input: {inp}: no issues in the file (empty)" in res.stderr
+        assert out.read_text() == "previous result\n"
+
+
 def test_batch_number_given_as_digits_is_read(tmp_path: Path) -> None:
     from bugatlas.filter.pipeline import read_jsonl
 

@@ -138,6 +138,8 @@ def filter_file(input: Path, output: IO[bytes], *, model_path: Path | None = Non
         n += 1
         if progress:
             progress(n)
+    if n == 0:
+        raise BadInputError(f"--input: {input}: no issues in the file (empty)")
     return {"issues": n, "kinds": dict(counts)}
 
 
