@@ -224,7 +224,9 @@ def register(app: typer.Typer) -> None:
             return
         console.print(
             f"{counts['items']} issues: {counts['agreed']} agreed, {counts['arbitrated']} arbitrated, "
-            f"{counts['awaiting_arbitration']} awaiting arbitration, {counts['incomplete']} not finished; "
+            f"{counts['awaiting_arbitration']} awaiting arbitration, {counts['incomplete']} not finished"
+            + (f", {counts['single_annotator']} labeled by one annotator only (not agreed, not gold)"
+               if counts["single_annotator"] else "") + "; "
             f"{counts['gold_labels']} gold labels"
             + (f"; {counts['exported']} rows written to {counts['file']}" if export else ""))
 
