@@ -206,3 +206,6 @@ def test_a_repeated_cuda_visible_device_hides_every_gpu():
     assert f.severity == "block" and f.numbers["gpus_visible"] == 0
     assert "lists GPU 1 twice" in f.message and "each GPU once" in f.fix
     assert m.visible_gpus("1,0,1") == [] and len(m.visible_gpus("1,0")) == 2
+    cpp = _one(_run("CUDA_VISIBLE_DEVICES=0,0 llama-server -m /models/qwen2.5-7b-instruct-q4_k_m.gguf -ngl 99", m),
+               "res.parallel_gpus")
+    assert cpp.severity == "warn" and "lists GPU 0 twice" in cpp.message  # not a silent CPU run

@@ -15,6 +15,12 @@ from bugatlas.preflight.machine import repeated_device
 def check_parallel_gpus(ctx: Context) -> list[Finding]:
     visible = len(ctx.gpus)
     if ctx.launch.engine == "llama.cpp":
+        twice = repeated_device(ctx.cuda_visible_devices) if ctx.machine.gpus else None
+        if visible == 0 and twice:
+            return [ctx.finding(
+                "res.parallel_gpus", "warn", f"no GPU visible: CUDA_VISIBLE_DEVICES={ctx.cuda_visible_devices!r} "
+                f"lists GPU {twice} twice, and CUDA then shows no GPU at all; llama.cpp runs on the CPU",
+                fix="List each GPU once in CUDA_VISIBLE_DEVICES.")]  # fmt: skip
         if visible == 0:
             return [ctx.finding("res.parallel_gpus", "pass", "no GPU visible: llama.cpp runs on the CPU")]
         return [ctx.finding("res.parallel_gpus", "pass", f"{visible} GPU(s) visible; llama.cpp splits layers across them")]
