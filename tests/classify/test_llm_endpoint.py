@@ -1,0 +1,98 @@
+"""The LLM labeler's plumbing against a small real OpenAI-compatible HTTP server on 127.0.0.1
+that answers on cue (fast: no model). What the model says is scripted; the HTTP exchange,
+the store and the CLI are real."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from bugatlas.classify import Ensemble, LLMLabeler
+from bugatlas.store.records import Issue
+
+TINY = Path(__file__).parent / "data" / "tiny.yaml"
+CONFIDENT = Issue(repo="a/b", number=1, title="segfault undefined symbol",
+                  body="Traceback (most recent call last) undefined symbol")
+
+
+class Endpoint:
+    """POST /v1/chat/completions: each request takes the next action of ``script``
+    ("ok": ``answer`` as the content, "404", "length": ``answer`` cut off by max_tokens);
+    every request's headers and JSON body are kept in ``seen``."""
+
+    def __init__(self, answer: dict, script: list[str] | None = None, default: str = "ok"):
+        self.answer, self.script, self.default, self.seen = answer, list(script or []), default, []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):  # quiet
+                pass
+
+            def do_POST(self):  # noqa: N802
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                outer.seen.append({"path": self.path, "headers": dict(self.headers), "body": body})
+                action = outer.script.pop(0) if outer.script else outer.default
+                if action == "404":
+                    return self._send(404, {"error": {"message": f"The model `{body.get('model')}` does not exist."}})
+                content = json.dumps(outer.answer)
+                finish = "stop"
+                if action == "length":
+                    content, finish = content[: len(content) // 2], "length"
+                return self._send(200, {"choices": [{"index": 0, "finish_reason": finish,
+                                                     "message": {"role": "assistant", "content": content}}]})
+
+            def _send(self, code: int, obj: dict):
+                data = json.dumps(obj).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture()
+def endpoint():
+    made: list[Endpoint] = []
+
+    def make(answer: dict, script: list[str] | None = None, default: str = "ok") -> Endpoint:
+        made.append(Endpoint(answer, script, default))
+        return made[-1]
+
+    yield make
+    for e in made:
+        e.close()
+
+
+TINY_ANSWER = {"symptom": "Hang", "cause": ["Logic"], "confidence": 0.9, "evidence": "undefined symbol"}
+
+
+def test_llm_asked_only_when_unsure_for_levels_not_named_after_the_dimension(endpoint, tmp_path) -> None:
+    # a user's codebook whose levels are not named after the dimension ([area, detail])
+    levels = tmp_path / "levels.yaml"
+    levels.write_text(TINY.read_text().replace("levels: [cause_group, cause]", "levels: [area, detail]")
+                      .replace("name: tiny-failures", "name: tiny-levels"))
+    for codebook in (TINY, levels):
+        ep = endpoint(TINY_ANSWER)
+        ens = Ensemble(str(codebook), llm=LLMLabeler(str(codebook), ep.url, "m", retries=0), llm_below=0.5)
+        pred = ens.predict([CONFIDENT])[0]
+        assert min(pred.confidence.values()) >= 0.5, pred.confidence  # sure everywhere: no question
+        assert ep.seen == [], codebook.name
+        assert set(pred.source_kind.values()) <= {"rule", "model"}
+    # unsure everywhere: asked once, and the answer is used in the dimension with its own levels
+    ep = endpoint(TINY_ANSWER)
+    ens = Ensemble(str(levels), llm=LLMLabeler(str(levels), ep.url, "m", retries=0), llm_below=1.01)
+    pred = ens.predict([CONFIDENT])[0]
+    assert len(ep.seen) == 1
+    assert pred.labels["detail"] == ["Logic"] and pred.source_kind["detail"] == "llm"
