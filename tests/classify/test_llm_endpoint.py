@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from bugatlas.classify import Ensemble, LLMLabeler
+from bugatlas import Store
+from bugatlas.classify import SOURCE, Ensemble, LLMLabeler, classify_store
 from bugatlas.store.records import Issue
 
 TINY = Path(__file__).parent / "data" / "tiny.yaml"
@@ -96,3 +97,32 @@ def test_llm_asked_only_when_unsure_for_levels_not_named_after_the_dimension(end
     pred = ens.predict([CONFIDENT])[0]
     assert len(ep.seen) == 1
     assert pred.labels["detail"] == ["Logic"] and pred.source_kind["detail"] == "llm"
+
+
+def _store(tmp_path, corpus_records, keys) -> Store:
+    store = Store(tmp_path / "s.db")
+    store.upsert_issues(Issue(repo=r["repo"], number=r["number"], title=r["title"], body=r["body"])
+                        for r in (corpus_records[k] for k in keys))
+    return store
+
+
+KEYS = [("ggml-org/llama.cpp", 5023), ("sgl-project/sglang", 6857), ("ggml-org/llama.cpp", 9013)]
+
+
+def test_issues_the_llm_failed_on_are_asked_again_by_the_next_run(endpoint, corpus_records, tmp_path) -> None:
+    store = _store(tmp_path, corpus_records, KEYS)
+    # the endpoint fails on the first issue only (a 404: not retried)
+    ep = endpoint(TINY_ANSWER, script=["404"])
+    llm = LLMLabeler(str(TINY), ep.url, "m", store=store, retries=0)
+    res = classify_store(store, str(TINY), llm=llm, llm_below=1.01, use_shipped=False)
+    assert res.labeled == 3 and res.llm_failed == 1 and len(ep.seen) == 3
+    failed = {(lab.repo, lab.issue_number) for lab in store.iter_labels("tiny-failures", source=SOURCE)
+              if lab.source_kind != "llm"}
+    assert len(failed) == 1  # its offline labels are stored
+    # the next run (same classifier version) asks the LLM about that issue, not the other two
+    res2 = classify_store(store, str(TINY), llm=llm, llm_below=1.01, use_shipped=False)
+    assert res2.labeled == 1 and res2.skipped == 2 and res2.llm_failed == 0 and len(ep.seen) == 4
+    kinds = {lab.source_kind for lab in store.iter_labels("tiny-failures", source=SOURCE)}
+    assert kinds == {"llm"}
+    assert classify_store(store, str(TINY), llm=llm, llm_below=1.01, use_shipped=False).labeled == 0
+    store.close()
