@@ -5,6 +5,9 @@ the store and the CLI are real."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -126,3 +129,19 @@ def test_issues_the_llm_failed_on_are_asked_again_by_the_next_run(endpoint, corp
     assert kinds == {"llm"}
     assert classify_store(store, str(TINY), llm=llm, llm_below=1.01, use_shipped=False).labeled == 0
     store.close()
+
+
+def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "bugatlas.cli", *args], capture_output=True, text=True,
+                          timeout=600, env={**os.environ, "COLUMNS": "200", **(env or {})})
+
+
+def test_cli_says_when_the_llm_failed(endpoint, corpus_records, tmp_path) -> None:
+    _store(tmp_path, corpus_records, KEYS).close()
+    ep = endpoint(TINY_ANSWER, default="404")  # e.g. a model name the server does not serve
+    res = _cli("classify", "--taxonomy", str(TINY), "--db", str(tmp_path / "s.db"), "--no-shipped",
+               "--llm-url", ep.url, "--llm-model", "nosuchmodel", "--llm-below", "1.01", "--llm-retries", "0")
+    assert res.returncode == 0, res.stderr
+    assert len(ep.seen) == 3
+    assert "the LLM failed on 3 issues" in res.stderr
+    assert "HTTP 404" in res.stderr and "nosuchmodel" in res.stderr

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pickle
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -224,6 +224,7 @@ class ClassifyResult:
     unfiltered: int = 0
     # issues the LLM failed on (their offline labels are stored; the next run asks again)
     llm_failed: int = 0
+    llm_errors: list[str] = field(default_factory=list)  # the first 20
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -328,7 +329,7 @@ def classify_store(
                           skipped=len(done & {i.key for i in candidates}), labeled=len(todo),
                           abstained=abstained, by_source_kind=kinds,
                           unfiltered=0 if all_issues else unfiltered_issues(store),
-                          llm_failed=len(llm_failed))
+                          llm_failed=len(llm_failed), llm_errors=errors[:20])
 
 
 # -- training -------------------------------------------------------------------------------

@@ -116,6 +116,9 @@ def register(app: typer.Typer) -> None:
             return
         console.print(f"run {res.run_id}: {res.labeled} issues labeled, {res.skipped} already labeled by "
                       f"this version ({res.version}), {res.candidates} failure reports")
+        if res.llm_failed:
+            err_console.print(f"warning: the LLM failed on {res.llm_failed} issues, which keep their offline labels and "
+                              f"are asked again by the next run; first: {res.llm_errors[0]}", highlight=False)
         if res.unfiltered:
             err_console.print(f"warning: {res.unfiltered} issues are not judged by the filter yet (an interrupted "
                               "`bugatlas filter`, or issues collected since): run `bugatlas filter`, then "
