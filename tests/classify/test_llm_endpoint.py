@@ -145,3 +145,25 @@ def test_cli_says_when_the_llm_failed(endpoint, corpus_records, tmp_path) -> Non
     assert len(ep.seen) == 3
     assert "the LLM failed on 3 issues" in res.stderr
     assert "HTTP 404" in res.stderr and "nosuchmodel" in res.stderr
+
+
+def test_api_key_from_the_environment_is_sent_documented_and_never_shown(endpoint, corpus_records, tmp_path) -> None:
+    key = "sk-test-7f3a9c1e55d04b"
+    _store(tmp_path, corpus_records, KEYS).close()
+    ep = endpoint(TINY_ANSWER, script=["404"])  # one failure: its error is printed
+    res = _cli("classify", "--taxonomy", str(TINY), "--db", str(tmp_path / "s.db"), "--no-shipped", "--json",
+               "--llm-url", ep.url, "--llm-model", "m", "--llm-below", "1.01", "--llm-retries", "0",
+               env={"BUGATLAS_LLM_KEY": key})
+    assert res.returncode == 0, res.stderr
+    assert [s["headers"].get("Authorization") for s in ep.seen] == [f"Bearer {key}"] * 3
+    assert "HTTP 404" in res.stdout + res.stderr
+    assert key not in res.stdout + res.stderr
+    assert key.encode() not in (tmp_path / "s.db").read_bytes()
+    # without the variable no Authorization header is sent
+    ep2 = endpoint(TINY_ANSWER)
+    env = {k: v for k, v in os.environ.items() if k != "BUGATLAS_LLM_KEY"}
+    LLMLabeler(str(TINY), ep2.url, "m", api_key=env.get("BUGATLAS_LLM_KEY"), retries=0).label(CONFIDENT)
+    assert "Authorization" not in ep2.seen[0]["headers"]
+    # the user can find the variable
+    helptext = _cli("classify", "--help").stdout
+    assert "BUGATLAS_LLM_KEY" in " ".join(helptext.replace("│", " ").split())

@@ -59,7 +59,7 @@ def register(app: typer.Typer) -> None:
         output: Annotated[Path | None, typer.Option("--output", "-o", help="Batch mode: where to write one JSON object of labels per issue.")] = None,
         background: Annotated[list[Path], typer.Option("--background", help="Batch mode: more unlabeled issues (JSON Lines) to fit the text model on.")] = [],  # noqa: B006
         threshold: Annotated[float, typer.Option(min=0.0, max=1.0, help="Abstain (no label) below this confidence.")] = DEFAULT_THRESHOLD,
-        llm_url: Annotated[str | None, typer.Option("--llm-url", help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8080/v1; asked about dimensions the offline classifiers are unsure of.")] = None,
+        llm_url: Annotated[str | None, typer.Option("--llm-url", help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8080/v1; asked about dimensions the offline classifiers are unsure of. An API key is read from the environment variable BUGATLAS_LLM_KEY (sent as a Bearer token).")] = None,
         llm_model: Annotated[str | None, typer.Option("--llm-model", help="Model name the endpoint serves.")] = None,
         llm_below: Annotated[float, typer.Option("--llm-below", min=0.0, max=1.01, help="Ask the LLM about a dimension whose offline confidence is below this.")] = 0.6,
         llm_format: Annotated[str, typer.Option("--llm-format", help="auto | json_schema | json_object (llama-cpp-python).")] = "auto",
