@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from bugatlas import Store
-from bugatlas.classify import SOURCE, Ensemble, LLMLabeler, classify_store
+from bugatlas.classify import SOURCE, Ensemble, LLMError, LLMLabeler, classify_store
 from bugatlas.store.records import Issue
 
 TINY = Path(__file__).parent / "data" / "tiny.yaml"
@@ -167,3 +167,16 @@ def test_api_key_from_the_environment_is_sent_documented_and_never_shown(endpoin
     # the user can find the variable
     helptext = _cli("classify", "--help").stdout
     assert "BUGATLAS_LLM_KEY" in " ".join(helptext.replace("│", " ").split())
+
+
+def test_an_answer_cut_off_by_max_tokens_is_not_retried_and_names_the_option(endpoint) -> None:
+    ep = endpoint(TINY_ANSWER, default="length")
+    labeler = LLMLabeler(str(TINY), ep.url, "m", retries=3, backoff=0.01, max_tokens=40)
+    with pytest.raises(LLMError, match=r"cut off at max_tokens 40 \(raise --llm-max-tokens\)"):
+        labeler.label(CONFIDENT)
+    assert len(ep.seen) == 1 and ep.seen[0]["body"]["max_tokens"] == 40
+    # an invalid answer that was not cut off is still retried
+    ep2 = endpoint({"symptom": "Exploded"})
+    with pytest.raises(LLMError, match="no valid answer after 2 attempts"):
+        LLMLabeler(str(TINY), ep2.url, "m", retries=1, backoff=0.01).label(CONFIDENT)
+    assert len(ep2.seen) == 2
