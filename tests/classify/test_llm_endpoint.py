@@ -180,3 +180,17 @@ def test_an_answer_cut_off_by_max_tokens_is_not_retried_and_names_the_option(end
     with pytest.raises(LLMError, match="no valid answer after 2 attempts"):
         LLMLabeler(str(TINY), ep2.url, "m", retries=1, backoff=0.01).label(CONFIDENT)
     assert len(ep2.seen) == 2
+
+
+@pytest.mark.parametrize(("option", "value"), [("--llm-timeout", "-1"), ("--llm-timeout", "0"),
+                                               ("--llm-retries", "-1"), ("--llm-max-tokens", "0"),
+                                               ("--llm-body-chars", "-10")])
+def test_nonsense_llm_options_are_usage_errors(endpoint, tmp_path, option, value) -> None:
+    src = tmp_path / "in.jsonl"
+    src.write_text(json.dumps({"repo": "a/b", "number": 1, "title": CONFIDENT.title, "body": CONFIDENT.body}) + "\n")
+    ep = endpoint(TINY_ANSWER)
+    res = _cli("classify", "--taxonomy", str(TINY), "--input", str(src), "--output", str(tmp_path / "o.jsonl"),
+               "--llm-url", ep.url, "--llm-model", "m", "--llm-below", "1.01", option, value)
+    assert res.returncode == 2, res.stderr
+    assert option in res.stderr and "Traceback" not in res.stderr
+    assert ep.seen == [] and not (tmp_path / "o.jsonl").exists()
