@@ -48,6 +48,24 @@ def test_yu_discrepancies_listed(frame):
     assert frame.loc["yu.rq6.llama2_crash", "status"] == "match"  # 81.3% recomputed
 
 
+def test_yu_api_compatibility_read_as_framework_incompatibility(frame):
+    """The paper's Improper API Usage [B.2] is Function Call Parameter (34) + Call Sequence (6);
+    the artifact's 24 "API Compatibility Issues" belong to [A.1.4] Inference Framework
+    Incompatibility (as the yu2026 mapping, and so the report's tables, place them), not to
+    B.2 (which then recounted 65 against 40) nor to "no counterpart" (0 against 11)."""
+    assert (frame.loc["yu.rc.api", "published"], frame.loc["yu.rc.api", "dataset"]) == (40, 41)
+    assert frame.loc["yu.rc.framework", "dataset"] == 24
+    assert frame.loc["yu.rc.framework", "note"] == ""
+    assert frame.loc["yu.rc.user", "dataset"] == 171  # 130 configuration + 41 API usage
+    assert frame.loc["yu.rc.env", "dataset"] == 348
+    # Table 2's Improper API Usage row (32, 0, 7, 1) is these two leaves' (33, 0, 7, 1)
+    row = [frame.loc[f"yu.table2[Improper API Usage | {s}]", "dataset"]
+           for s in ("Runtime Crash", "Process Hang", "Incorrect Functionality", "Poor Performance")]
+    assert row == [33, 0, 7, 1]
+    # every record's root cause falls in exactly one of the four categories (the release has no Unknown)
+    assert sum(frame.loc[k, "dataset"] for k in ("yu.rc.env", "yu.rc.user", "yu.rc.data", "yu.rc.software")) == 706
+
+
 def test_without_raw_file_and_without_dataset(analysis_store, tmp_path):
     f = audit(analysis_store, papers=["liu2025"]).set_index("id")
     assert f.loc["liu.group.functionality", "status"] == "differs"  # 430 distinct vs 432 printed

@@ -78,6 +78,26 @@ def test_audit_differences_lists_only_differing_numbers(analysis_store):
     assert sum(x["paper"] == "liu2025" for x in rows) == 1  # 1,041 root-cause instances
 
 
+def test_audit_file_missing_or_other_is_refused(analysis_store, tmp_path):
+    """`analyze audit --file` naming a missing (mistyped) or another file was accepted and
+    ignored: the Liu group counts then read "differs" instead of "match (raw file)"."""
+    r = subprocess.run([sys.executable, "-m", "bugatlas.cli", "analyze", "audit", "--paper", "liu2025",
+                        "--file", str(tmp_path / "nope.csv"), "--db", str(analysis_store.path)],
+                       capture_output=True, text=True)  # fmt: skip
+    assert r.returncode == 2, r.stdout
+    assert r.stderr.count("\n") == 1 and "--file" in r.stderr and "nope.csv: no such file" in r.stderr
+    other = tmp_path / "other.csv"
+    other.write_text("a,b\n1,2\n", encoding="utf-8")
+    r = _run(["analyze", "audit", "--paper", "liu2025", "--file", str(other)], analysis_store.path)
+    assert "not Liu" in str(r.exception) and str(other) in str(r.exception)
+
+
+def test_crosstab_unknown_dimension_names_its_option(analysis_store):
+    for opt in ("--rows", "--cols"):
+        r = _run(["analyze", "crosstab", "-t", "liu2025", opt, "bogus"], analysis_store.path)
+        assert str(r.exception).startswith(f"{opt} 'bogus': ")
+
+
 HIER = """\
 name: mine
 dimensions:

@@ -150,3 +150,39 @@ def test_a_study_with_a_users_codebook_file(corpus_store, tmp_path):
     _run(["disagreements", "--sample", "mine"], db)
     assert json.loads(_run(["labelstudio", "export", str(tmp_path / "ls"), "--sample", "mine",
                             "--with-annotations", "--json"], db))["annotations"] == 8
+
+
+def test_agreement_table_is_readable_at_80_columns_with_three_annotators(corpus_store):
+    """With three annotators the Cohen κ column held three "pair value" lines squeezed into
+    one cell: at COLUMNS=80 pair names were cut ("alice+car…"), values wrapped onto lines of
+    their own, and the agree column's lines no longer matched the pairs they belonged to."""
+    import os
+    import subprocess
+    import sys
+
+    from bugatlas.annotate import agreement, assign, draw_sample, queue_for, save_annotation
+    from bugatlas.annotate.agreement import headline
+
+    people = ["alice", "bob", "carol_long_name"]
+    s = draw_sample(corpus_store, "liu2025", size=6, seed=3)
+    assign(corpus_store, s, people, k=3)
+    symptoms = ["Crash", "Repetition", "System Hang"]
+    for n, a in enumerate(people):
+        for i, q in enumerate(queue_for(corpus_store, s, a)):
+            save_annotation(corpus_store, s, q["assignment_id"], a,
+                            {"symptom": [symptoms[(i * (n + 1)) % 3]], "root_cause": ["Misused API"],
+                             "phase": "Engine Setup"}, status="done")  # fmt: skip
+    rows = headline(agreement(corpus_store, s))
+    db = corpus_store.path
+    corpus_store.close()
+    out = subprocess.run([sys.executable, "-m", "bugatlas.cli", "agreement", "--db", str(db)],
+                         capture_output=True, text=True, env={**os.environ, "COLUMNS": "80"}, check=True).stdout
+    lines = out.splitlines()
+    assert max(len(line) for line in lines) <= 80, out
+    assert "…" not in out, out
+    sym = rows[0]  # symptom, the first level: each pair on one line with its κ and agreement
+    assert sym["level"] == "symptom" and len(sym["cohen_kappa"]) == 3
+    for pair, kappa in sym["cohen_kappa"].items():
+        agree = f"{sym['observed_agreement'][pair]:.0%}"
+        first = next(ln for ln in lines if f" {pair} " in ln)
+        assert f"{kappa:.3f}" in first and agree in first, out

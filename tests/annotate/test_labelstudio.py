@@ -178,3 +178,33 @@ def test_import_taxonomy_that_is_not_the_samples_is_refused(corpus_store, tmp_pa
         import_export(corpus_store, f, sample="new")
     got = import_export(corpus_store, f, sample="liu", taxonomy="liu2025")
     assert got["sample"] == "liu"
+
+
+def test_an_item_only_one_person_labeled_is_not_agreed_gold(small_store, toy_codebook, tmp_path):
+    """A dual-labeled sample where ben never labeled two issues: in BugAtlas they are not
+    finished; imported from Label Studio they became "agreed" gold on ann's word alone. They
+    stay ann's annotations, but are neither agreed nor gold."""
+    from bugatlas.annotate import finalize, get_sample
+    from bugatlas.annotate.gold import gold_rows
+
+    s = draw_sample(small_store, toy_codebook, size=6, seed=2)
+    assign(small_store, s, ["ann", "ben"], k=2)
+    for a in ("ann", "ben"):
+        for qi, q in enumerate(queue_for(small_store, s, a)):
+            if a == "ben" and qi < 2:
+                continue
+            save_annotation(small_store, s, q["assignment_id"], a, {"symptom": ["Crash"]}, status="done",
+                            codebook=toy_codebook)
+    here = finalize(small_store, s, codebook=toy_codebook)
+    assert (here["agreed"], here["incomplete"]) == (4, 2)
+    export_tasks(small_store, s, tmp_path / "ls", with_annotations=True, codebook=toy_codebook)
+    fresh = Store(tmp_path / "fresh.db")
+    fresh.upsert_issues(make_issues())
+    import_export(fresh, tmp_path / "ls" / "tasks.json", codebook=toy_codebook)
+    got = finalize(fresh, "toy", codebook=toy_codebook)
+    assert (got["agreed"], got["single_annotator"], got["gold_labels"]) == (4, 2, here["gold_labels"])
+    gold = {(lb.repo, lb.issue_number) for lb in fresh.iter_labels(source="gold")}
+    assert len(gold) == 4 and len(gold_rows(fresh, "toy")) == 4
+    ann = [r for r in latest_annotations(fresh, get_sample(fresh, "toy")) if r["annotator"] == "ann"]
+    assert len(ann) == 6  # ann's labels of the two issues are kept
+    fresh.close()

@@ -67,6 +67,33 @@ def test_read_issues_names_the_bad_line(tmp_path) -> None:
         list(read_issues(path))
 
 
+def test_batch_input_labels_of_a_wrong_type_a_boolean_number_or_no_issues_are_one_line(tmp_path) -> None:
+    """`"labels": 3` was a TypeError traceback, `"number": true` was read as issue 1, and an
+    empty file (or an empty .gz) wrote an empty output as if all were well."""
+    import gzip
+    import subprocess
+    import sys
+
+    path = tmp_path / "in.jsonl"
+    path.write_text('{"repo": "a/b", "number": 1, "title": "crash"}\n{"repo": "a/b", "number": 2, "labels": 3}\n')
+    with pytest.raises(BadInputError, match=r"in.jsonl: line 2: field 'labels': expected a list of names, got int"):
+        list(read_issues(path))
+    path.write_text('{"repo": "a/b", "number": true, "title": "crash"}\n')
+    with pytest.raises(BadInputError, match=r"in.jsonl: line 1: field 'number' is not an integer: True"):
+        list(read_issues(path))
+    empty_gz = tmp_path / "empty.jsonl.gz"
+    empty_gz.write_bytes(gzip.compress(b""))
+    out = tmp_path / "labels.jsonl"
+    out.write_text("previous\n")
+    for empty in (empty_gz, tmp_path / "empty.jsonl"):
+        empty.touch()
+        res = subprocess.run([sys.executable, "-m", "bugatlas.cli", "classify", "--taxonomy", "yu2026", "--input",
+                              str(empty), "--output", str(out)], capture_output=True, text=True, timeout=120)
+        assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+        assert f"{empty}: no issues in the file (empty)" in res.stderr
+        assert out.read_text() == "previous\n"
+
+
 def test_label_records_round_trip_single_and_multi(tmp_path) -> None:
     rec = LabelRecord(repo="vllm-project/vllm", number=7, taxonomy="liu2025",
                       labels={"symptom": ["Crash"], "phase": ["Engine Setup"], "root_cause": []},

@@ -433,3 +433,39 @@ def test_one_repository_given_as_a_string(server, tmp_path):
     """collect_repos(store, "owner/name") failed with "'s': not a repository" (its letters)."""
     result = collect_repos(Store(tmp_path / "s.db"), SGL, base_url=server.url, tokens=[TOKEN], limit=10)
     assert [r.repo for r in result.repos] == [SGL] and result.issues == 10
+
+
+def test_retry_after_as_an_http_date_is_honoured(small_data, tmp_path):
+    """RFC 9110 lets Retry-After be an HTTP-date; only seconds were read, so a 429 saying
+    `Retry-After: <date 2 s ahead>` ended the crawl as "HTTP 429 forbidden"."""
+    from email.utils import formatdate
+
+    with FakeGitHub(small_data, tokens=[TOKEN]) as clean:
+        want = canonical_dump(_fresh(clean, tmp_path / "clean.db"))
+    when = formatdate(time.time() + 3, usegmt=True)  # whole seconds: 2-3 s ahead
+    script = [(429, {"Retry-After": when}, {"message": "Too Many Requests"})]
+    with _Scripted(small_data, tokens=[TOKEN], script=script) as gh:
+        store = Store(tmp_path / "s.db")
+        result = _collect(store, gh, client_options={"backoff": 0.05, "max_retries": 3,
+                                                     "secondary_wait": 0.05})  # fmt: skip
+    assert result.issues == 300 and canonical_dump(store) == want
+    assert gh.times[1] - gh.times[0] >= 1.5, "asked again before the Retry-After date"
+
+
+def test_a_429_without_retry_after_is_a_rate_limit_not_forbidden(small_data, tmp_path):
+    """A 429 (Too Many Requests) with no Retry-After and no "rate limit" wording was reported
+    as "HTTP 429 forbidden" and ended the crawl; it is waited out like a secondary limit, and
+    when it never ends the message says rate-limited."""
+    with FakeGitHub(small_data, tokens=[TOKEN]) as clean:
+        want = canonical_dump(_fresh(clean, tmp_path / "clean.db"))
+    script = [(429, {}, {"message": "Too Many Requests"}), (429, {}, None)]
+    opts = {"backoff": 0.05, "max_retries": 3, "secondary_wait": 0.3}
+    with _Scripted(small_data, tokens=[TOKEN], script=script) as gh:
+        store = Store(tmp_path / "s.db")
+        result = _collect(store, gh, client_options=opts)
+    assert result.issues == 300 and canonical_dump(store) == want
+    assert gh.times[1] - gh.times[0] >= 0.25 and gh.times[2] - gh.times[1] >= 0.55, "no back-off"
+    with _Scripted(small_data, tokens=[TOKEN], script=[(429, {}, None)] * 5) as gh:
+        with pytest.raises(GitHubError, match="rate-limited") as err:
+            _collect(Store(tmp_path / "t.db"), gh, client_options={**opts, "secondary_wait": 0.01})
+    assert "forbidden" not in str(err.value)

@@ -48,6 +48,18 @@ def test_template_prefixes_are_stripped_from_real_titles(corpus: list[dict]) -> 
     assert strip_template_prefix("ValueError: bad shape") == "ValueError: bad shape"
 
 
+def test_llama_cpp_bug_form_prefixes_are_stripped_from_real_titles(corpus: list[dict]) -> None:
+    """llama.cpp's bug forms title a report "Eval bug: …", "Compile bug: …", "Misc. bug: …" and
+    label it bug-unconfirmed (the gold kind): the prefix is the template, kept it leaked it."""
+    forms = ("Eval bug:", "Compile bug:", "Misc. bug:")
+    prefixed = [r["title"] for r in corpus if r["repo"] == "ggml-org/llama.cpp" and r["title"].startswith(forms)]
+    assert len(prefixed) > 100
+    for t in prefixed:
+        assert not strip_template_prefix(t).lower().startswith(("eval bug", "compile bug", "misc. bug")), t
+    assert strip_template_prefix("Eval bug: Gemma 3 outputs garbage") == "Gemma 3 outputs garbage"
+    assert strip_template_prefix("Bug in the sampler") == "Bug in the sampler"  # content, not a form
+
+
 def test_body_template_headings_are_read(corpus: list[dict]) -> None:
     vllm_bug = next(r for r in corpus if r["repo"] == "vllm-project/vllm" and "bug" in r["labels"]
                     and "Describe the bug" in (r["body"] or ""))  # fmt: skip
@@ -85,6 +97,21 @@ def test_bad_rules_file_is_one_line(tmp_path: Path) -> None:
         load_rules(f)
     f.write_text("keywords: {terms: [error], required: true}\n")
     assert load_rules(f).keywords_required is True
+
+
+@pytest.mark.parametrize(("text", "key"), [
+    ("keywords: {terms: [error]}\nstate: [closed]\n", "'state'"),
+    ("labels: {require: [bug]}\n", "labels.'require'"),
+    ("keywords: {term: [error], required: true}\n", "keywords.'term'"),
+])  # fmt: skip
+def test_misspelt_rules_key_is_an_error_not_ignored(tmp_path: Path, text: str, key: str) -> None:
+    """`state: [closed]` for `states:` was silently ignored: every state passed."""
+    f = tmp_path / "r.yaml"
+    f.write_text(text)
+    with pytest.raises(BadInputError, match=f"r.yaml: unknown key {key}"):
+        load_rules(f)
+    for name in ("default", "yu2026", "liu2025"):  # the shipped rules use only known keys
+        load_rules(name)
 
 
 def _small_gold(corpus: list[dict], per_repo: int = 400):
@@ -183,6 +210,22 @@ def test_store_filter_writes_kinds_view_and_labels(corpus_store) -> None:
 
 
 
+def test_store_filter_with_edited_rules_of_the_same_name_judges_again(corpus_store, tmp_path: Path) -> None:
+    """The rules file says: copy default.yaml, edit it, pass it with --rules. The copy keeps
+    `name: default`; its rules must apply, not be skipped as already judged."""
+    from bugatlas.filter.rules import STUDIES_DIR
+
+    filter_store(corpus_store, repos=["sgl-project/sglang"])
+    mine = tmp_path / "mine.yaml"
+    mine.write_text((STUDIES_DIR / "default.yaml").read_text().replace("states: []", "states: [closed]"))
+    assert load_rules(mine).name == "default"
+    again = filter_store(corpus_store, repos=["sgl-project/sglang"], rules=str(mine))
+    assert (again["judged"], again["skipped_already_judged"]) == (813, 0)
+    open_reports = corpus_store.query("SELECT COUNT(*) AS n FROM failure_reports WHERE state != 'closed'")[0]["n"]
+    assert open_reports == 0 and again["failure_reports"] > 0
+    assert filter_store(corpus_store, repos=["sgl-project/sglang"], rules=str(mine))["judged"] == 0
+
+
 def test_store_filter_with_a_new_model_replaces_the_old_models_labels(corpus_store, tmp_path: Path) -> None:
     import shutil
 
@@ -272,6 +315,19 @@ def test_eval_and_train_on_too_few_or_one_kind_are_one_line(corpus: list[dict], 
         res = bugatlas("filter", *cmd, "--corpus", str(one_kind))
         assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
         assert "bugs.jsonl: cannot cross-validate 30 issues of kinds {'failure': 30}" in res.stderr
+
+
+def test_batch_empty_input_is_one_line_and_leaves_the_previous_output(tmp_path: Path) -> None:
+    """An empty file (or empty .gz, or `[]`) wrote an empty output and "0 issues" as if all were well."""
+    out = tmp_path / "kinds.jsonl"
+    out.write_text("previous result\n")
+    for name, data in (("e.jsonl", b""), ("e.jsonl.gz", gzip.compress(b"")), ("e.json", b"[]")):
+        inp = tmp_path / name
+        inp.write_bytes(data)
+        res = bugatlas("filter", "--input", str(inp), "--output", str(out))
+        assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+        assert f"--input: {inp}: no issues in the file (empty)" in res.stderr
+        assert out.read_text() == "previous result\n"
 
 
 def test_batch_number_given_as_digits_is_read(tmp_path: Path) -> None:

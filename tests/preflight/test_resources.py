@@ -194,3 +194,18 @@ def test_junit_or_env_output_that_is_a_directory_is_one_line_error(tmp_path):
     r = subprocess.run([sys.executable, "-m", "bugatlas.cli", "preflight-env", "-o", str(tmp_path)],
                        capture_output=True, text=True, timeout=120)  # fmt: skip
     assert r.returncode == 2 and "--output" in r.stderr and "is a directory" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_repeated_cuda_visible_device_hides_every_gpu():
+    """CUDA_VISIBLE_DEVICES=1,0,1 counted 3 GPUs on a 2-GPU machine and passed -tp 3. CUDA
+    (and torch.cuda, which mirrors it) shows no device at all when an ordinal repeats, so the
+    engine would find no GPU: preflight says so and names the repeated entry."""
+    m = _machine(count=2)
+    f = _one(_run("CUDA_VISIBLE_DEVICES=1,0,1 vllm serve meta-llama/Llama-3.1-8B -tp 2 --max-model-len 4096", m),
+             "res.parallel_gpus")
+    assert f.severity == "block" and f.numbers["gpus_visible"] == 0
+    assert "lists GPU 1 twice" in f.message and "each GPU once" in f.fix
+    assert m.visible_gpus("1,0,1") == [] and len(m.visible_gpus("1,0")) == 2
+    cpp = _one(_run("CUDA_VISIBLE_DEVICES=0,0 llama-server -m /models/qwen2.5-7b-instruct-q4_k_m.gguf -ngl 99", m),
+               "res.parallel_gpus")
+    assert cpp.severity == "warn" and "lists GPU 0 twice" in cpp.message  # not a silent CPU run

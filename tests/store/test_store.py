@@ -220,3 +220,15 @@ def test_query_is_read_only_and_bad_sql_is_one_line(tmp_path: Path) -> None:
         assert store.query("SELECT COUNT(*) AS n FROM issues") == [{"n": 2}]
         store.upsert_issues([_issue(3)])  # the store's own writes still work after a refused query
         assert store.count_issues() == 3
+
+
+def test_issues_frame_gives_flags_as_booleans(tmp_path: Path) -> None:
+    """is_pull_request/is_reference came out as 0/1 integers: `df[~df.is_pull_request]`
+    (pandas' usual filter) raised a KeyError on the columns -1 and -2."""
+    with Store(tmp_path / "s.db") as store:
+        store.upsert_issues([_issue(1), _issue(2, is_pull_request=True), _issue(3, is_reference=True)])
+        df = store.issues_frame(include_references=True)
+        assert df["is_pull_request"].dtype == bool and df["is_reference"].dtype == bool
+        assert df[~df["is_pull_request"]]["number"].tolist() == [1, 3]
+        assert df[df["is_reference"]]["number"].tolist() == [3]
+        assert store.issues_frame(columns=["number", "is_pull_request"])["is_pull_request"].tolist() == [False, True]

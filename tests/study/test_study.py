@@ -263,3 +263,39 @@ def test_taxonomy_given_as_a_codebook_path_resolves_relative_to_the_study_file(t
     os.utime(tmp_path / "books" / "mine.yaml", ns=(1, 1))
     _, steps = run_study(f)
     assert {r.step: r.status for r in steps}["classify"] == "ran"  # an edited codebook is a changed input
+
+
+def test_filter_rules_file_resolves_relative_to_the_study_file_and_reruns_when_edited(tmp_path, shared_data,
+                                                                                        monkeypatch):
+    """`filter: {rules: my-rules.yaml}` is a path like the others in a study file: it was looked
+    up in the working directory ("filter rules file not found"), and editing it did not re-run
+    the filter step."""
+    import gzip
+
+    from bugatlas import Store
+    from bugatlas.filter.rules import STUDIES_DIR
+
+    with gzip.open(shared_data / "serving-issues-2025.jsonl.gz", "rb") as fh:
+        lines = [line for line in fh if b'"state": "open"' in line or b'"state":"open"' in line][:80]
+        fh.seek(0)
+        lines += [next(fh) for _ in range(80)]
+    (tmp_path / "issues.jsonl").write_bytes(b"".join(lines))
+    s = tmp_path / "s"
+    s.mkdir()
+    rules = s / "my-rules.yaml"
+    rules.write_text((STUDIES_DIR / "default.yaml").read_text().replace("name: default", "name: mine"))
+    f = s / "study.yaml"
+    f.write_text("name: st\nsources: {import: [../issues.jsonl]}\nfilter: {rules: my-rules.yaml}\n"
+                 "store: out/study.db\nreport: {out: out/report}\naudit: {enabled: false}\n")
+    elsewhere = tmp_path / "x"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    _, steps = run_study(f)
+    assert {r.step: r.status for r in steps}["filter"] == "ran", [r.as_dict() for r in steps]
+    with Store(s / "out" / "study.db") as store:
+        assert store.query("SELECT COUNT(*) AS n FROM failure_reports WHERE state = 'open'")[0]["n"] > 0
+    rules.write_text(rules.read_text().replace("states: []", "states: [closed]"))
+    _, steps = run_study(f)
+    assert {r.step: r.status for r in steps}["filter"] == "ran"
+    with Store(s / "out" / "study.db") as store:
+        assert store.query("SELECT COUNT(*) AS n FROM failure_reports WHERE state = 'open'")[0]["n"] == 0

@@ -132,6 +132,10 @@ def register(app: typer.Typer) -> None:
                      as_json: JsonOption = False, csv: CsvOpt = None) -> None:  # fmt: skip
         """Cross-tabulation of two dimensions (e.g. symptom × root-cause group) with totals."""
         _, data = study(db, taxonomy, source, only)
+        for opt, name in (("--rows", rows), ("--cols", cols)):
+            if not data.has(name) and name not in A.GROUPINGS:  # else the error named --by
+                raise BadInputError(f"{opt} {name!r}: use repository, repo, owner or a dimension "
+                                    f"({', '.join(data.dimensions)})")
         t = A.with_totals(A.crosstab(data, rows, cols, row_level=_level(row_level), col_level=_level(col_level), count=count))
         emit(t, as_json=as_json, csv=csv, title=f"{taxonomy}: {rows} × {cols} ({count})", index=True)
 
@@ -241,7 +245,14 @@ def register(app: typer.Typer) -> None:
                   db: DbOption = None, as_json: JsonOption = False, csv: CsvOpt = None) -> None:  # fmt: skip
         """Compare the numbers the papers print with what their released datasets give."""
         from bugatlas.analyze.audit import audit
+        from bugatlas.importers.liu2025 import sniff
 
+        for f in file or []:  # a mistyped or other file was ignored: the audit fell back to the store's counts
+            if not f.is_file():
+                raise BadInputError(f"--file {f}: no such file")
+            if not sniff(f):
+                raise BadInputError(f"--file {f}: not Liu et al.'s released dataset CSV "
+                                    "(the only file the audit reads raw counts from)")
         store = open_store(db, create=False)
         frame = audit(store, papers=paper or None, files=file or [])
         if only_differences:

@@ -273,6 +273,8 @@ class AnnotationApp:
         self.check_csrf(request, form.get("csrf"))
         c = finalize(self.store, self.sample, codebook=self.cb)
         msg = f"{c['gold_labels']} gold labels: {c['agreed']} agreed, {c['arbitrated']} arbitrated"
+        if c["single_annotator"]:
+            msg += f", {c['single_annotator']} labeled by one annotator only (not gold)"
         return RedirectResponse("/owner?msg=" + msg.replace(" ", "+"), 303)
 
     # -- routes: arbitration -------------------------------------------------------------

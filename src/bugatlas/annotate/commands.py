@@ -146,21 +146,34 @@ def register(app: typer.Typer) -> None:
         if as_json:
             print_json(report)
             return
+        rows = headline(report)
+        # One annotator pair: its Cohen κ and agreement sit in the main table. More pairs get a
+        # table of their own, a pair per line (in one cell they wrapped unreadably at 80 columns).
+        by_pair = any(len(row["cohen_kappa"]) > 1 for row in rows)
         t = Table(title=f"agreement: sample {report['sample']} ({report['taxonomy']}, round {round}, "
                         f"{report['items_annotated']} issues annotated)")
-        for col in ("dimension", "level", "items", "Cohen κ", "agree", "Fleiss κ", "Kripp. α"):
+        cols = ("dimension", "level", "items") + (() if by_pair else ("Cohen κ", "agree")) + ("Fleiss κ", "Kripp. α")
+        for col in cols:
             t.add_column(col, justify="left" if col in ("dimension", "level") else "right")
+        pt = Table(title="Cohen κ and observed agreement per annotator pair")
+        for col in ("dimension", "level", "pair", "Cohen κ", "agree"):
+            pt.add_column(col, justify="right" if col in ("Cohen κ", "agree") else "left",
+                          overflow="fold")
         multi = False
-        for row in headline(report):
-            pairs = row["cohen_kappa"]
-            kappas = (_fmt(next(iter(pairs.values()))) if len(pairs) == 1 else
-                      "\n".join(f"{p} {_fmt(v)}" for p, v in pairs.items())) or "—"
-            agree = "\n".join(f"{v:.0%}" for v in row["observed_agreement"].values()) or "—"
+        for row in rows:
+            pairs, agree = row["cohen_kappa"], row["observed_agreement"]
             multi |= row["multi_label"]
-            t.add_row(row["dimension"] + ("*" if row["multi_label"] else ""), row["level"],
-                      str(row["items"]), kappas, agree, _fmt(row["fleiss_kappa"]),
-                      _fmt(row["krippendorff_alpha"]))
+            dim = row["dimension"] + ("*" if row["multi_label"] else "")
+            pair_cells = ((_fmt(next(iter(pairs.values()))) if pairs else "—"),
+                          (f"{next(iter(agree.values())):.0%}" if agree else "—"))
+            t.add_row(dim, row["level"], str(row["items"]), *(() if by_pair else pair_cells),
+                      _fmt(row["fleiss_kappa"]), _fmt(row["krippendorff_alpha"]))
+            for i, (p, v) in enumerate(pairs.items()):
+                pt.add_row(dim if i == 0 else "", row["level"] if i == 0 else "", p, _fmt(v) or "—",
+                           f"{agree[p]:.0%}", end_section=i == len(pairs) - 1)
         console.print(t)
+        if by_pair:
+            console.print(pt)
         if multi:
             console.print("* multi-label: the set of categories compared as one value (per-category "
                           "kappa in --json)")
@@ -211,7 +224,9 @@ def register(app: typer.Typer) -> None:
             return
         console.print(
             f"{counts['items']} issues: {counts['agreed']} agreed, {counts['arbitrated']} arbitrated, "
-            f"{counts['awaiting_arbitration']} awaiting arbitration, {counts['incomplete']} not finished; "
+            f"{counts['awaiting_arbitration']} awaiting arbitration, {counts['incomplete']} not finished"
+            + (f", {counts['single_annotator']} labeled by one annotator only (not agreed, not gold)"
+               if counts["single_annotator"] else "") + "; "
             f"{counts['gold_labels']} gold labels"
             + (f"; {counts['exported']} rows written to {counts['file']}" if export else ""))
 

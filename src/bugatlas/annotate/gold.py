@@ -1,8 +1,9 @@
 """Arbitration and final (gold) labels.
 
 An item is *complete* when every annotator assigned to it has a latest annotation marked
-done. A complete item whose annotators gave the same categories in every dimension, and
-nobody flagged unsure, is *agreed*; otherwise it waits in the arbitration queue until an
+done. A complete item whose annotators (two or more) gave the same categories in every
+dimension, and nobody flagged unsure, is *agreed*; one labeled by a single annotator is not
+(it keeps that annotator's labels, but is not gold unless an arbitrator decides it); otherwise it waits in the arbitration queue until an
 arbitrator records final labels for it. Final labels (append-only in ``ann_final``; the
 latest per item and dimension wins) are written to the shared ``labels`` table as the study's
 gold labels: ``source_kind="human"``, ``source="gold"``.
@@ -68,6 +69,7 @@ def item_states(store: Store, sample: Sample) -> dict[int, dict[str, Any]]:
         needs = st["complete"] and (st["conflicts"] or st["flagged"])
         st["needs_arbitration"] = bool(needs)
         st["resolved"] = bool(needs) and set(sample.dimensions) <= st["arbitrated"]
+        st["single"] = st["complete"] and len(done) == 1 and not needs  # nobody to agree with
     return items
 
 
@@ -125,7 +127,7 @@ def finalize(store: Store, sample: Sample | str | None = None, *, item_ids: list
         states = {i: states[i] for i in item_ids}
     now = now_iso()
     counts = {"items": len(states), "incomplete": 0, "agreed": 0, "arbitrated": 0,
-              "awaiting_arbitration": 0}
+              "awaiting_arbitration": 0, "single_annotator": 0}
     gold: list[Label] = []
     touched: list[tuple[str, int]] = []
     with store.transaction() as conn:
@@ -140,6 +142,9 @@ def finalize(store: Store, sample: Sample | str | None = None, *, item_ids: list
                     continue
                 counts["arbitrated"] += 1
                 finals = {d: st["finals"][d]["labels"] for d in s.dimensions}
+            elif st["single"]:  # one annotator's labels are not an agreement
+                counts["single_annotator"] += 1
+                continue
             else:
                 counts["agreed"] += 1
                 first = st["latest"][st["assigned"][0]]["labels"]
@@ -166,7 +171,7 @@ def gold_rows(store: Store, sample: Sample | str | None = None) -> list[dict[str
     s = _resolve(store, sample)
     out = []
     for st in item_states(store, s).values():
-        if not st["complete"] or (st["needs_arbitration"] and not st["resolved"]):
+        if not st["complete"] or st["single"] or (st["needs_arbitration"] and not st["resolved"]):
             continue
         finals = st["finals"]
         if any(d not in finals for d in s.dimensions):

@@ -37,22 +37,30 @@ def _iter_json_lines(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
 
 def read_issues(path: str | Path) -> Iterator[Issue]:
     """Issues of a corpus-format JSON Lines file (``.gz`` allowed), in file order."""
+    n = 0
     for loc, obj in _iter_json_lines(Path(path)):
+        n += 1
         try:
             repo, number = obj["repo"], obj["number"]
         except KeyError as exc:
             raise BadInputError(f"{path}: {loc}: missing field {exc.args[0]!r}") from None
         try:
+            if isinstance(number, bool | float):  # true would be issue 1, 12.7 issue 12
+                raise TypeError
             number = int(number)
         except (ValueError, TypeError):
             raise BadInputError(f"{path}: {loc}: field 'number' is not an integer: {number!r}") from None
         labels = obj.get("labels") or []
+        if not isinstance(labels, list):
+            raise BadInputError(f"{path}: {loc}: field 'labels': expected a list of names, got {type(labels).__name__}")
         labels = [lab.get("name", "") if isinstance(lab, dict) else str(lab) for lab in labels]
         try:
             yield Issue(repo=repo, number=number, title=obj.get("title"), body=obj.get("body"),
                         labels=labels, state=obj.get("state"), html_url=obj.get("html_url"))
         except (ValueError, TypeError) as exc:
             raise BadInputError(f"{path}: {loc}: {one_line(exc)}") from None
+    if n == 0:
+        raise BadInputError(f"{path}: no issues in the file (empty)")
 
 
 def one_line(exc: BaseException) -> str:

@@ -4,8 +4,9 @@ bounded retries of 5xx and timeouts, and no token ever leaking into an error or 
 Primary limit: every answer's ``X-RateLimit-*`` headers (and a GraphQL ``rateLimit`` block)
 update the token's known budget; before a request whose expected cost the token can no longer
 pay, the client switches to another token or sleeps until the reset, so it never asks beyond
-the limit the server announced. Secondary limit (403/429 naming it, or any ``Retry-After``):
-waits as told, else backs off exponentially from a minute.
+the limit the server announced. Secondary limit (403/429 naming it, any ``Retry-After`` in
+seconds or as an HTTP-date, or any other 429): waits as told, else backs off exponentially from
+a minute.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
@@ -286,8 +288,9 @@ class GitHubClient:
                     self._fault(kind, resp)
                     secondary += 1
                     if secondary > self.max_retries:
-                        raise GitHubError(f"{self._where()}: still secondary-rate-limited after "
-                                          f"{self.max_retries} waits; try again later")  # fmt: skip
+                        raise GitHubError(f"{self._where()}: still rate-limited (HTTP {resp.status}, "
+                                          f"secondary limit) after {self.max_retries} waits; "
+                                          f"try again later")  # fmt: skip
                     retry_after = resp.retry_after
                     wait = retry_after if retry_after is not None else min(
                         self.secondary_wait * 2 ** (secondary - 1), 900)
@@ -319,6 +322,8 @@ class GitHubClient:
                 return "secondary"
             if "rate limit" in low:
                 return "rate-limited"
+            if resp.status == 429:  # Too Many Requests, no Retry-After: back off as for secondary
+                return "secondary"
             raise GitHubError(f"{self._where()}: HTTP {resp.status} forbidden ({self.redact(message)})")
         if resp.status == 404:
             raise NotFoundError(f"{self._where()}{resp.path.split('?')[0]}: not found")
@@ -363,7 +368,7 @@ class GitHubClient:
         except orjson.JSONDecodeError:
             data = {"message": r.text[:200]}
         resp = Response(r.status_code, data, method, path, body,
-                        _header_float(r.headers.get("retry-after")))
+                        _retry_after(r.headers.get("retry-after")))
         if r.status_code == 401:
             n = len(self.tokens)
             which = f"token {state.index + 1} of {n}" if n > 1 else "the token"
@@ -384,13 +389,21 @@ def _message(body: Any) -> str:
     return ""
 
 
-def _header_float(value: str | None) -> float | None:
+def _retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header: delay-seconds or an HTTP-date (RFC 9110)."""
     if value is None:
         return None
     try:
         return max(0.0, float(value))
     except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value.strip())
+    except (TypeError, ValueError, IndexError):
         return None
+    if when.tzinfo is None:  # HTTP-dates are GMT
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, when.timestamp() - time.time())
 
 
 def _epoch(value: str) -> float:

@@ -138,6 +138,8 @@ def filter_file(input: Path, output: IO[bytes], *, model_path: Path | None = Non
         n += 1
         if progress:
             progress(n)
+    if n == 0:
+        raise BadInputError(f"--input: {input}: no issues in the file (empty)")
     return {"issues": n, "kinds": dict(counts)}
 
 
@@ -158,14 +160,14 @@ def filter_store(store: Any, *, model_path: Path | None = None, rules: str | Non
     done: set[tuple[str, int]] = set()
     if not redo:
         done = {(r["repo"], r["number"]) for r in store.query(
-            "SELECT repo, number FROM issue_kinds WHERE model = ? AND rules = ?", (mid, rules_obj.name))}  # fmt: skip
+            "SELECT repo, number FROM issue_kinds WHERE model = ? AND rules = ?", (mid, rules_obj.key))}  # fmt: skip
     # A REST dump of /issues holds pull requests too: they are not issue reports.
     candidates = [i for i in store.iter_issues(repos=repos)
                   if not i.is_reference and not i.is_pull_request and (i.title or i.body)]  # fmt: skip
     todo = [i for i in candidates if (i.repo, i.number) not in done]
     counts: Counter[str] = Counter()
     rule_pass = 0
-    with store.run("filter", {"model": mid, "rules": rules_obj.name, "redo": redo, "repos": repos}) as run:
+    with store.run("filter", {"model": mid, "rules": rules_obj.key, "redo": redo, "repos": repos}) as run:
         from bugatlas.store.store import now_iso
 
         buf: list[IssueKind] = []
@@ -180,7 +182,7 @@ def filter_store(store: Any, *, model_path: Path | None = None, rules: str | Non
                     [(k.repo, k.number, k.kind, k.confidence, orjson.dumps(k.probabilities).decode(),
                       None if k.rule_pass is None else int(k.rule_pass),
                       orjson.dumps({"keywords": k.keywords, "reasons": k.reasons}).decode(),
-                      rules_obj.name, k.maintainer_kind, mid, run.id, created) for k in buf])  # fmt: skip
+                      rules_obj.key, k.maintainer_kind, mid, run.id, created) for k in buf])  # fmt: skip
                 # one judgment per issue: a retrained model's label replaces the older model's
                 store.conn.executemany(
                     "DELETE FROM labels WHERE taxonomy = ? AND source_kind = 'model' AND source LIKE 'filter:%' "

@@ -6,6 +6,8 @@ takes as candidates, e.g. Yu et al.'s 14 failure keywords or Liu et al.'s closed
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -38,6 +40,14 @@ class FilterRules:
     states: list[str] = field(default_factory=list)
     description: str = ""
     source: str = ""
+
+    @cached_property
+    def key(self) -> str:
+        """``name@digest`` of what the rules decide by: a rules file edited under the same name
+        (a copy of ``default.yaml`` keeps ``name: default``) is other rules, judged again."""
+        what = [self.terms, self.fields, self.keywords_required, self.require_any, self.require_all,
+                self.exclude_any, self.states]  # fmt: skip
+        return f"{self.name}@{hashlib.sha256(json.dumps(what).encode()).hexdigest()[:10]}"
 
     @cached_property
     def _keyword_re(self) -> re.Pattern[str] | None:
@@ -77,6 +87,11 @@ class FilterRules:
         return RuleResult(not reasons, kws, reasons)
 
 
+_KEYS = {"name", "description", "keywords", "labels", "states"}
+_KEYWORD_KEYS = {"terms", "fields", "required"}
+_LABEL_KEYS = {"require_any", "require_all", "exclude_any"}
+
+
 def _list(data: dict[str, Any], key: str, where: str) -> list[str]:
     v = data.get(key) or []
     if isinstance(v, str):
@@ -109,6 +124,12 @@ def load_rules(name_or_path: str | Path | None = None) -> FilterRules:
     lab = data.get("labels") or {}
     if not isinstance(kw, dict) or not isinstance(lab, dict):
         raise BadInputError(f"{p}: 'keywords' and 'labels' must be mappings")
+    # a misspelt key ("state:", "require:") would otherwise be ignored: the rules would take more
+    for section, given, known in ((None, data, _KEYS), ("keywords", kw, _KEYWORD_KEYS), ("labels", lab, _LABEL_KEYS)):
+        unknown = sorted(set(map(str, given)) - known)
+        if unknown:
+            where_ = f"{section}." if section else ""
+            raise BadInputError(f"{p}: unknown key {where_}{unknown[0]!r} (known: {', '.join(sorted(known))})")
     where = str(p)
     fields_ = _list(kw, "fields", where) or ["title", "body"]
     bad = [f for f in fields_ if f not in ("title", "body")]

@@ -8,12 +8,19 @@ from typing import Any
 from bugatlas.preflight._data import GIB, gib, load
 from bugatlas.preflight.context import Context, check
 from bugatlas.preflight.findings import Finding
+from bugatlas.preflight.machine import repeated_device
 
 
 @check("res.parallel_gpus")
 def check_parallel_gpus(ctx: Context) -> list[Finding]:
     visible = len(ctx.gpus)
     if ctx.launch.engine == "llama.cpp":
+        twice = repeated_device(ctx.cuda_visible_devices) if ctx.machine.gpus else None
+        if visible == 0 and twice:
+            return [ctx.finding(
+                "res.parallel_gpus", "warn", f"no GPU visible: CUDA_VISIBLE_DEVICES={ctx.cuda_visible_devices!r} "
+                f"lists GPU {twice} twice, and CUDA then shows no GPU at all; llama.cpp runs on the CPU",
+                fix="List each GPU once in CUDA_VISIBLE_DEVICES.")]  # fmt: skip
         if visible == 0:
             return [ctx.finding("res.parallel_gpus", "pass", "no GPU visible: llama.cpp runs on the CPU")]
         return [ctx.finding("res.parallel_gpus", "pass", f"{visible} GPU(s) visible; llama.cpp splits layers across them")]
@@ -22,13 +29,16 @@ def check_parallel_gpus(ctx: Context) -> list[Finding]:
                "data_parallel_size": ctx.dp, "nnodes": ctx.nnodes, "gpus_needed": need, "gpus_visible": visible,
                "cuda_visible_devices": ctx.cuda_visible_devices}  # fmt: skip
     if visible == 0:
+        twice = repeated_device(ctx.cuda_visible_devices) if ctx.machine.gpus else None
         return [ctx.finding(
             "res.parallel_gpus", "block", f"{ctx.launch.title} needs {need} GPU(s); none visible"
-            + (f" (CUDA_VISIBLE_DEVICES={ctx.cuda_visible_devices!r})" if ctx.cuda_visible_devices is not None else ""),
+            + (f" (CUDA_VISIBLE_DEVICES={ctx.cuda_visible_devices!r})" if ctx.cuda_visible_devices is not None else "")
+            + (f": it lists GPU {twice} twice, and CUDA then shows no GPU at all" if twice else ""),
             numbers=numbers,
             why="Start-up fails at device detection ('RuntimeError: No CUDA GPUs are available' / "
                 "'Failed to infer device type').",
-            fix="Run on a GPU host (check `nvidia-smi` and CUDA_VISIBLE_DEVICES), or use the engine's CPU build / llama.cpp.",
+            fix=("List each GPU once in CUDA_VISIBLE_DEVICES." if twice else
+                 "Run on a GPU host (check `nvidia-smi` and CUDA_VISIBLE_DEVICES), or use the engine's CPU build / llama.cpp."),
         )]  # fmt: skip
     if need > visible:
         sizes = (f"tensor-parallel {ctx.tp}" + (f" × pipeline-parallel {ctx.pp}" if ctx.pp > 1 else "")

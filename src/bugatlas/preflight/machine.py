@@ -64,9 +64,12 @@ class Machine:
     notes: list[str] = field(default_factory=list)
 
     def visible_gpus(self, cuda_visible_devices: str | None) -> list[GPU]:
-        """GPUs left after CUDA_VISIBLE_DEVICES (indices; an empty value hides all)."""
+        """GPUs left after CUDA_VISIBLE_DEVICES (indices; an empty value hides all; a GPU
+        listed twice hides all, as in CUDA and torch.cuda)."""
         if cuda_visible_devices is None:
             return list(self.gpus)
+        if repeated_device(cuda_visible_devices):
+            return []
         wanted = [p.strip() for p in cuda_visible_devices.split(",") if p.strip()]
         visible = []
         for w in wanted:
@@ -79,6 +82,8 @@ class Machine:
                     [self.gpus[len(visible)]] if len(visible) < len(self.gpus) else [])
             if not match:
                 break
+            if any(g is match[0] for g in visible):  # the same GPU by index and by UUID
+                return []
             visible.append(match[0])
         return visible
 
@@ -109,6 +114,24 @@ class Machine:
         data.pop("requirements")
         data.pop("requires_python")
         return data
+
+
+def repeated_device(cuda_visible_devices: str | None) -> str | None:
+    """The first entry CUDA_VISIBLE_DEVICES lists twice (before any invalid ordinal), else
+    None. CUDA then shows no GPU at all (torch.cuda: "Repeated ordinal results in empty set")."""
+    seen: set[str] = set()
+    for part in (cuda_visible_devices or "").split(","):
+        part = part.strip()
+        if not part:
+            continue
+        if part.lstrip("-").isdigit():
+            if int(part) < 0:
+                break
+            part = str(int(part))  # "01" is GPU 1
+        if part in seen:
+            return part
+        seen.add(part)
+    return None
 
 
 def _norm(name: str) -> str:

@@ -314,6 +314,8 @@ class Store:
         df = pd.read_sql_query(sql + " ORDER BY repo, number", self.conn)
         for col in ({"labels", "reactions"} & set(cols)):
             df[col] = df[col].map(lambda v: _loads(v) if isinstance(v, str) else None)
+        for col in ({"is_pull_request", "is_reference"} & set(cols)):  # SQLite keeps them as 0/1
+            df[col] = df[col].astype(bool)
         return df
 
     # -- comments, pull requests, fixes ----------------------------------------------------

@@ -292,7 +292,18 @@ class Runner:
             return (sources.get("hydrate") or None), []
         if step == "filter":  # "filter: {}" runs the filter stage with its defaults
             f = s.section("filter")
-            return (None if f is None or f is False else dict(f or {})), []
+            if f is None or f is False:
+                return None, []
+            f, files = dict(f or {}), []
+            # a rules file or model named by path resolves relative to the study file, and an
+            # edited one re-runs the step (built-in rules are named: default, yu2026, liu2025)
+            for key in ("rules", "model_path"):
+                v = f.get(key)
+                if isinstance(v, str) and (key == "model_path" or Path(v).suffix in (".yaml", ".yml") or "/" in v):
+                    f[key] = str(s.resolve(v))
+                    if Path(f[key]).is_file():
+                        files.append(Path(f[key]))
+            return f, files
         if step == "map":
             m = s.section("map")
             if m is None:
