@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pickle
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -222,6 +222,9 @@ class ClassifyResult:
     # issues with text the filter has not judged yet (an interrupted `filter`, issues collected
     # since): not candidates until it has, so a run now leaves them out
     unfiltered: int = 0
+    # issues the LLM failed on (their offline labels are stored; the next run asks again)
+    llm_failed: int = 0
+    llm_errors: list[str] = field(default_factory=list)  # the first 20
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -282,12 +285,18 @@ def classify_store(
     abstained: dict[str, int] = {d: 0 for d in spec.output_dims}
     kinds: dict[str, int] = {}
     errors: list[str] = []
+    llm_failed: set[tuple[str, int]] = set()
+
+    def on_llm_error(issue: Issue, exc: Exception) -> None:
+        llm_failed.add(issue.key)
+        errors.append(f"{issue.repo}#{issue.number}: {exc}")
+
     with store.run("classify", params) as run:
         if progress:
             progress(0, len(todo))
         for start in range(0, len(todo), batch):
             part = todo[start : start + batch]
-            preds = ens.predict(part, on_llm_error=lambda i, e: errors.append(f"{i.repo}#{i.number}: {e}"))
+            preds = ens.predict(part, on_llm_error=on_llm_error)
             labels = [lab for p in preds for lab in _labels_of(p, run.id)]
             if ens.supervised is not None and ens.supervised.trained_on:
                 # issues whose human labels the model learned from: eval reports them apart
@@ -303,20 +312,24 @@ def classify_store(
                     "DELETE FROM labels WHERE taxonomy = ? AND source = ? AND repo = ? AND issue_number = ?",
                     [(spec.name, SOURCE, i.repo, i.number) for i in part])
                 store.add_labels(labels)
+                # an issue the LLM failed on is not done by this version (LLM included): the
+                # next run asks again instead of skipping it with the offline labels only
                 conn.executemany(
                     "INSERT OR REPLACE INTO classify_done VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [(spec.name, SOURCE, i.repo, i.number, version, run.id, now_iso()) for i in part])
+                    [(spec.name, SOURCE, i.repo, i.number, version, run.id, now_iso()) for i in part
+                     if i.key not in llm_failed])
                 if "learned_from" in run.summary:  # with the labels: a killed run keeps it true
                     store.save_run_summary(run.id, run.summary)
             if progress:
                 progress(len(part), len(todo))
         run.summary.update({"candidates": len(candidates), "skipped": len(candidates) - len(todo)
                             if limit is None else len(done), "labeled": len(todo),
-                            "abstained": abstained, "llm_errors": errors[:20]})
+                            "abstained": abstained, "llm_failed": len(llm_failed), "llm_errors": errors[:20]})
     return ClassifyResult(run_id=run.id, version=version, candidates=len(candidates),
                           skipped=len(done & {i.key for i in candidates}), labeled=len(todo),
                           abstained=abstained, by_source_kind=kinds,
-                          unfiltered=0 if all_issues else unfiltered_issues(store))
+                          unfiltered=0 if all_issues else unfiltered_issues(store),
+                          llm_failed=len(llm_failed), llm_errors=errors[:20])
 
 
 # -- training -------------------------------------------------------------------------------

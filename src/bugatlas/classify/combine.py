@@ -168,7 +168,10 @@ class Ensemble:
 
     def _ask_llm(self, issues, preds, threshold, on_error) -> None:
         for issue, pred in zip(issues, preds, strict=True):
-            unsure = [d for d in self.spec.dims if pred.confidence.get(d, 0.0) < self.llm_below]
+            # a dimension's confidence is that of the level named after it (liu2025 root_cause,
+            # yu2026 symptom), else its top level (a user codebook's levels: [area, detail])
+            unsure = [d for d, ds in self.spec.dims.items()
+                      if pred.confidence.get(d if d in ds.out_dims else next(iter(ds.out_dims), d), 0.0) < self.llm_below]
             if not unsure or not has_text(issue):
                 continue
             try:

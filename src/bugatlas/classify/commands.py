@@ -59,14 +59,14 @@ def register(app: typer.Typer) -> None:
         output: Annotated[Path | None, typer.Option("--output", "-o", help="Batch mode: where to write one JSON object of labels per issue.")] = None,
         background: Annotated[list[Path], typer.Option("--background", help="Batch mode: more unlabeled issues (JSON Lines) to fit the text model on.")] = [],  # noqa: B006
         threshold: Annotated[float, typer.Option(min=0.0, max=1.0, help="Abstain (no label) below this confidence.")] = DEFAULT_THRESHOLD,
-        llm_url: Annotated[str | None, typer.Option("--llm-url", help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8080/v1; asked about dimensions the offline classifiers are unsure of.")] = None,
+        llm_url: Annotated[str | None, typer.Option("--llm-url", help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8080/v1; asked about dimensions the offline classifiers are unsure of. An API key is read from the environment variable BUGATLAS_LLM_KEY (sent as a Bearer token).")] = None,
         llm_model: Annotated[str | None, typer.Option("--llm-model", help="Model name the endpoint serves.")] = None,
         llm_below: Annotated[float, typer.Option("--llm-below", min=0.0, max=1.01, help="Ask the LLM about a dimension whose offline confidence is below this.")] = 0.6,
         llm_format: Annotated[str, typer.Option("--llm-format", help="auto | json_schema | json_object (llama-cpp-python).")] = "auto",
-        llm_timeout: Annotated[float, typer.Option(help="Seconds per LLM request.")] = 120.0,
-        llm_max_tokens: Annotated[int, typer.Option(help="Answer length limit.")] = 400,
-        llm_body_chars: Annotated[int, typer.Option(help="How much of the issue body goes into the prompt.")] = 3000,
-        llm_retries: Annotated[int, typer.Option(help="Retries on invalid JSON, 5xx and timeouts.")] = 3,
+        llm_timeout: Annotated[float, typer.Option(min=0.1, help="Seconds per LLM request.")] = 120.0,
+        llm_max_tokens: Annotated[int, typer.Option(min=1, help="Answer length limit.")] = 400,
+        llm_body_chars: Annotated[int, typer.Option(min=0, help="How much of the issue body goes into the prompt.")] = 3000,
+        llm_retries: Annotated[int, typer.Option(min=0, help="Retries on invalid JSON, 5xx and timeouts.")] = 3,
         all_issues: Annotated[bool, typer.Option("--all", help="Label every issue with text, not only the filter's failure reports.")] = False,
         limit: Annotated[int | None, typer.Option(help="Label at most this many (unlabeled) issues.")] = None,
         jobs: Annotated[int, typer.Option("--jobs", "-j", help="Batch mode: worker processes for the offline classifiers.")] = min(2, os.cpu_count() or 1),
@@ -116,6 +116,9 @@ def register(app: typer.Typer) -> None:
             return
         console.print(f"run {res.run_id}: {res.labeled} issues labeled, {res.skipped} already labeled by "
                       f"this version ({res.version}), {res.candidates} failure reports")
+        if res.llm_failed:
+            err_console.print(f"warning: the LLM failed on {res.llm_failed} issues, which keep their offline labels and "
+                              f"are asked again by the next run; first: {res.llm_errors[0]}", highlight=False)
         if res.unfiltered:
             err_console.print(f"warning: {res.unfiltered} issues are not judged by the filter yet (an interrupted "
                               "`bugatlas filter`, or issues collected since): run `bugatlas filter`, then "

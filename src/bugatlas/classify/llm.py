@@ -189,6 +189,7 @@ class LLMLabeler:
             if attempt:
                 self.stats["retries"] += 1
                 time.sleep(self.backoff * 2 ** (attempt - 1))
+            choice = None
             try:
                 self.stats["requests"] += 1
                 resp = self.client.post(self.endpoint, json=self._body(messages))
@@ -211,10 +212,15 @@ class LLMLabeler:
             if resp.status_code >= 400:
                 raise LLMError(f"{self.endpoint}: HTTP {resp.status_code}: {resp.text[:200]}")
             try:
-                content = resp.json()["choices"][0]["message"]["content"]
+                choice = resp.json()["choices"][0]
+                content = choice["message"]["content"]
                 answer = validate(self.spec, orjson.loads(content))
             except (KeyError, IndexError, TypeError, ValueError) as exc:  # JSONDecodeError is a ValueError
                 last = f"invalid answer ({' '.join(str(exc).split())[:120]})"
+                if isinstance(choice, dict) and choice.get("finish_reason") == "length":
+                    # cut off by max_tokens: asking again gets the same cut-off answer
+                    raise LLMError(f"{self.endpoint}: the answer was cut off at max_tokens {self.max_tokens} "
+                                   f"(raise --llm-max-tokens): {last}") from None
                 continue
             self._remember(key, answer)
             return answer

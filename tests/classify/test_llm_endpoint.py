@@ -1,0 +1,196 @@
+"""The LLM labeler's plumbing against a small real OpenAI-compatible HTTP server on 127.0.0.1
+that answers on cue (fast: no model). What the model says is scripted; the HTTP exchange,
+the store and the CLI are real."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from bugatlas import Store
+from bugatlas.classify import SOURCE, Ensemble, LLMError, LLMLabeler, classify_store
+from bugatlas.store.records import Issue
+
+TINY = Path(__file__).parent / "data" / "tiny.yaml"
+CONFIDENT = Issue(repo="a/b", number=1, title="segfault undefined symbol",
+                  body="Traceback (most recent call last) undefined symbol")
+
+
+class Endpoint:
+    """POST /v1/chat/completions: each request takes the next action of ``script``
+    ("ok": ``answer`` as the content, "404", "length": ``answer`` cut off by max_tokens);
+    every request's headers and JSON body are kept in ``seen``."""
+
+    def __init__(self, answer: dict, script: list[str] | None = None, default: str = "ok"):
+        self.answer, self.script, self.default, self.seen = answer, list(script or []), default, []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):  # quiet
+                pass
+
+            def do_POST(self):  # noqa: N802
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                outer.seen.append({"path": self.path, "headers": dict(self.headers), "body": body})
+                action = outer.script.pop(0) if outer.script else outer.default
+                if action == "404":
+                    return self._send(404, {"error": {"message": f"The model `{body.get('model')}` does not exist."}})
+                content = json.dumps(outer.answer)
+                finish = "stop"
+                if action == "length":
+                    content, finish = content[: len(content) // 2], "length"
+                return self._send(200, {"choices": [{"index": 0, "finish_reason": finish,
+                                                     "message": {"role": "assistant", "content": content}}]})
+
+            def _send(self, code: int, obj: dict):
+                data = json.dumps(obj).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture()
+def endpoint():
+    made: list[Endpoint] = []
+
+    def make(answer: dict, script: list[str] | None = None, default: str = "ok") -> Endpoint:
+        made.append(Endpoint(answer, script, default))
+        return made[-1]
+
+    yield make
+    for e in made:
+        e.close()
+
+
+TINY_ANSWER = {"symptom": "Hang", "cause": ["Logic"], "confidence": 0.9, "evidence": "undefined symbol"}
+
+
+def test_llm_asked_only_when_unsure_for_levels_not_named_after_the_dimension(endpoint, tmp_path) -> None:
+    # a user's codebook whose levels are not named after the dimension ([area, detail])
+    levels = tmp_path / "levels.yaml"
+    levels.write_text(TINY.read_text().replace("levels: [cause_group, cause]", "levels: [area, detail]")
+                      .replace("name: tiny-failures", "name: tiny-levels"))
+    for codebook in (TINY, levels):
+        ep = endpoint(TINY_ANSWER)
+        ens = Ensemble(str(codebook), llm=LLMLabeler(str(codebook), ep.url, "m", retries=0), llm_below=0.5)
+        pred = ens.predict([CONFIDENT])[0]
+        assert min(pred.confidence.values()) >= 0.5, pred.confidence  # sure everywhere: no question
+        assert ep.seen == [], codebook.name
+        assert set(pred.source_kind.values()) <= {"rule", "model"}
+    # unsure everywhere: asked once, and the answer is used in the dimension with its own levels
+    ep = endpoint(TINY_ANSWER)
+    ens = Ensemble(str(levels), llm=LLMLabeler(str(levels), ep.url, "m", retries=0), llm_below=1.01)
+    pred = ens.predict([CONFIDENT])[0]
+    assert len(ep.seen) == 1
+    assert pred.labels["detail"] == ["Logic"] and pred.source_kind["detail"] == "llm"
+
+
+def _store(tmp_path, corpus_records, keys) -> Store:
+    store = Store(tmp_path / "s.db")
+    store.upsert_issues(Issue(repo=r["repo"], number=r["number"], title=r["title"], body=r["body"])
+                        for r in (corpus_records[k] for k in keys))
+    return store
+
+
+KEYS = [("ggml-org/llama.cpp", 5023), ("sgl-project/sglang", 6857), ("ggml-org/llama.cpp", 9013)]
+
+
+def test_issues_the_llm_failed_on_are_asked_again_by_the_next_run(endpoint, corpus_records, tmp_path) -> None:
+    store = _store(tmp_path, corpus_records, KEYS)
+    # the endpoint fails on the first issue only (a 404: not retried)
+    ep = endpoint(TINY_ANSWER, script=["404"])
+    llm = LLMLabeler(str(TINY), ep.url, "m", store=store, retries=0)
+    res = classify_store(store, str(TINY), llm=llm, llm_below=1.01, use_shipped=False)
+    assert res.labeled == 3 and res.llm_failed == 1 and len(ep.seen) == 3
+    failed = {(lab.repo, lab.issue_number) for lab in store.iter_labels("tiny-failures", source=SOURCE)
+              if lab.source_kind != "llm"}
+    assert len(failed) == 1  # its offline labels are stored
+    # the next run (same classifier version) asks the LLM about that issue, not the other two
+    res2 = classify_store(store, str(TINY), llm=llm, llm_below=1.01, use_shipped=False)
+    assert res2.labeled == 1 and res2.skipped == 2 and res2.llm_failed == 0 and len(ep.seen) == 4
+    kinds = {lab.source_kind for lab in store.iter_labels("tiny-failures", source=SOURCE)}
+    assert kinds == {"llm"}
+    assert classify_store(store, str(TINY), llm=llm, llm_below=1.01, use_shipped=False).labeled == 0
+    store.close()
+
+
+def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "bugatlas.cli", *args], capture_output=True, text=True,
+                          timeout=600, env={**os.environ, "COLUMNS": "200", **(env or {})})
+
+
+def test_cli_says_when_the_llm_failed(endpoint, corpus_records, tmp_path) -> None:
+    _store(tmp_path, corpus_records, KEYS).close()
+    ep = endpoint(TINY_ANSWER, default="404")  # e.g. a model name the server does not serve
+    res = _cli("classify", "--taxonomy", str(TINY), "--db", str(tmp_path / "s.db"), "--no-shipped",
+               "--llm-url", ep.url, "--llm-model", "nosuchmodel", "--llm-below", "1.01", "--llm-retries", "0")
+    assert res.returncode == 0, res.stderr
+    assert len(ep.seen) == 3
+    assert "the LLM failed on 3 issues" in res.stderr
+    assert "HTTP 404" in res.stderr and "nosuchmodel" in res.stderr
+
+
+def test_api_key_from_the_environment_is_sent_documented_and_never_shown(endpoint, corpus_records, tmp_path) -> None:
+    key = "sk-test-7f3a9c1e55d04b"
+    _store(tmp_path, corpus_records, KEYS).close()
+    ep = endpoint(TINY_ANSWER, script=["404"])  # one failure: its error is printed
+    res = _cli("classify", "--taxonomy", str(TINY), "--db", str(tmp_path / "s.db"), "--no-shipped", "--json",
+               "--llm-url", ep.url, "--llm-model", "m", "--llm-below", "1.01", "--llm-retries", "0",
+               env={"BUGATLAS_LLM_KEY": key})
+    assert res.returncode == 0, res.stderr
+    assert [s["headers"].get("Authorization") for s in ep.seen] == [f"Bearer {key}"] * 3
+    assert "HTTP 404" in res.stdout + res.stderr
+    assert key not in res.stdout + res.stderr
+    assert key.encode() not in (tmp_path / "s.db").read_bytes()
+    # without the variable no Authorization header is sent
+    ep2 = endpoint(TINY_ANSWER)
+    env = {k: v for k, v in os.environ.items() if k != "BUGATLAS_LLM_KEY"}
+    LLMLabeler(str(TINY), ep2.url, "m", api_key=env.get("BUGATLAS_LLM_KEY"), retries=0).label(CONFIDENT)
+    assert "Authorization" not in ep2.seen[0]["headers"]
+    # the user can find the variable
+    helptext = _cli("classify", "--help").stdout
+    assert "BUGATLAS_LLM_KEY" in " ".join(helptext.replace("│", " ").split())
+
+
+def test_an_answer_cut_off_by_max_tokens_is_not_retried_and_names_the_option(endpoint) -> None:
+    ep = endpoint(TINY_ANSWER, default="length")
+    labeler = LLMLabeler(str(TINY), ep.url, "m", retries=3, backoff=0.01, max_tokens=40)
+    with pytest.raises(LLMError, match=r"cut off at max_tokens 40 \(raise --llm-max-tokens\)"):
+        labeler.label(CONFIDENT)
+    assert len(ep.seen) == 1 and ep.seen[0]["body"]["max_tokens"] == 40
+    # an invalid answer that was not cut off is still retried
+    ep2 = endpoint({"symptom": "Exploded"})
+    with pytest.raises(LLMError, match="no valid answer after 2 attempts"):
+        LLMLabeler(str(TINY), ep2.url, "m", retries=1, backoff=0.01).label(CONFIDENT)
+    assert len(ep2.seen) == 2
+
+
+@pytest.mark.parametrize(("option", "value"), [("--llm-timeout", "-1"), ("--llm-timeout", "0"),
+                                               ("--llm-retries", "-1"), ("--llm-max-tokens", "0"),
+                                               ("--llm-body-chars", "-10")])
+def test_nonsense_llm_options_are_usage_errors(endpoint, tmp_path, option, value) -> None:
+    src = tmp_path / "in.jsonl"
+    src.write_text(json.dumps({"repo": "a/b", "number": 1, "title": CONFIDENT.title, "body": CONFIDENT.body}) + "\n")
+    ep = endpoint(TINY_ANSWER)
+    res = _cli("classify", "--taxonomy", str(TINY), "--input", str(src), "--output", str(tmp_path / "o.jsonl"),
+               "--llm-url", ep.url, "--llm-model", "m", "--llm-below", "1.01", option, value)
+    assert res.returncode == 2, res.stderr
+    assert option in res.stderr and "Traceback" not in res.stderr
+    assert ep.seen == [] and not (tmp_path / "o.jsonl").exists()
