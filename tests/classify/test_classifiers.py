@@ -226,3 +226,52 @@ def test_own_codebook_without_labels_or_signals_follows_its_words(corpus_records
     assert max(labeled.count(x) for x in set(labeled)) < 0.7 * len(labeled)  # not one answer for all
     for p in preds:  # evidence is words of the issue, never stop words alone
         assert not any(e in ("model terms: of", "model terms: out") for e in p.evidence["cause"])
+
+
+def test_yu2026_symptom_categories_come_from_the_liu2025_model_through_the_mapping(corpus_records) -> None:
+    """yu2026 has no human labels with text; liu2025's codebook maps its symptoms onto
+    yu2026's tree (data), so a yu2026 run takes its symptom categories from the liu2025 model
+    trained on human labels of engine issues. Without it, the weak yu2026 model put 2,646 of
+    the 2,997 corpus issues in Runtime Crash and no issue at all in Process Hang."""
+    from bugatlas.classify.api import build_classifier
+    from bugatlas.classify.combine import donors_for
+
+    assert [d.name for d in donors_for("yu2026")] == ["liu2025"]
+    assert donors_for("liu2025") == [] and donors_for("serving7") == []
+    keys = [("ggml-org/llama.cpp", 12581), ("sgl-project/sglang", 6857),  # hangs (liu2025 gold)
+            ("ggml-org/llama.cpp", 11361), ("ggml-org/llama.cpp", 9013)]  # slow (liu2025 gold)
+    issues = [_issue(corpus_records, *k) for k in keys]
+    background = [_issue(corpus_records, *k) for k in list(corpus_records)[:300]]
+    preds = build_classifier("yu2026", fit_on=background + issues).predict(issues)
+    got = [p.labels["symptom_category"] for p in preds]
+    category_of = {v["symptom_subcategory"]: v["symptom_category"]
+                   for v in taxonomy_spec("yu2026").dims["symptom"].store.values() if "symptom_subcategory" in v}
+    assert got[:2] == [["Process Hang"]] * 2 and got[2:] == [["Poor Performance"]] * 2
+    for p, cat in zip(preds, ("System Hang", "System Hang", "Abnormal Performance", "Abnormal Performance"),
+                      strict=True):
+        assert any(e.startswith(f"liu2025 model: {cat} (p=") for e in p.evidence["symptom_category"])
+        # the levels below are yu2026's own, chosen inside the lent category
+        sub = p.labels["symptom_subcategory"]
+        assert not sub or category_of[sub[0]] == p.labels["symptom_category"][0]
+    alone = build_classifier("yu2026", fit_on=background + issues, use_shipped=False).predict(issues)
+    assert not any("liu2025 model" in e for p in alone for e in p.evidence["symptom_category"])
+
+
+def test_codebook_files_of_one_name_in_one_process_are_each_used(tmp_path) -> None:
+    """The spec of a codebook loaded by path is what its name means afterwards. Before, the first
+    file of a name won for the whole process: a notebook's edited codebook, or a second study's
+    file of the same name, was classified with the first file's categories."""
+    import os
+
+    first, second = tmp_path / "a" / "mine.yaml", tmp_path / "b" / "mine.yaml"
+    for path, cat in ((first, "Alpha"), (second, "Beta")):
+        path.parent.mkdir()
+        path.write_text(f"name: mine\ndimensions:\n  kind:\n    categories:\n      - {{id: x, name: {cat}}}\n"
+                        "      - {id: y, name: Other}\n")
+    assert taxonomy_spec(str(first)).dims["kind"].leaves == ["Alpha", "Other"]
+    assert taxonomy_spec(str(second)).dims["kind"].leaves == ["Beta", "Other"]
+    assert taxonomy_spec("mine").dims["kind"].leaves == ["Beta", "Other"]
+    first.write_text(first.read_text().replace("Alpha", "Gamma"))
+    os.utime(first, ns=(first.stat().st_mtime_ns + 10**9,) * 2)  # an edit, whatever the clock's grain
+    assert taxonomy_spec(str(first)).dims["kind"].leaves == ["Gamma", "Other"]
+    assert Ensemble("mine").spec.dims["kind"].leaves == ["Gamma", "Other"]

@@ -12,7 +12,7 @@ import orjson
 
 from bugatlas.classify.base import DEFAULT_THRESHOLD, Prediction, Thresholds, check_names
 from bugatlas.classify.batch import LabelRecord, LabelWriter, read_issues, read_label_records
-from bugatlas.classify.combine import Ensemble, has_text
+from bugatlas.classify.combine import Donor, Ensemble, donors_for, has_text
 from bugatlas.classify.evaluate import EvalReport, evaluate, learning_curve
 from bugatlas.classify.model import TextModel
 from bugatlas.classify.rules import RuleClassifier
@@ -46,13 +46,17 @@ def build_classifier(
     llm_below: float = 0.6,
     supervised: SupervisedModel | None = None,
     use_shipped: bool = True,
+    donors: Sequence[Donor] | None = None,
 ) -> Ensemble:
     """Rules + text model + supervised model (+ LLM).
 
     The text model is the newest one ``train`` saved in the store for this taxonomy; without
     one it is fitted here on ``fit_on`` (unlabeled issues, weakly labeled by the rules). The
     supervised model is ``supervised`` when given, else whichever of the store's (``train``)
-    and the package's (fitted on BugAtlas's labeled training set) learned from more labels."""
+    and the package's (fitted on BugAtlas's labeled training set) learned from more labels.
+    With ``use_shipped``, a dimension no supervised model answers takes its top level from
+    another taxonomy's shipped model whose codebook maps onto this one (liu2025 -> yu2026
+    symptoms); ``donors`` gives them instead."""
     spec = taxonomy_spec(taxonomy)
     rules = RuleClassifier(spec.name)
     model = load_trained(store, spec.name) if (store is not None and use_trained) else None
@@ -64,7 +68,8 @@ def build_classifier(
             shipped_model(spec.name) if use_shipped else None) if m is not None]
         supervised = max(candidates, key=lambda m: m.n_human, default=None)
     ens = Ensemble(spec.name, rules=rules, model=model, supervised=supervised, llm=llm,
-                   threshold=threshold, llm_below=llm_below)
+                   threshold=threshold, llm_below=llm_below,
+                   donors=donors if donors is not None else donors_for(spec.name) if use_shipped else ())
     if model is None and fit_on:
         ens.fit([i for i in fit_on if has_text(i)])
     return ens
@@ -85,6 +90,7 @@ def classify_file(
     supervised: SupervisedModel | None = None,
     use_shipped: bool = True,
     min_kappa: float | None = None,
+    donors: Sequence[Donor] | None = None,
 ) -> int:
     """The batch interface: label every issue of ``input_path`` (corpus JSON Lines) into
     ``output_path`` without a store. The text model is fitted on the input plus any
@@ -100,7 +106,7 @@ def classify_file(
     for extra in background:
         fit_on += list(read_issues(extra))
     ens = build_classifier(spec.name, fit_on=fit_on, llm=llm, threshold=threshold, llm_below=llm_below,
-                           supervised=supervised, use_shipped=use_shipped)
+                           supervised=supervised, use_shipped=use_shipped, donors=donors)
     if min_kappa is not None:
         ens.threshold = calibrated_thresholds(ens, min_kappa, threshold)
     with LabelWriter(output_path, spec.single_valued) as out:

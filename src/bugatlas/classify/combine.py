@@ -4,6 +4,7 @@ what both are unsure about; no label when the final confidence is below the thre
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from bugatlas.classify.base import (
     DEFAULT_THRESHOLD,
@@ -12,6 +13,7 @@ from bugatlas.classify.base import (
     Prediction,
     Threshold,
     decide,
+    level_probs,
     normalize,
 )
 from bugatlas.classify.model import TextModel
@@ -57,6 +59,91 @@ def overlay(s: DimScores, base: DimScores) -> DimScores:
                      level_probs={**base.level_probs, **s.level_probs})
 
 
+def lend(own: DimScores, top_dim: str, probs: dict[str, float], evidence: list[str]) -> DimScores:
+    """``own`` with its top level's probabilities replaced by a donor's mapped ones; the
+    levels below stay this taxonomy's (they are chosen inside the donor's top value)."""
+    best = max(probs, key=probs.__getitem__)
+    merged = {k: list(v) for k, v in own.evidence.items()}
+    merged[best] = evidence + merged.get(best, [])
+    return DimScores(probs=own.probs, evidence=merged, strength=own.strength,
+                     level_probs={**own.level_probs, top_dim: probs}, informative=True)
+
+
+class Donor:
+    """Another taxonomy's classifier whose labels map onto this one by its codebook's
+    ``mappings:`` (data): e.g. liu2025's model, trained on human labels of engine issues, gives a
+    yu2026 run its symptom categories. Only a dimension whose every top-level source value maps
+    is taken, and only at this taxonomy's top level (the mapped probabilities add up there)."""
+
+    def __init__(self, classifier: Ensemble, mapping: Any):
+        self.classifier = classifier
+        self.mapping = mapping
+        self.name = classifier.spec.name
+        src = classifier.spec
+        # source dim -> (target dim, target top out dim, {source top value -> target top value})
+        self.tops: dict[str, tuple[str, str, dict[str, str]]] = {}
+        for sdim, sspec in src.dims.items():
+            tdim = mapping.target_dimension(sdim)
+            if tdim is None:
+                continue
+            table = {}
+            for value in sspec.values(sspec.out_dims[0]):
+                cat = mapping.map(sdim, value)
+                if cat is None:
+                    break
+                top_dim, top_value = mapping.target.dimensions[tdim].store_labels(cat.id)[0]
+                table[value] = top_value
+            else:
+                self.tops[sdim] = (tdim, top_dim, table)
+
+    @property
+    def version(self) -> str:
+        return f"{self.name}:{self.classifier.version}"
+
+    def score(self, issues: Sequence[Issue]) -> list[dict[str, tuple[str, dict[str, float], list[str]]]]:
+        """Per issue: target dim -> (its top out dim, probabilities there, evidence line)."""
+        out = []
+        spec = self.classifier.spec
+        for dims, _ in self.classifier.score(issues):
+            mapped = {}
+            for sdim, (tdim, top_dim, table) in self.tops.items():
+                sc = dims.get(sdim)
+                if sc is None:
+                    continue
+                src_p = level_probs(spec, sdim, sc, spec.dims[sdim].out_dims[0])
+                probs: dict[str, float] = {}
+                for value, p in src_p.items():
+                    probs[table[value]] = probs.get(table[value], 0.0) + p
+                best = max(src_p, key=src_p.__getitem__)
+                line = f"{self.name} model: {best} (p={src_p[best]:.2f}) -> {table[best]}"
+                mapped[tdim] = (top_dim, normalize(probs), [line])
+            out.append(mapped)
+        return out
+
+
+def donors_for(taxonomy: str) -> list[Donor]:
+    """Built-in codebooks that map onto ``taxonomy`` and ship a model trained on human labels."""
+    from bugatlas.classify.supervised import shipped_model
+    from bugatlas.taxonomy.loader import BUILTIN_DIR, load_codebook
+    from bugatlas.taxonomy.mapping import get_mapping
+
+    out = []
+    for path in sorted(BUILTIN_DIR.glob("*.yaml")):
+        try:
+            cb = load_codebook(path.stem)
+        except Exception:  # datasets.yaml and other files that are not codebooks
+            continue
+        if cb.name == taxonomy or taxonomy not in cb.mappings:
+            continue
+        model = shipped_model(cb.name)
+        if model is None:
+            continue
+        donor = Donor(Ensemble(cb.name, supervised=model), get_mapping(cb.name, taxonomy))
+        if donor.tops:
+            out.append(donor)
+    return out
+
+
 class Ensemble:
     """The combined classifier ``classify`` runs. Same fit/predict shape as its parts."""
 
@@ -73,8 +160,10 @@ class Ensemble:
         threshold: Threshold = DEFAULT_THRESHOLD,
         strong_probability: float = 0.6,
         llm_below: float = 0.6,
+        donors: Sequence[Donor] = (),
     ):
         self.spec: TaxonomySpec = taxonomy_spec(taxonomy)
+        self.donors = list(donors)
         self.rules = rules or RuleClassifier(taxonomy)
         self.model = model
         self.supervised = supervised
@@ -91,6 +180,7 @@ class Ensemble:
             parts.append(self.model.version)
         if self.supervised is not None:
             parts.append(self.supervised.version)
+        parts += [d.version for d in self.donors]
         if self.llm is not None:
             parts.append(self.llm.version)  # type: ignore[attr-defined]
         return "+".join(parts)
@@ -117,8 +207,11 @@ class Ensemble:
               else [None] * len(issues))
         ss = (self.supervised.score(issues, docs=docs, rule_scores=rs) if self.supervised is not None
               else [None] * len(issues))
+        # another taxonomy's model through a mapping, for dimensions no supervised model of
+        # this taxonomy answers (human labels of this taxonomy, when there are, come first)
+        lent = [d.score(issues) for d in self.donors]
         out = []
-        for r_dims, m_dims, s_dims in zip(rs, ms, ss, strict=True):
+        for n, (r_dims, m_dims, s_dims) in enumerate(zip(rs, ms, ss, strict=True)):
             dims, kinds = {}, {}
             for dim, r in r_dims.items():
                 m = m_dims.get(dim) if m_dims else None
@@ -129,6 +222,11 @@ class Ensemble:
                     dims[dim], kinds[dim] = blend(r, m, self._rule_weight(r)), "model"
                 if s_dims and dim in s_dims:
                     dims[dim], kinds[dim] = overlay(s_dims[dim], dims[dim]), "model"
+                    continue
+                for scored in lent:
+                    if dim in scored[n]:
+                        dims[dim], kinds[dim] = lend(dims[dim], *scored[n][dim]), "model"
+                        break
             out.append((dims, kinds))
         return out
 

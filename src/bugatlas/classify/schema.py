@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 from bugatlas.errors import BadInputError
@@ -125,16 +126,29 @@ _BY_CODEBOOK_NAME: dict[str, TaxonomySpec] = {}
 
 def taxonomy_spec(name: str) -> TaxonomySpec:
     """The spec of a codebook given by name or YAML path; a user codebook loaded from a path
-    is found by its own name afterwards (labels and runs record that name)."""
+    is found by its own name afterwards (labels and runs record that name): the file loaded
+    last under that name, read again when it changed (a notebook editing its codebook, or
+    two studies' files of one name in one process)."""
+    from bugatlas.taxonomy.loader import is_codebook_path
+
+    if is_codebook_path(name):
+        path = Path(name).expanduser().resolve()
+        try:
+            mtime = path.stat().st_mtime_ns
+        except OSError:
+            mtime = 0  # missing: load_codebook says so in its own words
+        spec = _taxonomy_spec(str(path) if mtime else str(name), mtime)
+        _BY_CODEBOOK_NAME[spec.name] = spec
+        return spec
     if name in _BY_CODEBOOK_NAME:
         return _BY_CODEBOOK_NAME[name]
-    spec = _taxonomy_spec(str(name))
+    spec = _taxonomy_spec(str(name), 0)
     _BY_CODEBOOK_NAME.setdefault(spec.name, spec)
     return spec
 
 
 @cache
-def _taxonomy_spec(name: str) -> TaxonomySpec:
+def _taxonomy_spec(name: str, mtime: int) -> TaxonomySpec:  # mtime: a changed file is read again
     """The classification spec of a codebook, with per-dimension settings of the package's
     signature file (how many labels a multi-label dimension may get)."""
     spec = _base_spec(name)
