@@ -19,7 +19,6 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -141,11 +140,25 @@ def signatures_path(taxonomy: str) -> Path | None:
     return Path(str(res)) if res.is_file() else None
 
 
-@cache
 def load_signatures(taxonomy: str, path: str | None = None) -> Signatures:
     """Cues for ``taxonomy``: the codebook's signals, plus the package's (or ``path``'s)
     weighted signature file when there is one. Unknown category names are an error."""
     spec = taxonomy_spec(taxonomy)
+    # cached per spec, not per name: a name's codebook file can be replaced or edited in-process
+    return _signatures_of(spec, path)
+
+
+_SIGNATURES: dict[tuple[int, str | None], tuple[TaxonomySpec, Signatures]] = {}
+
+
+def _signatures_of(spec: TaxonomySpec, path: str | None) -> Signatures:
+    key = (id(spec), path)  # the spec is kept in the value, so its id cannot be reused meanwhile
+    if key not in _SIGNATURES:
+        _SIGNATURES[key] = (spec, _build_signatures(spec, path))
+    return _SIGNATURES[key][1]
+
+
+def _build_signatures(spec: TaxonomySpec, path: str | None) -> Signatures:
     # path "none": the codebook's signals alone (the naive keyword baseline)
     file = (None if path == "none" else Path(path) if path
             else signatures_path(spec.name) if package_files_apply(spec) else None)
