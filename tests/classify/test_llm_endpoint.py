@@ -194,3 +194,14 @@ def test_nonsense_llm_options_are_usage_errors(endpoint, tmp_path, option, value
     assert res.returncode == 2, res.stderr
     assert option in res.stderr and "Traceback" not in res.stderr
     assert ep.seen == [] and not (tmp_path / "o.jsonl").exists()
+
+
+def test_llm_evidence_is_a_quote_of_the_issue_or_the_model_name(endpoint) -> None:
+    """The evidence of an LLM label is the model's quote when it is words of the issue. Small
+    models answer quotes such as ":" or "][" (seen from gemma3-270m) or paraphrase; those were
+    stored as evidence ("llm: :"). They are replaced by the model's name."""
+    for quote, expected in (("Undefined   symbol", "llm: Undefined symbol"),  # whitespace and case aside
+                            (":", "llm: m"), ("][", "llm: m"), ("a missing CUDA library", "llm: m")):
+        ep = endpoint({**TINY_ANSWER, "evidence": quote})
+        labels = LLMLabeler(str(TINY), ep.url, "m", retries=0).label(CONFIDENT)
+        assert labels["symptom"].evidence["Hang"] == [expected], quote

@@ -233,7 +233,7 @@ class LLMLabeler:
         # the model's own confidence, mapped into [0.5, 1]: the named categories always come
         # first (small models often answer confidence 0 while naming a category)
         conf = 0.5 + 0.5 * float(answer["confidence"])
-        quote = str(answer.get("evidence") or "").strip()
+        quote = quoted(str(answer.get("evidence") or ""), issue)
         out = {}
         for dim, dspec in self.spec.dims.items():
             chosen = answer[dim] if isinstance(answer[dim], list) else [answer[dim]]
@@ -253,3 +253,13 @@ class LLMLabeler:
 
     def close(self) -> None:
         self.client.close()
+
+
+def quoted(quote: str, issue: Issue) -> str:
+    """The model's evidence quote when it is words of the issue, else "" (the label then names
+    the model instead): small models answer "]:[" or paraphrase, which explains nothing."""
+    words = " ".join(quote.split())
+    if not any(c.isalnum() for c in words):
+        return ""
+    text = " ".join(f"{issue.title or ''} {issue.body or ''}".split()).lower()
+    return words if words.lower() in text else ""
