@@ -86,15 +86,13 @@ class Donor:
             tdim = mapping.target_dimension(sdim)
             if tdim is None:
                 continue
-            table = {}
-            for value in sspec.values(sspec.out_dims[0]):
-                cat = mapping.map(sdim, value)
-                if cat is None:
-                    break
-                top_dim, top_value = mapping.target.dimensions[tdim].store_labels(cat.id)[0]
-                table[value] = top_value
-            else:
-                self.tops[sdim] = (tdim, top_dim, table)
+            values = sspec.values(sspec.out_dims[0])
+            cats = [mapping.map(sdim, v) for v in values]
+            if not values or None in cats:  # an unmapped value's probability would go nowhere
+                continue
+            places = [mapping.target.dimensions[tdim].store_labels(c.id)[0] for c in cats]
+            top_dim = places[0][0]  # the target's top level: every path starts there
+            self.tops[sdim] = (tdim, top_dim, {v: value for v, (_, value) in zip(values, places, strict=True)})
 
     @property
     def version(self) -> str:

@@ -67,7 +67,7 @@ class _Head:
     """One logistic regression: a base dimension's leaves, or one level's groups."""
 
     classes: list[str]
-    clf: SGDClassifier | None  # None: a single class seen, constant prediction
+    clf: SGDClassifier | None  # None: a prototype head, or a dimension of one category
     # prototype head (no issue labels of two categories): category texts, one row per text,
     # ``proto_class[r]`` the index in ``classes`` of row r; scored by cosine similarity
     proto: Any = None
@@ -300,8 +300,14 @@ class TextModel:
             leaf_p, leaf_c = self._head_scores(dim, X)
             lv = {level: self._head_scores(f"{dim}/{level}", X) for level in self._level_dims(dim)
                   if f"{dim}/{level}" in self.heads}
+            # whether an issue is evidence at all is up to the head of the top level (when it is
+            # a prototype head); a skipped head's level is another model's to decide
             top = self._top_head(dim)
-            top_contrib = leaf_c if top == dim else lv[top.partition("/")[2]][1] if top in self.heads else None
+            top_contrib = None
+            if top == dim:
+                top_contrib = leaf_c
+            elif top in self.heads:
+                top_contrib = lv[top.partition("/")[2]][1]
             classes = self.heads[dim].classes
             for i in range(len(issues)):
                 probs = {leaf: 0.0 for leaf in dspec.leaves}
