@@ -21,6 +21,23 @@ CORPUS = SHARED_DATA / "serving-issues-2025.jsonl.gz"
 LIU_CSV = SHARED_DATA / "liu2025" / "dataset.csv"
 OLF_DIR = SHARED_DATA / "open-llm-failures"
 
+# A user's own codebook with three levels and neither signals nor definitions (analyze and
+# classify tests of codebooks given by path)
+USER_CODEBOOK_3_LEVELS = """\
+name: mine
+dimensions:
+  cause:
+    multi_label: true
+    levels: [cause_area, cause_kind, cause]
+    categories:
+      - {id: env, name: Environment}
+      - {id: hw, name: Hardware, parent: env}
+      - {id: oom, name: GPU Out Of Memory, parent: hw}
+      - {id: code, name: Engine Code}
+      - {id: kern, name: Kernels, parent: code}
+      - {id: attn, name: Attention Kernel Bug, parent: kern}
+"""
+
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import orjson
+from tests.conftest import USER_CODEBOOK_3_LEVELS
 from typer.testing import CliRunner
 
 from bugatlas.cli import app
@@ -98,20 +99,6 @@ def test_crosstab_unknown_dimension_names_its_option(analysis_store):
         assert str(r.exception).startswith(f"{opt} 'bogus': ")
 
 
-HIER = """\
-name: mine
-dimensions:
-  cause:
-    multi_label: true
-    levels: [cause_area, cause_kind, cause]
-    categories:
-      - {id: env, name: Environment}
-      - {id: hw, name: Hardware, parent: env}
-      - {id: oom, name: GPU Out Of Memory, parent: hw}
-      - {id: code, name: Engine Code}
-      - {id: kern, name: Kernels, parent: code}
-      - {id: attn, name: Attention Kernel Bug, parent: kern}
-"""
 
 
 def test_user_codebook_by_relative_path_in_analyze_and_report(tmp_path):
@@ -121,7 +108,7 @@ def test_user_codebook_by_relative_path_in_analyze_and_report(tmp_path):
     from bugatlas.store import Issue
 
     (tmp_path / "books").mkdir()
-    (tmp_path / "books" / "mine.yaml").write_text(HIER)
+    (tmp_path / "books" / "mine.yaml").write_text(USER_CODEBOOK_3_LEVELS)
     db = tmp_path / "s.db"
     with Store(db) as store:
         store.upsert_issues([Issue(repo="a/b", number=n, title=f"t{n}", body="x") for n in range(1, 5)])

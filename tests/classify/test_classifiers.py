@@ -9,6 +9,7 @@ import sys
 
 import orjson
 import pytest
+from tests.conftest import USER_CODEBOOK_3_LEVELS
 
 from bugatlas.classify import Ensemble, RuleClassifier, TextModel, read_issues, taxonomy_spec
 from bugatlas.classify.base import DimScores, decide
@@ -186,20 +187,6 @@ def test_fit_checks_its_labels_instead_of_dropping_them(corpus_records) -> None:
     assert sup.covers("phase")
 
 
-NAMES_ONLY = """\
-name: mine
-dimensions:
-  cause:
-    multi_label: true
-    levels: [cause_area, cause_kind, cause]
-    categories:
-      - {id: env, name: Environment}
-      - {id: hw, name: Hardware, parent: env}
-      - {id: oom, name: GPU Out Of Memory, parent: hw}
-      - {id: code, name: Engine Code}
-      - {id: kern, name: Kernels, parent: code}
-      - {id: attn, name: Attention Kernel Bug, parent: kern}
-"""
 
 
 def test_own_codebook_without_labels_or_signals_follows_its_words(corpus_records, tmp_path) -> None:
@@ -210,7 +197,7 @@ def test_own_codebook_without_labels_or_signals_follows_its_words(corpus_records
     from bugatlas.classify.base import NO_EVIDENCE
 
     book = tmp_path / "mine.yaml"
-    book.write_text(NAMES_ONLY)
+    book.write_text(USER_CODEBOOK_3_LEVELS)
     issues = [_issue(corpus_records, r, n) for (r, n) in list(corpus_records)[:200]]
     preds = Ensemble(str(book)).fit(issues).predict(issues)
     by_key = {p.key: p for p in preds}

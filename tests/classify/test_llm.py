@@ -7,9 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -22,6 +20,8 @@ from bugatlas.classify import Ensemble, LLMError, LLMLabeler, taxonomy_spec
 from bugatlas.classify.llm import build_messages, response_schema, validate
 from bugatlas.store.records import Issue
 
+from .conftest import LocalServer
+
 TINY = str(Path(__file__).parent / "data" / "tiny.yaml")
 MODEL_NAME = "gemma3-270m"  # the alias tests/llama_server.py serves the model under
 
@@ -31,50 +31,29 @@ def _issue(corpus_records, repo: str, number: int) -> Issue:
     return Issue(repo=repo, number=number, title=r["title"], body=r["body"])
 
 
-class Flaky:
+class Flaky(LocalServer):
     """A local endpoint in front of the real server that misbehaves on cue: each request
     takes the next action of ``script`` ("500", "badjson", "offschema", "slow"), then
     forwards to the real server."""
 
     def __init__(self, upstream: str, script: list[str]):
         self.upstream, self.script, self.seen = upstream, list(script), []
-        outer = self
+        super().__init__()
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):  # quiet
-                pass
-
-            def do_POST(self):  # noqa: N802
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                action = outer.script.pop(0) if outer.script else "forward"
-                outer.seen.append(action)
-                if action == "500":
-                    return self._send(500, b'{"error": "overloaded"}')
-                if action == "slow":
-                    time.sleep(3)
-                    return self._send(500, b"{}")
-                if action in ("badjson", "offschema"):
-                    content = "{not json" if action == "badjson" else json.dumps({"symptom": "Exploded"})
-                    msg = {"choices": [{"message": {"role": "assistant", "content": content}}]}
-                    return self._send(200, json.dumps(msg).encode())
-                resp = httpx.post(outer.upstream + self.path.removeprefix("/v1"), content=body,
-                                  headers={"Content-Type": "application/json"}, timeout=600)
-                return self._send(resp.status_code, resp.content)
-
-            def _send(self, code: int, data: bytes):
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+    def respond(self, path: str, headers: dict[str, str], body: bytes) -> tuple[int, bytes]:
+        action = self.script.pop(0) if self.script else "forward"
+        self.seen.append(action)
+        if action == "500":
+            return 500, b'{"error": "overloaded"}'
+        if action == "slow":
+            time.sleep(3)
+            return 500, b"{}"
+        if action in ("badjson", "offschema"):
+            content = "{not json" if action == "badjson" else json.dumps({"symptom": "Exploded"})
+            return 200, json.dumps({"choices": [{"message": {"role": "assistant", "content": content}}]}).encode()
+        resp = httpx.post(self.upstream + path.removeprefix("/v1"), content=body,
+                          headers={"Content-Type": "application/json"}, timeout=600)
+        return resp.status_code, resp.content
 
 
 def test_schema_lists_codebook_names_and_validate_rejects_others() -> None:

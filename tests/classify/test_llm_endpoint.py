@@ -8,8 +8,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -18,52 +16,34 @@ from bugatlas import Store
 from bugatlas.classify import SOURCE, Ensemble, LLMError, LLMLabeler, classify_store
 from bugatlas.store.records import Issue
 
+from .conftest import LocalServer
+
 TINY = Path(__file__).parent / "data" / "tiny.yaml"
 CONFIDENT = Issue(repo="a/b", number=1, title="segfault undefined symbol",
                   body="Traceback (most recent call last) undefined symbol")
 
 
-class Endpoint:
+class Endpoint(LocalServer):
     """POST /v1/chat/completions: each request takes the next action of ``script``
     ("ok": ``answer`` as the content, "404", "length": ``answer`` cut off by max_tokens);
     every request's headers and JSON body are kept in ``seen``."""
 
     def __init__(self, answer: dict, script: list[str] | None = None, default: str = "ok"):
         self.answer, self.script, self.default, self.seen = answer, list(script or []), default, []
-        outer = self
+        super().__init__()
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):  # quiet
-                pass
-
-            def do_POST(self):  # noqa: N802
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                outer.seen.append({"path": self.path, "headers": dict(self.headers), "body": body})
-                action = outer.script.pop(0) if outer.script else outer.default
-                if action == "404":
-                    return self._send(404, {"error": {"message": f"The model `{body.get('model')}` does not exist."}})
-                content = json.dumps(outer.answer)
-                finish = "stop"
-                if action == "length":
-                    content, finish = content[: len(content) // 2], "length"
-                return self._send(200, {"choices": [{"index": 0, "finish_reason": finish,
-                                                     "message": {"role": "assistant", "content": content}}]})
-
-            def _send(self, code: int, obj: dict):
-                data = json.dumps(obj).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+    def respond(self, path: str, headers: dict[str, str], body: bytes) -> tuple[int, bytes]:
+        request = json.loads(body)
+        self.seen.append({"path": path, "headers": headers, "body": request})
+        action = self.script.pop(0) if self.script else self.default
+        if action == "404":
+            error = {"error": {"message": f"The model `{request.get('model')}` does not exist."}}
+            return 404, json.dumps(error).encode()
+        content, finish = json.dumps(self.answer), "stop"
+        if action == "length":
+            content, finish = content[: len(content) // 2], "length"
+        return 200, json.dumps({"choices": [{"index": 0, "finish_reason": finish,
+                                             "message": {"role": "assistant", "content": content}}]}).encode()
 
 
 @pytest.fixture()
