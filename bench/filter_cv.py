@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import os
 import re
 import sys
 import time
@@ -146,7 +147,8 @@ def main() -> None:
               f"({t['seconds']} s); baseline in the same run, the stage-1 keyword rules alone: "
               f"{t['rules_only_issues_per_s']:,} issues/s; the classifier costs "
               f"{t['rules_only_issues_per_s'] / t['issues_per_s']:.0f}× the rules.", "",
-              f"Measured {time.strftime('%Y-%m-%d')} on the shared 2-core machine with other helpers' jobs running.", END]
+              f"Measured {time.strftime('%Y-%m-%d')} on the shared 2-core machine "
+              f"(load average {os.getloadavg()[0]:.1f} at the end of the run).", END]
     bm = ROOT / "BENCHMARKS.md"
     text = bm.read_text(encoding="utf-8")
     section = "\n".join(lines)
