@@ -330,6 +330,37 @@ def test_user_codebook_overriding_a_builtin_name_classifies_with_its_own_names(c
     assert "Abnormal Termination" in symptoms  # the corpus's first issues include crashes
 
 
+def test_a_user_copy_of_yu2026_gets_no_lent_liu2025_symptoms(corpus_records, write_jsonl, tmp_path) -> None:
+    """liu2025's mapping was written for the built-in yu2026. A user's edited copy named yu2026
+    (a symptom category renamed) was refused in BUGATLAS_CODEBOOKS (an error about the built-in
+    liu2025.yaml's mapping), and given by path it got the lent "Runtime Crash", a category its
+    codebook does not have."""
+    import yaml
+
+    from bugatlas.taxonomy import load_codebook
+
+    data = yaml.safe_load(Path(load_codebook("yu2026").source).read_text(encoding="utf-8"))
+    renamed = 0
+    for c in data["dimensions"]["symptom"]["categories"]:
+        if c["name"] == "Runtime Crash":
+            c["name"], renamed = "Runtime Failure", renamed + 1
+    assert renamed == 1
+    folder = tmp_path / "books"
+    folder.mkdir()
+    (folder / "yu2026.yaml").write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    issues = write_jsonl([corpus_records[k] for k in sorted(corpus_records)[:25]], "issues.jsonl")
+    for taxonomy, env in (("yu2026", {"BUGATLAS_CODEBOOKS": str(folder)}), (str(folder / "yu2026.yaml"), {})):
+        out = tmp_path / "out.jsonl"
+        res = subprocess.run([sys.executable, "-m", "bugatlas.cli", "classify", "-t", taxonomy, "--input", str(issues),
+                              "--output", str(out), "-j", "1"], capture_output=True, text=True, timeout=300,
+                             cwd=tmp_path, env={**os.environ, **env})
+        assert res.returncode == 0, res.stderr
+        rows = [orjson.loads(line) for line in out.read_bytes().splitlines()]
+        cats = {r["labels"]["symptom_category"] for r in rows}  # single-valued: a name or null
+        assert len(rows) == 25 and "Runtime Crash" not in cats, (taxonomy, cats)
+        assert not any("liu2025 model" in e for r in rows for e in r["evidence"]["symptom_category"])
+
+
 def test_package_signature_files_apply_to_the_codebook_they_were_written_for(tmp_path) -> None:
     """docs/classify.md: a user's codebook may get a `signatures/<its name>.yaml` in the package;
     only a user file that takes a built-in's name is kept from the built-in's files."""

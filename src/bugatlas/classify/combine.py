@@ -121,11 +121,16 @@ class Donor:
 
 def donors_for(taxonomy: str) -> list[Donor]:
     """Built-in codebooks that map onto ``taxonomy`` and ship a model trained on human labels."""
+    from bugatlas.classify.schema import package_files_apply
     from bugatlas.classify.supervised import shipped_model
     from bugatlas.taxonomy.loader import BUILTIN_DIR, load_codebook
     from bugatlas.taxonomy.mapping import get_mapping
 
-    out = []
+    out: list[Donor] = []
+    if not package_files_apply(taxonomy_spec(taxonomy)):
+        # a user's file that takes a built-in's name (an edited copy of yu2026) is not the
+        # codebook the built-in mappings were written for: their categories may not exist in it
+        return out
     for path in sorted(BUILTIN_DIR.glob("*.yaml")):
         try:
             cb = load_codebook(path.stem)
