@@ -135,6 +135,35 @@ def test_train_store_fits_it_and_classify_prefers_more_labels(labeled, tmp_path)
     store.close()
 
 
+def test_eval_of_yu2026_names_gold_issues_the_lent_liu2025_model_learned_from(labeled, write_jsonl,
+                                                                            tmp_path) -> None:
+    """A yu2026 run takes its symptom categories from the shipped liu2025 model (a donor), which
+    learned from the human labels of 1,593 corpus issues. eval said nothing when the gold issues
+    were among them (BENCHMARKS: symptom-category kappa 0.86 in-sample against 0.61 unseen), for
+    a --pred file and for the store's labels alike; for liu2025 it warns."""
+    from bugatlas import Label
+    from bugatlas.classify.api import classify_store, eval_labels
+
+    seen = [i for i, _ in labeled if i.key in shipped_model("liu2025").trained_on][:30]
+    assert len(seen) == 30
+    gold = [{"repo": i.repo, "number": i.number, "labels": {"symptom_category": "Runtime Crash"}} for i in seen]
+    gold_file = write_jsonl(gold, "gold.jsonl")
+    report, _ = eval_labels("yu2026", gold_file=gold_file, pred_file=gold_file, curve=False)
+    assert report.shipped_learned == 30
+
+    store = Store(tmp_path / "s.db")
+    store.upsert_issues(seen)
+    store.add_labels(Label(repo=i.repo, issue_number=i.number, taxonomy="yu2026", dimension="symptom_category",
+                           value="Runtime Crash", source_kind="human", source="annotator:a") for i in seen)
+    classify_store(store, "yu2026")
+    report, _ = eval_labels("yu2026", store=store, curve=False)
+    assert report.in_sample == 30
+    classify_store(store, "yu2026", use_shipped=False)  # no lent model: nothing in-sample
+    report, _ = eval_labels("yu2026", store=store, curve=False)
+    assert report.in_sample == 0
+    store.close()
+
+
 def test_cli_trains_from_files_and_classifies_with_that_model(corpus_records, write_jsonl, tmp_path) -> None:
     import subprocess
     import sys

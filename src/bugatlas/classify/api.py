@@ -148,6 +148,17 @@ def predict_parallel(ens: Ensemble, issues: Sequence[Issue], *, jobs: int = 2, c
 
 
 # -- store: which issues, labels in and out -----------------------------------------------
+def models_learned_from(ens: Ensemble) -> set[tuple[str, int]]:
+    """Issues whose human labels the ensemble's supervised model, or a donor whose model it
+    uses (for a dimension its own supervised model does not answer), learned from."""
+    seen = set(ens.supervised.trained_on) if ens.supervised is not None else set()
+    for donor in ens.donors:
+        lends = any(ens.supervised is None or not ens.supervised.covers(tdim) for tdim, _, _ in donor.tops.values())
+        if lends and donor.classifier.supervised is not None:
+            seen |= donor.classifier.supervised.trained_on
+    return seen
+
+
 def failure_issues(store: Store, *, all_issues: bool = False) -> list[Issue]:
     """The issues ``classify`` labels: the filter stage's failure reports when it has run (the
     view ``failure_reports``: judged ``failure`` and kept by the study's rules; else its
@@ -297,6 +308,7 @@ def classify_store(
         llm_failed.add(issue.key)
         errors.append(f"{issue.repo}#{issue.number}: {exc}")
 
+    seen_by_models = models_learned_from(ens)
     with store.run("classify", params) as run:
         if progress:
             progress(0, len(todo))
@@ -304,10 +316,10 @@ def classify_store(
             part = todo[start : start + batch]
             preds = ens.predict(part, on_llm_error=on_llm_error)
             labels = [lab for p in preds for lab in _labels_of(p, run.id)]
-            if ens.supervised is not None and ens.supervised.trained_on:
+            if seen_by_models:
                 # issues whose human labels the model learned from: eval reports them apart
                 run.summary.setdefault("learned_from", []).extend(
-                    [i.repo, i.number] for i in part if i.key in ens.supervised.trained_on)
+                    [i.repo, i.number] for i in part if i.key in seen_by_models)
             for p in preds:
                 for d in spec.output_dims:
                     abstained[d] += not p.labels.get(d)
@@ -504,9 +516,11 @@ def eval_labels(
     learned = learned_from(store, spec.name, source=source) if pred_file is None and store is not None else set()
     seen = {k for k in gold if k in learned and k in pred}
     if pred_file is not None:
-        shipped = shipped_model(spec.name)
-        if shipped is not None:
-            report.shipped_learned = sum(1 for k in gold if k in pred and k in shipped.trained_on)
+        # the shipped model, and another taxonomy's shipped model that lends through a mapping
+        # (liu2025's symptoms in a yu2026 run)
+        shipped = models_learned_from(Ensemble(spec.name, supervised=shipped_model(spec.name),
+                                               donors=donors_for(spec.name)))
+        report.shipped_learned = sum(1 for k in gold if k in pred and k in shipped)
     if seen:
         report.in_sample = len(seen)
         unseen_gold = {k: v for k, v in gold.items() if k not in seen}
