@@ -244,6 +244,32 @@ def test_yu2026_symptom_categories_come_from_the_liu2025_model_through_the_mappi
     assert not any("liu2025 model" in e for p in alone for e in p.evidence["symptom_category"])
 
 
+def test_the_classifier_version_changes_with_the_donors_mapping() -> None:
+    """A store's classify skips issues already labeled by this classifier version. The lent
+    liu2025 symptoms depend on liu2025.yaml's mapping (data, edited in a package upgrade), but
+    the version named only the liu2025 rules and model: after a mapping change every issue was
+    "already labeled" with the old mapping's categories."""
+    import dataclasses
+
+    from bugatlas.classify.api import build_classifier
+    from bugatlas.classify.combine import Donor, donors_for
+    from bugatlas.taxonomy.mapping import get_mapping
+
+    (donor,) = donors_for("yu2026")
+    mapping = get_mapping("liu2025", "yu2026")
+    tdim, table = mapping.dimensions["symptom"]
+    silent = mapping.source.find("symptom", "Silent Error").id
+    crash = mapping.target.find("symptom", "Runtime Crash")
+    edited = dataclasses.replace(mapping, dimensions={**mapping.dimensions, "symptom": (tdim, {**table, silent: crash})})
+    other = Donor(donor.classifier, edited)
+    assert other.tops["symptom"][2]["Silent Error"] == "Runtime Crash"
+    assert Donor(donor.classifier, mapping).version == donor.version
+    assert other.version != donor.version
+    ens = build_classifier("yu2026")
+    assert donor.version in ens.version
+    assert build_classifier("yu2026", donors=[other]).version != ens.version
+
+
 def test_codebook_files_of_one_name_in_one_process_are_each_used(tmp_path) -> None:
     """The spec of a codebook loaded by path is what its name means afterwards. Before, the first
     file of a name won for the whole process: a notebook's edited codebook, or a second study's

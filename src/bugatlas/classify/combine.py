@@ -3,6 +3,7 @@ what both are unsure about; no label when the final confidence is below the thre
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -96,7 +97,10 @@ class Donor:
 
     @property
     def version(self) -> str:
-        return f"{self.name}:{self.classifier.version}"
+        # the mapping is part of what the labels are: an edited mapping (a package upgrade)
+        # must not leave a store's issues "already labeled by this version" with the old one
+        table = repr(sorted((s, t, top, sorted(m.items())) for s, (t, top, m) in self.tops.items()))
+        return f"{self.name}:{self.classifier.version}:map-{hashlib.sha256(table.encode()).hexdigest()[:8]}"
 
     def score(self, issues: Sequence[Issue]) -> list[dict[str, tuple[str, dict[str, float], list[str]]]]:
         """Per issue: target dim -> (its top out dim, probabilities there, evidence line)."""
