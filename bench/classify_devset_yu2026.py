@@ -7,7 +7,7 @@ offline path a user gets (signature rules from the codebook + the weak text mode
 input), run as `bugatlas classify --taxonomy yu2026 --input <whole corpus> --output ...` would,
 plus the symptom categories lent by the liu2025 model through liu2025's mapping onto yu2026. The
 liu2025 model is fitted here as the shipped one but WITHOUT these 120 issues (the shipped one
-was trained on 119 of them), so the figures are for issues neither model has seen. Also printed:
+was trained on 116 of them), so the figures are for issues neither model has seen. Also printed:
 the same run without the liu2025 model, the two annotators' agreement with each other and the
 majority class.
 
