@@ -208,6 +208,9 @@ def test_cli_trains_from_files_and_classifies_with_that_model(corpus_records, wr
     res = cli("classify", "--taxonomy", "liu2025", "--input", str(issues), "--output", str(out),
               "--no-shipped", "--min-kappa", "0.8")
     assert res.returncode == 2 and "--min-kappa needs a supervised model" in res.stderr
+    # yu2026 has none of its own: the error says the lent liu2025 model has no yu2026 calibration
+    res = cli("classify", "--taxonomy", "yu2026", "--input", str(issues), "--output", str(out), "--min-kappa", "0.8")
+    assert res.returncode == 2 and "model of yu2026" in res.stderr and "liu2025 model lent" in res.stderr
     res = cli("classify", "--taxonomy", "liu2025", "--input", str(issues), "--output", str(out),
               "--threshold", "1.5")
     assert res.returncode == 2 and "--threshold" in res.stderr

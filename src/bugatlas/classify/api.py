@@ -371,7 +371,11 @@ def calibrated_thresholds(ens: Ensemble, min_kappa: float, default: float) -> Th
     """Thresholds that keep, per dimension, only labels whose confidence the supervised
     model's calibration says agree with people at Cohen's kappa >= ``min_kappa``."""
     if ens.supervised is None:
-        raise BadInputError("--min-kappa needs a supervised model (the shipped one, `train`, or --model)")
+        raise BadInputError(f"--min-kappa needs a supervised model of {ens.spec.name} with its calibration "
+                            "(the shipped one, `train`, or --model); "
+                            + (f"the {', '.join(d.name for d in ens.donors)} model lent for some dimensions "
+                               f"was not calibrated on {ens.spec.name} labels" if ens.donors
+                               else f"none is shipped for {ens.spec.name}"))
     try:
         return ens.supervised.thresholds(min_kappa, default=default)
     except BugAtlasError as exc:
