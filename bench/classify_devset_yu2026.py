@@ -38,16 +38,22 @@ CORPUS = HERE.parent.parent / "shared" / "data" / "serving-issues-2025.jsonl.gz"
 
 
 def full_paths(path: Path) -> dict[tuple[str, int], dict[str, list[str]]]:
-    """Gold/annotator records, each name (at whatever depth) expanded to its whole path."""
+    """Label records of the annotators (one name per dimension, at whatever depth), each name
+    expanded to its path from the top level down to its own level: a category that has
+    children, chosen because nothing below it fitted, says nothing about the levels below."""
     cb = load_codebook("yu2026")
-    by_name = {dim: {c.name: c.id for c in d.categories.values()} for dim, d in cb.dimensions.items()}
     out = {}
     for line in path.read_text().splitlines():
         rec = orjson.loads(line)
         labels: dict[str, list[str]] = {}
         for dim, name in rec["labels"].items():
-            for out_dim, value in cb.dimensions[dim].store_labels(by_name[dim][name]):
-                labels[out_dim] = [value]
+            d = cb.dimensions[dim]
+            cat = next(c for c in d.categories.values() if c.name == name)
+            own_level = d.levels[len(d.path(cat.id)) - 1] if d.levels else dim
+            is_leaf = cat.id in {c.id for c in d.leaves()}
+            for out_dim, value in d.store_labels(cat.id):
+                if is_leaf or out_dim != d.leaf_dimension or out_dim == own_level:
+                    labels[out_dim] = [value]
         out[(rec["repo"], int(rec["number"]))] = labels
     return out
 
@@ -60,7 +66,7 @@ def main() -> int:
     if not args.corpus.exists():
         sys.exit(f"{args.corpus}: the shared corpus is missing (put ../shared beside the repository)")
     spec = taxonomy_spec("yu2026")
-    gold = full_paths(DEVSET / "gold.jsonl")
+    gold = {r.key: r.labels for r in read_label_records(DEVSET / "gold.jsonl", taxonomy="yu2026")}
     a, b = full_paths(DEVSET / "annotator_a.jsonl"), full_paths(DEVSET / "annotator_b.jsonl")
     humans = evaluate(spec, a, b)
     trainset = HERE / "trainset" / "labels.jsonl", HERE / "devset" / "gold.jsonl"
