@@ -12,7 +12,9 @@ unknown words load every stage; ``bugatlas.cli.app`` (for tests and notebooks) h
 from __future__ import annotations
 
 import importlib
+import signal
 import sys
+import threading
 from importlib.metadata import entry_points
 
 import typer
@@ -135,8 +137,23 @@ def _stages_for(argv: list[str]) -> list[str] | None:
     return None
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a supervisor, `timeout`, `kill`): stopped like Ctrl-C, so the run in progress
+    is recorded as interrupted and committed work is kept, instead of dying mid-write with the
+    run left "running"."""
+
+    def __str__(self) -> str:
+        return "terminated (SIGTERM)"
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
+    if threading.current_thread() is threading.main_thread():  # signal handlers live there only
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         _load_commands(_stages_for(argv))
         _app(args=argv, prog_name="bugatlas")

@@ -184,3 +184,54 @@ def test_train_says_which_stage_it_is_in(small_store: Store) -> None:
     train_store(small_store, "liu2025", step=steps.append)
     assert steps[0].startswith("text model on ") and steps[1].startswith("supervised model on ")
     assert steps[2:] == [f"calibration: fold {f} of 5" for f in range(1, 6)]
+
+
+def test_sigterm_stops_classify_like_ctrl_c_and_the_next_run_resumes(shared_data, tmp_path) -> None:
+    """A supervisor's SIGTERM (`timeout`, `kill`, a scheduler) killed the process outright: the
+    run stayed "running" in the runs table forever. It now stops like Ctrl-C: the run is
+    recorded as interrupted, the batches committed so far are kept, and the next run resumes."""
+    import signal
+    import sqlite3
+    import time
+
+    from tests.conftest import CORPUS
+
+    db = tmp_path / "s.db"
+    env = {**os.environ, "COLUMNS": "200"}
+    cli = [sys.executable, "-m", "bugatlas.cli"]
+    subprocess.run([*cli, "import", "--db", str(db), str(CORPUS)], check=True, capture_output=True, timeout=300, env=env)
+    proc = subprocess.Popen([*cli, "classify", "--taxonomy", "liu2025", "--db", str(db)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 240
+    labeled = 0
+    while time.monotonic() < deadline and proc.poll() is None and not labeled:
+        time.sleep(0.2)
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:  # the first batch is committed
+            labeled = conn.execute("SELECT count(DISTINCT issue_number) FROM labels "
+                                   "WHERE taxonomy = 'liu2025' AND source_kind != 'dataset'").fetchone()[0]
+    assert labeled and proc.poll() is None, "classify ended before a batch was committed"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines()[-1].startswith("interrupted:") and "Traceback" not in err
+    with Store(db) as store:
+        run = store.runs("classify")[-1]
+        assert run["status"] == "interrupted" and run["summary"]["error"] == "terminated (SIGTERM)"
+    again = subprocess.run([*cli, "classify", "--taxonomy", "liu2025", "--db", str(db), "--json"],
+                           capture_output=True, text=True, timeout=600, env=env)
+    assert again.returncode == 0, again.stderr
+    assert orjson.loads(again.stdout)["skipped"] >= labeled
+
+
+def test_classify_counts_the_issues_that_got_no_label_at_all(small_store: Store, tmp_path) -> None:
+    """`classify` said "200 issues labeled" when most of them got no label in any dimension
+    (a codebook of one's own without signals: most reports share no word with its categories)."""
+    from tests.conftest import USER_CODEBOOK_3_LEVELS
+
+    book = tmp_path / "mine.yaml"
+    book.write_text(USER_CODEBOOK_3_LEVELS)
+    res = classify_store(small_store, str(book))
+    with_labels = machine_labels(small_store, "mine")
+    assert res.labeled == 200 and 0 < res.no_label < 200
+    assert res.no_label == 200 - sum(any(v.values()) for v in with_labels.values())
+    assert small_store.runs("classify")[-1]["summary"]["no_label"] == res.no_label

@@ -242,6 +242,8 @@ class ClassifyResult:
     # issues the LLM failed on (their offline labels are stored; the next run asks again)
     llm_failed: int = 0
     llm_errors: list[str] = field(default_factory=list)  # the first 20
+    # classified issues that got no label in any dimension (every dimension abstained)
+    no_label: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -300,6 +302,7 @@ def classify_store(
               "min_kappa": min_kappa,
               "llm": getattr(llm, "name", None), "all_issues": all_issues}
     abstained: dict[str, int] = {d: 0 for d in spec.output_dims}
+    no_label = 0
     kinds: dict[str, int] = {}
     errors: list[str] = []
     llm_failed: set[tuple[str, int]] = set()
@@ -323,6 +326,7 @@ def classify_store(
             for p in preds:
                 for d in spec.output_dims:
                     abstained[d] += not p.labels.get(d)
+                no_label += not any(p.labels.values())
                 for k in p.source_kind.values():
                     kinds[k] = kinds.get(k, 0) + 1
             with store.transaction() as conn:
@@ -342,12 +346,13 @@ def classify_store(
                 progress(len(part), len(todo))
         run.summary.update({"candidates": len(candidates), "skipped": len(candidates) - len(todo)
                             if limit is None else len(done), "labeled": len(todo),
-                            "abstained": abstained, "llm_failed": len(llm_failed), "llm_errors": errors[:20]})
+                            "abstained": abstained, "no_label": no_label, "llm_failed": len(llm_failed),
+                            "llm_errors": errors[:20]})
     return ClassifyResult(run_id=run.id, version=version, candidates=len(candidates),
                           skipped=len(done & {i.key for i in candidates}), labeled=len(todo),
                           abstained=abstained, by_source_kind=kinds,
                           unfiltered=0 if all_issues else unfiltered_issues(store),
-                          llm_failed=len(llm_failed), llm_errors=errors[:20])
+                          llm_failed=len(llm_failed), llm_errors=errors[:20], no_label=no_label)
 
 
 # -- training -------------------------------------------------------------------------------

@@ -114,7 +114,8 @@ def register(app: typer.Typer) -> None:
         if json:
             print_json(res.as_dict())
             return
-        console.print(f"run {res.run_id}: {res.labeled} issues labeled, {res.skipped} already labeled by "
+        none = f" ({res.no_label} of them got no label at all: every dimension abstained)" if res.no_label else ""
+        console.print(f"run {res.run_id}: {res.labeled} issues classified{none}, {res.skipped} already classified by "
                       f"this version ({res.version}), {res.candidates} failure reports")
         if res.llm_failed:
             err_console.print(f"warning: the LLM failed on {res.llm_failed} issues, which keep their offline labels and "

@@ -187,8 +187,8 @@ class Store:
         handle = RunHandle(self.start_run(command, params))
         try:
             yield handle
-        except KeyboardInterrupt:  # Ctrl-C: not a failure of the command (str() of it is empty)
-            self.finish_run(handle.id, "interrupted", {"error": "interrupted (Ctrl-C)", **handle.summary})
+        except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: not a failure of the command
+            self.finish_run(handle.id, "interrupted", {"error": str(exc) or "interrupted (Ctrl-C)", **handle.summary})
             raise
         except BaseException as exc:
             self.finish_run(handle.id, "failed", {"error": str(exc)[:500] or type(exc).__name__, **handle.summary})
