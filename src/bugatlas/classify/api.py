@@ -10,7 +10,13 @@ from typing import Any
 
 import orjson
 
-from bugatlas.classify.base import DEFAULT_THRESHOLD, Prediction, Thresholds, check_names
+from bugatlas.classify.base import (
+    DEFAULT_THRESHOLD,
+    Prediction,
+    Thresholds,
+    check_names,
+    level_probs,
+)
 from bugatlas.classify.batch import LabelRecord, LabelWriter, read_issues, read_label_records
 from bugatlas.classify.combine import Donor, Ensemble, donors_for, has_text
 from bugatlas.classify.evaluate import EvalReport, evaluate, learning_curve
@@ -475,12 +481,31 @@ def suggest(store: Store, taxonomy: str, n: int = 50, *, dims: Sequence[str] | N
     dims = list(dims or [d for d in ("symptom", "root_cause") if d in spec.dims] or list(spec.dims))
     out = []
     for issue, pred in zip(pool, ens.predict(pool), strict=True):
-        margins = {d: round(pred.margin(d), 4) for d in dims}
+        margins = {d: round(top_margin(spec, d, pred), 4) for d in dims}
         out.append({"repo": issue.repo, "number": issue.number, "title": issue.title,
                     "uncertainty": round(1 - sum(margins.values()) / len(margins), 4),
-                    "margins": margins, "labels": {d: pred.labels.get(d, []) for d in dims}})
+                    "margins": margins, "labels": {d: deepest_labels(spec, d, pred) for d in dims}})
     out.sort(key=lambda r: (-r["uncertainty"], r["repo"], r["number"]))
     return out[:n]
+
+
+def top_margin(spec: TaxonomySpec, dim: str, pred: Prediction) -> float:
+    """Top-1 minus top-2 probability at the dimension's top level, the one decide() commits to
+    first (yu2026's symptom category, liu2025's symptom and root-cause group); small = unsure."""
+    sc = pred.scores.get(dim)
+    if sc is None:
+        return 0.0
+    probs = sorted(level_probs(spec, dim, sc, spec.dims[dim].out_dims[0]).values(), reverse=True) + [0.0, 0.0]
+    return probs[0] - probs[1]
+
+
+def deepest_labels(spec: TaxonomySpec, dim: str, pred: Prediction) -> list[str]:
+    """The labels of the deepest level of ``dim`` that has any (a yu2026 issue labeled only at
+    its symptom category shows that category, not an empty leaf)."""
+    for out_dim in reversed(spec.dims[dim].out_dims):
+        if pred.labels.get(out_dim):
+            return list(pred.labels[out_dim])
+    return []
 
 
 # -- eval ------------------------------------------------------------------------------------
