@@ -21,7 +21,7 @@ from bugatlas.classify.model import TextModel
 from bugatlas.classify.rules import RuleClassifier
 from bugatlas.classify.schema import TaxonomySpec, taxonomy_spec
 from bugatlas.classify.supervised import SupervisedModel
-from bugatlas.classify.text import issue_doc
+from bugatlas.classify.text import Doc, issue_doc
 from bugatlas.store.records import Issue
 
 NO_TEXT = "no title or body: nothing to judge"
@@ -102,11 +102,12 @@ class Donor:
         table = repr(sorted((s, t, top, sorted(m.items())) for s, (t, top, m) in self.tops.items()))
         return f"{self.name}:{self.classifier.version}:map-{hashlib.sha256(table.encode()).hexdigest()[:8]}"
 
-    def score(self, issues: Sequence[Issue]) -> list[dict[str, tuple[str, dict[str, float], list[str]]]]:
+    def score(self, issues: Sequence[Issue], docs: Sequence[Doc] | None = None
+              ) -> list[dict[str, tuple[str, dict[str, float], list[str]]]]:
         """Per issue: target dim -> (its top out dim, probabilities there, evidence line)."""
         out = []
         spec = self.classifier.spec
-        for dims, _ in self.classifier.score(issues):
+        for dims, _ in self.classifier.score(issues, docs=docs):
             mapped = {}
             for sdim, (tdim, top_dim, table) in self.tops.items():
                 sc = dims.get(sdim)
@@ -126,7 +127,7 @@ class Donor:
 def donors_for(taxonomy: str) -> list[Donor]:
     """Built-in codebooks that map onto ``taxonomy`` and ship a model trained on human labels."""
     from bugatlas.classify.schema import package_files_apply
-    from bugatlas.classify.supervised import shipped_model
+    from bugatlas.classify.supervised import shipped_model, shipped_model_path
     from bugatlas.taxonomy.loader import BUILTIN_DIR, load_codebook
     from bugatlas.taxonomy.mapping import get_mapping
 
@@ -136,11 +137,12 @@ def donors_for(taxonomy: str) -> list[Donor]:
         # codebook the built-in mappings were written for: their categories may not exist in it
         return out
     for path in sorted(BUILTIN_DIR.glob("*.yaml")):
-        try:
-            cb = load_codebook(path.stem)
-        except Exception:  # datasets.yaml and other files that are not codebooks
+        # only a codebook that ships a model can lend: the others are not even parsed (this runs
+        # at the start of every classify, and yu2026-artifact alone is a large file)
+        if path.stem == taxonomy or shipped_model_path(path.stem) is None:
             continue
-        if cb.name == taxonomy or taxonomy not in cb.mappings:
+        cb = load_codebook(path.stem)
+        if taxonomy not in cb.mappings:
             continue
         model = shipped_model(cb.name)
         if model is None:
@@ -207,8 +209,9 @@ class Ensemble:
         # labels it lowered cross-validated kappa, see BENCHMARKS.md)
         return min(0.85, 0.35 + 0.5 * r.strength / strong) if r.strength > 0 else 0.25
 
-    def score(self, issues: Sequence[Issue]) -> list[tuple[dict[str, DimScores], dict[str, str]]]:
-        docs = [issue_doc(i) for i in issues]  # split once, shared by rules and model
+    def score(self, issues: Sequence[Issue], docs: Sequence[Doc] | None = None
+              ) -> list[tuple[dict[str, DimScores], dict[str, str]]]:
+        docs = docs if docs is not None else [issue_doc(i) for i in issues]  # split once, shared by all parts
         rs = self.rules.score(issues, docs=docs)
         ms = (self.model.score(issues, docs=docs) if self.model is not None and self.model.fitted
               else [None] * len(issues))
@@ -216,7 +219,7 @@ class Ensemble:
               else [None] * len(issues))
         # another taxonomy's model through a mapping, for dimensions no supervised model of
         # this taxonomy answers (human labels of this taxonomy, when there are, come first)
-        lent = [d.score(issues) for d in self.donors]
+        lent = [d.score(issues, docs) for d in self.donors]
         out = []
         for n, (r_dims, m_dims, s_dims) in enumerate(zip(rs, ms, ss, strict=True)):
             dims, kinds = {}, {}
