@@ -144,7 +144,7 @@ class TextModel:
             lowercase=True, dtype=np.float32,
         )
         self.vectorizer.fit(texts + proto_texts)
-        self._names = None  # a refit has a new vocabulary
+        self._names = self._content = None  # a refit has a new vocabulary
         X = self.vectorizer.transform(texts)
         P = self.vectorizer.transform(proto_texts)
         weak = [None] * len(issues)
@@ -216,15 +216,20 @@ class TextModel:
                 texts.append(dspec.descriptions.get(name, name))
                 owner.append(c)
         proto = self.vectorizer.transform(texts)
-        # stop-word-only terms ("of", "out of") would make every issue close to every long text
-        keep = np.array([explains(t) for t in self._feature_names()], dtype=np.float32)
-        proto = unit_rows(proto.multiply(keep[None, :]).tocsr())
+        proto = unit_rows(proto.multiply(self._content_columns()[None, :]).tocsr())
         return _Head(classes=classes, clf=None, proto=proto, proto_class=np.asarray(owner))
 
     def _feature_names(self):
         if self._names is None:
             self._names = self.vectorizer.get_feature_names_out()
         return self._names
+
+    def _content_columns(self) -> np.ndarray:
+        """1 for a feature with a content word, 0 for a stop-word-only one ("of", "out of"),
+        which would make every issue close to every long category text; once per vocabulary."""
+        if self._content is None:
+            self._content = np.array([explains(t) for t in self._feature_names()], dtype=np.float32)
+        return self._content
 
     def _similarities(self, head: _Head, X) -> tuple[np.ndarray, np.ndarray]:
         """Per issue and class: the best cosine with the class's texts, and which text it was."""
@@ -281,6 +286,7 @@ class TextModel:
         return model_terms(idx, vals, self._feature_names(), k)
 
     _names = None
+    _content = None
 
     def _top_head(self, dim: str) -> str:
         """The head that decides a dimension's top level (its groups', else its leaves')."""
