@@ -1,4 +1,5 @@
-"""Output files of the batch interfaces (classify, filter, diagnose, taxonomy map)."""
+"""Files BugAtlas reads and writes: the YAML data files (codebooks, signatures, rules), and the
+output files of the batch interfaces (classify, filter, diagnose, taxonomy map)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,18 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
+import yaml
+
 from bugatlas.errors import BadInputError
+
+# libyaml's loader where PyYAML was built with it: the same safe subset, about 10x faster on the
+# 50-KB codebooks that every classify parses (0.06 s each with the pure-Python loader)
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def load_yaml(text: str | bytes):
+    """``yaml.safe_load``, faster. Errors are the same ``yaml.YAMLError`` with line marks."""
+    return yaml.load(text, Loader=_YAML_LOADER)  # noqa: S506 (a safe loader)
 
 
 @contextmanager

@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
 
 from bugatlas.analyze.data import StudyData, load_study, split_levels
 from bugatlas.errors import BadInputError
+from bugatlas.files import load_yaml
 from bugatlas.store import Store
 
 COLUMNS = ["id", "paper", "where", "what", "published", "dataset", "raw_file", "published_pct",
@@ -28,7 +28,7 @@ COLUMNS = ["id", "paper", "where", "what", "published", "dataset", "raw_file", "
 @cache
 def published() -> dict[str, Any]:
     text = (resources.files("bugatlas.analyze") / "published.yaml").read_text(encoding="utf-8")
-    return yaml.safe_load(text)
+    return load_yaml(text)
 
 
 def published_numbers(paper: str | None = None) -> list[dict[str, Any]]:

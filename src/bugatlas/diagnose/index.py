@@ -24,11 +24,10 @@ from typing import Any
 
 import numpy as np
 import orjson
-import yaml
 
 from bugatlas.diagnose.parse import ParsedLog, extract_log, load_patterns, parse_log
 from bugatlas.errors import BadInputError
-from bugatlas.files import replaced_when_complete
+from bugatlas.files import load_yaml, replaced_when_complete
 from bugatlas.store import Store
 from bugatlas.store.store import now_iso
 
@@ -36,7 +35,7 @@ from bugatlas.store.store import now_iso
 @lru_cache(maxsize=1)
 def search_settings() -> dict[str, Any]:
     text = (resources.files("bugatlas.diagnose") / "search.yaml").read_text(encoding="utf-8")
-    return yaml.safe_load(text)
+    return load_yaml(text)
 
 
 # Tokens that are addresses or hashes (x7f3c9e416f20, a hex commit): unique, so "specific", but

@@ -15,7 +15,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
-import yaml
+from bugatlas.files import load_yaml
 
 MAX_LOG_CHARS = 200_000  # a pasted log beyond this is truncated (keep the tail: errors end logs)
 MAX_SIGNATURE_CHARS = 160
@@ -132,7 +132,7 @@ def load_patterns(path: str | None = None) -> Patterns:
     else:
         with open(path, encoding="utf-8") as fh:
             text = fh.read()
-    return Patterns(yaml.safe_load(text))
+    return Patterns(load_yaml(text))
 
 
 # -- normalization ------------------------------------------------------------------------------

@@ -15,9 +15,8 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
-import yaml
-
 from bugatlas.diagnose.parse import ParsedLog, log_line
+from bugatlas.files import load_yaml
 
 DIMENSIONS = ("symptom", "root_cause")
 
@@ -25,7 +24,7 @@ DIMENSIONS = ("symptom", "root_cause")
 @lru_cache(maxsize=1)
 def load_priors() -> dict[str, Any]:
     text = (resources.files("bugatlas.diagnose") / "priors.yaml").read_text(encoding="utf-8")
-    return yaml.safe_load(text)
+    return load_yaml(text)
 
 
 @dataclass

@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from bugatlas.errors import BadInputError
+from bugatlas.files import load_yaml
 
 STUDIES_DIR = Path(__file__).with_name("studies")
 
@@ -113,7 +114,7 @@ def load_rules(name_or_path: str | Path | None = None) -> FilterRules:
     if not p.is_file():
         raise BadInputError(f"filter rules file not found: {p}")
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        data = load_yaml(p.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as e:
         raise BadInputError(f"{p}: not valid YAML: {str(e).splitlines()[0]}") from None
     except (OSError, UnicodeDecodeError) as e:

@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import yaml
+from bugatlas.files import load_yaml
 
 TEXT_CONFIG = Path(__file__).with_name("text.yaml")
 BODY_CHARS = 4000  # the head of the body carries the template and the report; logs follow
@@ -24,7 +24,7 @@ _URL = re.compile(r"https?://\S+")
 
 @lru_cache(maxsize=4)
 def text_config(path: str | None = None) -> dict[str, Any]:
-    return yaml.safe_load(Path(path or TEXT_CONFIG).read_text(encoding="utf-8"))
+    return load_yaml(Path(path or TEXT_CONFIG).read_text(encoding="utf-8"))
 
 
 @lru_cache(maxsize=4)

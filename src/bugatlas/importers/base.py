@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import orjson
-import yaml
 from pydantic import ValidationError
 
 from bugatlas.errors import BadInputError
+from bugatlas.files import load_yaml
 from bugatlas.store import Issue, Label, Repository, Store
 
 PROGRESS_MIN_BYTES = 1_000_000  # smaller files import before a progress bar is worth drawing
@@ -66,7 +66,7 @@ class ImportResult:
 @cache
 def dataset_facts() -> dict[str, Any]:
     text = (resources.files("bugatlas.codebooks") / "datasets.yaml").read_text(encoding="utf-8")
-    return yaml.safe_load(text)
+    return load_yaml(text)
 
 
 def one_line(exc: Exception) -> str:

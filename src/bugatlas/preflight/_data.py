@@ -6,14 +6,14 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-import yaml
+from bugatlas.files import load_yaml
 
 
 @cache
 def load(name: str) -> dict[str, Any]:
     """One of the package's data files (``engines``, ``compat``, ``models``, ``attention``, ``checks``)."""
     text = (resources.files("bugatlas.preflight") / "data" / f"{name}.yaml").read_text("utf-8")
-    return yaml.safe_load(text)
+    return load_yaml(text)
 
 
 GIB = 1024**3

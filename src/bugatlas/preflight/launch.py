@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from bugatlas.errors import BadInputError
+from bugatlas.files import load_yaml
 from bugatlas.preflight._data import load
 
 _ENV_ASSIGN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
@@ -228,7 +229,7 @@ def _merge_engine_config(launch: Launch, path: Path) -> None:
     if not path.exists():
         raise BadInputError(f"{path}: --config file not found")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = load_yaml(path.read_text(encoding="utf-8")) or {}
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise BadInputError(f"{path}: cannot read the --config file ({' '.join(str(exc).split())})") from exc
     if not isinstance(data, dict):
@@ -294,7 +295,7 @@ def deployment_from_mapping(doc: dict[str, Any], *, where: str) -> Launch:
 
 def _read_yaml(path: Path) -> Any:
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        return load_yaml(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise BadInputError(f"{path}: cannot read deployment description ({' '.join(str(exc).split())})") from exc
 

@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from bugatlas.errors import BadInputError
+from bugatlas.files import load_yaml
 from bugatlas.preflight._data import GIB, MIB
 
 # Packages whose versions matter to the checks (engines, their stacks, loaders).
@@ -208,7 +209,7 @@ def machine_from_mapping(data: dict[str, Any], *, where: str) -> Machine:
 def load_machine(path: str | os.PathLike[str]) -> Machine:
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))  # JSON is YAML too
+        data = load_yaml(path.read_text(encoding="utf-8"))  # JSON is YAML too
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise BadInputError(f"{path}: cannot read machine description ({' '.join(str(exc).split())})") from exc
     return machine_from_mapping(data or {}, where=str(path))

@@ -22,8 +22,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-import yaml
-
+from bugatlas.files import load_yaml
 from bugatlas.probe.client import (
     ProbeClient,
     ServerTimeout,
@@ -74,7 +73,7 @@ def oracle(name: str) -> Callable[[Oracle], Oracle]:
 def probe_data() -> dict[str, Any]:
     """Marker lists, round-trip texts and filler prompts (``probe_data.yaml``)."""
     text = (resources.files("bugatlas.probe") / "probe_data.yaml").read_text(encoding="utf-8")
-    return yaml.safe_load(text)
+    return load_yaml(text)
 
 
 def short(text: Any, n: int = 160) -> str:

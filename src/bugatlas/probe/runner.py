@@ -13,6 +13,7 @@ import httpx
 import yaml
 
 from bugatlas.errors import BadInputError, BugAtlasError
+from bugatlas.files import load_yaml
 from bugatlas.probe.client import ProbeClient, ServerTimeout, ServerUnreachable
 from bugatlas.probe.oracles import ORACLES, Context, Fail, Skip, short
 from bugatlas.probe.suite import Suite, load_suite
@@ -79,7 +80,7 @@ def parse_overrides(items: list[str]) -> dict[str, dict[str, Any]]:
         if not eq or not dot or not check or not param:
             raise BadInputError(f"--set {item}: expected CHECK.PARAM=VALUE, e.g. load.concurrency=16")
         try:
-            out.setdefault(check, {})[param] = yaml.safe_load(value)
+            out.setdefault(check, {})[param] = load_yaml(value)
         except yaml.YAMLError as exc:
             raise BadInputError(f"--set {item}: the value is not valid YAML ({str(exc).splitlines()[0]})") from exc
     return out

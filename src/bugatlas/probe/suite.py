@@ -29,6 +29,7 @@ from typing import Any
 import yaml
 
 from bugatlas.errors import BadInputError
+from bugatlas.files import load_yaml
 
 FAILURE_KINDS = ("assertion", "timeout", "unreachable", "server_error", "rejected", "accepted",
                  "unclear_error", "not_alive", "slow")  # fmt: skip
@@ -94,7 +95,7 @@ def _read(name_or_path: str | Path) -> tuple[dict[str, Any], str]:
         except (OSError, UnicodeDecodeError) as exc:
             raise BadInputError(f"--suite {name_or_path}: cannot read it ({exc})") from exc
     try:
-        data = yaml.safe_load(text)
+        data = load_yaml(text)
     except yaml.YAMLError as exc:
         raise BadInputError(f"{source}: not valid YAML ({str(exc).splitlines()[0]})") from exc
     if not isinstance(data, dict):

@@ -31,6 +31,7 @@ import yaml
 
 from bugatlas import __version__
 from bugatlas.errors import BadInputError, BugAtlasError
+from bugatlas.files import load_yaml
 from bugatlas.store import Store
 
 STEPS = ("import", "collect", "hydrate", "filter", "map", "classify", "report")
@@ -107,7 +108,7 @@ class Study:
 def load_study_file(path: str | os.PathLike[str]) -> Study:
     path = Path(path).resolve()
     try:
-        spec = yaml.safe_load(path.read_text(encoding="utf-8"))
+        spec = load_yaml(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise BadInputError(f"{path}: cannot read the study file ({exc.strerror})") from exc
     except yaml.YAMLError as exc:

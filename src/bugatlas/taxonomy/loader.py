@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from bugatlas.files import load_yaml
 from bugatlas.taxonomy.model import Category, Codebook, CodebookError, Dimension, normalize_name
 
 BUILTIN_DIR = Path(__file__).resolve().parent.parent / "codebooks"
@@ -43,7 +44,7 @@ def _is_codebook_file(path: Path) -> bool:
 @lru_cache(maxsize=256)
 def _has_dimensions(path: str, mtime: float) -> bool:
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        data = load_yaml(Path(path).read_text(encoding="utf-8"))
     except Exception:
         return False
     return isinstance(data, dict) and "dimensions" in data
@@ -158,7 +159,7 @@ def _read(path: Path) -> tuple[Codebook, list[str]]:
     problems: list[str] = []
     f = str(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = load_yaml(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f":{mark.line + 1}" if mark else ""
