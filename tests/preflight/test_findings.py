@@ -27,6 +27,19 @@ def test_every_failure_class_is_a_category_of_its_codebook(check_id):
         assert fc.definition and fc.group
 
 
+@pytest.mark.parametrize("check_id", sorted(load("checks")))
+def test_a_class_spelled_as_the_published_dataset_maps_onto_its_codebook_name(check_id):
+    # the artifact spelling finds the imported Open-LLM-Failures records of this class: it must be
+    # the label that the codebooks' own mapping turns into this class, or examples and counts
+    # would disagree with `taxonomy map` (the 5 "Tokenizer File Error" records map to D.2)
+    from bugatlas.taxonomy.mapping import get_mapping
+
+    for fc in failure_classes(check_id):
+        if fc.artifact:
+            mapped = get_mapping(f"{fc.taxonomy}-artifact", fc.taxonomy).map(fc.dimension, fc.artifact)
+            assert mapped is not None and mapped.name == fc.value, (check_id, fc.artifact, mapped)
+
+
 def test_exit_codes_do_not_collide_with_cli_errors():
     assert (EXIT_PASS, EXIT_WARN, EXIT_BLOCK) == (0, 10, 20)
     from bugatlas.errors import BadInputError, BugAtlasError
