@@ -127,6 +127,38 @@ def test_cli_says_when_the_llm_failed(endpoint, corpus_records, tmp_path) -> Non
     assert "HTTP 404" in res.stderr and "nosuchmodel" in res.stderr
 
 
+def test_batch_mode_keeps_the_llms_answers_and_a_failed_run_resumes(endpoint, corpus_records, write_jsonl,
+                                                                     tmp_path) -> None:
+    """Batch mode has no store, and its LLM answers were kept in memory only: a batch the
+    endpoint failed on near its end wrote nothing and the next run asked every issue again."""
+    issues = write_jsonl([corpus_records[k] for k in KEYS], "issues.jsonl")
+    out = tmp_path / "labels.jsonl"
+    args = ("classify", "--taxonomy", str(TINY), "--input", str(issues), "--output", str(out), "--no-shipped",
+            "--llm-model", "m", "--llm-below", "1.01", "--llm-retries", "0", "-j", "1")
+    ep = endpoint(TINY_ANSWER, script=["ok", "ok", "404"])  # fails on the third issue
+    res = _cli(*args, "--llm-url", ep.url)
+    assert res.returncode != 0 and "HTTP 404" in res.stderr and not out.exists()
+    assert "llm: 3 requests, 0 answers from" in res.stderr
+    cache = out.with_name("labels.jsonl.llm-cache.sqlite")
+    assert cache.is_file()
+    ep2 = endpoint(TINY_ANSWER)
+    res = _cli(*args, "--llm-url", ep2.url)
+    assert res.returncode == 0, res.stderr
+    assert len(ep2.seen) == 1 and "llm: 1 requests, 2 answers from" in res.stderr  # only the failed one
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == 3 and all(r["labels"]["cause"] == ["Logic"] for r in rows)
+    # a named cache file; one that is not SQLite is a one-line usage error naming it
+    other = tmp_path / "answers.sqlite"
+    res = _cli(*args, "--llm-url", ep2.url, "--llm-cache", str(other))
+    assert res.returncode == 0 and other.is_file() and len(ep2.seen) == 4
+    bad = tmp_path / "bad.sqlite"
+    bad.write_text("not a database " * 100)
+    res = _cli(*args, "--llm-url", ep2.url, "--llm-cache", str(bad))
+    assert res.returncode == 2 and str(bad) in res.stderr and "--llm-cache" in res.stderr
+    res = _cli(*args, "--llm-cache", str(other))  # no --llm-url
+    assert res.returncode == 2 and "--llm-cache is for batch mode with --llm-url" in res.stderr
+
+
 def test_api_key_from_the_environment_is_sent_documented_and_never_shown(endpoint, corpus_records, tmp_path) -> None:
     key = "sk-test-7f3a9c1e55d04b"
     _store(tmp_path, corpus_records, KEYS).close()

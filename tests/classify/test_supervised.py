@@ -15,6 +15,7 @@ import pytest
 from bugatlas import Store
 from bugatlas.classify import classify_file, read_label_records
 from bugatlas.classify.api import build_classifier, load_trained, train_store
+from bugatlas.classify.schema import taxonomy_spec
 from bugatlas.classify.supervised import (
     LEVEL_BLEND,
     NEVER,
@@ -391,6 +392,36 @@ def test_a_user_copy_of_yu2026_gets_no_lent_liu2025_symptoms(corpus_records, wri
         cats = {r["labels"]["symptom_category"] for r in rows}  # single-valued: a name or null
         assert len(rows) == 25 and "Runtime Crash" not in cats, (taxonomy, cats)
         assert not any("liu2025 model" in e for r in rows for e in r["evidence"]["symptom_category"])
+
+
+def test_a_session_that_loaded_its_own_liu2025_file_still_lends_the_built_in_to_yu2026(corpus_records, tmp_path,
+                                                                                       monkeypatch) -> None:
+    """A codebook file loaded by path owns its name in the process afterwards. A notebook that
+    classified with its own edited liu2025.yaml then ran yu2026 without the lent symptom
+    categories (kappa 0.61 -> 0.31 on the dev set), silently: the lender was looked up by name."""
+    import yaml
+
+    from bugatlas.classify import schema
+    from bugatlas.taxonomy import load_codebook
+
+    # the user's file owns "liu2025" in this test only, not in the tests run after it
+    monkeypatch.setattr(schema, "_BY_CODEBOOK_NAME", dict(schema._BY_CODEBOOK_NAME))
+    data = yaml.safe_load(Path(load_codebook("liu2025").source).read_text(encoding="utf-8"))
+    for c in data["dimensions"]["symptom"]["categories"]:
+        if c["name"] == "System Hang":
+            c["name"] = "Hang"
+    mine = tmp_path / "liu2025.yaml"
+    mine.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    assert "Hang" in taxonomy_spec(str(mine)).dims["symptom"].leaves
+    hang = Issue(repo="sgl-project/sglang", number=6857, title=corpus_records[("sgl-project/sglang", 6857)]["title"],
+                 body=corpus_records[("sgl-project/sglang", 6857)]["body"])
+    ens = build_classifier("yu2026", fit_on=[hang])
+    assert [d.name for d in ens.donors] == ["liu2025"]
+    (p,) = ens.predict([hang])
+    assert p.labels["symptom_category"] == ["Process Hang"]
+    assert any(e.startswith("liu2025 model: System Hang") for e in p.evidence["symptom_category"])
+    # the user's file still owns the name
+    assert "Hang" in taxonomy_spec("liu2025").dims["symptom"].leaves
 
 
 def test_package_signature_files_apply_to_the_codebook_they_were_written_for(tmp_path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import signal
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -128,6 +129,14 @@ def classify_file(
 _WORKER_ENS: Ensemble | None = None
 
 
+def _worker_start() -> None:
+    # the CLI stops on SIGTERM like on Ctrl-C (an exception, so the run is recorded); a pool
+    # worker inherits that handler, but Pool.terminate() ends idle workers with SIGTERM and
+    # expects them to die: with the exception each printed a traceback, and one raised while
+    # it held the task queue's lock left the next worker waiting and the batch hung for good
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def _predict_chunk(issues: list[Issue]) -> list[Prediction]:
     assert _WORKER_ENS is not None
     return _WORKER_ENS.predict(issues)
@@ -146,7 +155,7 @@ def predict_parallel(ens: Ensemble, issues: Sequence[Issue], *, jobs: int = 2, c
     global _WORKER_ENS
     _WORKER_ENS = ens
     try:
-        with mp.get_context("fork").Pool(jobs) as pool:
+        with mp.get_context("fork").Pool(jobs, initializer=_worker_start) as pool:
             parts = pool.map(_predict_chunk, [issues[i : i + chunk] for i in range(0, len(issues), chunk)])
     finally:
         _WORKER_ENS = None
@@ -158,9 +167,8 @@ def models_learned_from(ens: Ensemble) -> set[tuple[str, int]]:
     """Issues whose human labels the ensemble's supervised model, or a donor whose model it
     uses (for a dimension its own supervised model does not answer), learned from."""
     seen = set(ens.supervised.trained_on) if ens.supervised is not None else set()
-    for donor in ens.donors:
-        lends = any(ens.supervised is None or not ens.supervised.covers(tdim) for tdim, _, _ in donor.tops.values())
-        if lends and donor.classifier.supervised is not None:
+    for donor in ens.lending_donors():
+        if donor.classifier.supervised is not None:
             seen |= donor.classifier.supervised.trained_on
     return seen
 

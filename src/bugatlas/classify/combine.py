@@ -4,7 +4,7 @@ what both are unsure about; no label when the final confidence is below the thre
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 from bugatlas.classify.base import (
@@ -73,7 +73,7 @@ def lend(own: DimScores, top_dim: str, probs: dict[str, float], evidence: list[s
 class Donor:
     """Another taxonomy's classifier whose labels map onto this one by its codebook's
     ``mappings:`` (data): e.g. liu2025's model, trained on human labels of engine issues, gives a
-    yu2026 run its symptom categories. Only a dimension whose every top-level source value maps
+    yu2026 run its symptom and root-cause categories. Only a dimension whose every top-level source value maps
     is taken, and only at this taxonomy's top level (the mapped probabilities add up there)."""
 
     def __init__(self, classifier: Ensemble, mapping: Any):
@@ -107,10 +107,10 @@ class Donor:
         """Per issue: target dim -> (its top out dim, probabilities there, evidence line)."""
         out = []
         spec = self.classifier.spec
-        for dims, _ in self.classifier.score(issues, docs=docs):
+        for scored, _ in self.classifier.score(issues, docs=docs, only=self.tops):
             mapped = {}
             for sdim, (tdim, top_dim, table) in self.tops.items():
-                sc = dims.get(sdim)
+                sc = scored.get(sdim)
                 if sc is None:
                     continue
                 src_p = level_probs(spec, sdim, sc, spec.dims[sdim].out_dims[0])
@@ -126,7 +126,7 @@ class Donor:
 
 def donors_for(taxonomy: str) -> list[Donor]:
     """Built-in codebooks that map onto ``taxonomy`` and ship a model trained on human labels."""
-    from bugatlas.classify.schema import package_files_apply
+    from bugatlas.classify.schema import names_resolved_as_files, package_files_apply
     from bugatlas.classify.supervised import shipped_model, shipped_model_path
     from bugatlas.taxonomy.loader import BUILTIN_DIR, load_codebook
     from bugatlas.taxonomy.mapping import get_mapping
@@ -144,10 +144,13 @@ def donors_for(taxonomy: str) -> list[Donor]:
         cb = load_codebook(path.stem)
         if taxonomy not in cb.mappings:
             continue
-        model = shipped_model(cb.name)
-        if model is None:
-            continue
-        donor = Donor(Ensemble(cb.name, supervised=model), get_mapping(cb.name, taxonomy))
+        # the lender is the codebook its name resolves to, even after a notebook loaded its own
+        # file of that name by path (which would otherwise mean "liu2025" here)
+        with names_resolved_as_files(cb.name):
+            model = shipped_model(cb.name)
+            if model is None:
+                continue
+            donor = Donor(Ensemble(cb.name, supervised=model), get_mapping(cb.name, taxonomy))
         if donor.tops:
             out.append(donor)
     return out
@@ -209,21 +212,36 @@ class Ensemble:
         # labels it lowered cross-validated kappa, see BENCHMARKS.md)
         return min(0.85, 0.35 + 0.5 * r.strength / strong) if r.strength > 0 else 0.25
 
-    def score(self, issues: Sequence[Issue], docs: Sequence[Doc] | None = None
-              ) -> list[tuple[dict[str, DimScores], dict[str, str]]]:
+    def _answered_here(self, top_dim: str) -> bool:
+        # human labels of this taxonomy come first: a donor lends a top level only where this
+        # taxonomy's supervised model has no head of its own (it may have one only lower down,
+        # when its labels name a single top-level category)
+        return self.supervised is not None and self.supervised.answers(top_dim)
+
+    def lending_donors(self) -> list[Donor]:
+        """The donors whose mapped top levels this ensemble takes (for at least one dim)."""
+        return [d for d in self.donors if any(not self._answered_here(top) for _, top, _ in d.tops.values())]
+
+    def score(self, issues: Sequence[Issue], docs: Sequence[Doc] | None = None,
+              only: Collection[str] | None = None) -> list[tuple[dict[str, DimScores], dict[str, str]]]:
+        """Per issue: dim -> combined scores, and which kind of classifier decided it. Only
+        the dims in ``only`` when given (a lender needs only the dims it lends: liu2025's
+        component and phase heads, evidence and blending cost a fifth of its time)."""
         docs = docs if docs is not None else [issue_doc(i) for i in issues]  # split once, shared by all parts
-        rs = self.rules.score(issues, docs=docs)
+        rs = self.rules.score(issues, docs=docs)  # all dims: the supervised features use every one
         ms = (self.model.score(issues, docs=docs) if self.model is not None and self.model.fitted
               else [None] * len(issues))
-        ss = (self.supervised.score(issues, docs=docs, rule_scores=rs) if self.supervised is not None
+        ss = (self.supervised.score(issues, docs=docs, rule_scores=rs, dims=only) if self.supervised is not None
               else [None] * len(issues))
         # another taxonomy's model through a mapping, for dimensions no supervised model of
         # this taxonomy answers (human labels of this taxonomy, when there are, come first)
-        lent = [d.score(issues, docs) for d in self.donors]
+        lent = [d.score(issues, docs) for d in self.lending_donors()]
         out = []
         for n, (r_dims, m_dims, s_dims) in enumerate(zip(rs, ms, ss, strict=True)):
             dims, kinds = {}, {}
             for dim, r in r_dims.items():
+                if only is not None and dim not in only:
+                    continue
                 m = m_dims.get(dim) if m_dims else None
                 top = max(r.probs.values(), default=0.0)
                 if m is None or (r.strength >= self.rules.sig.strong_score and top >= self.strong_probability):
@@ -232,9 +250,8 @@ class Ensemble:
                     dims[dim], kinds[dim] = blend(r, m, self._rule_weight(r)), "model"
                 if s_dims and dim in s_dims:
                     dims[dim], kinds[dim] = overlay(s_dims[dim], dims[dim]), "model"
-                    continue
                 for scored in lent:
-                    if dim in scored[n]:
+                    if dim in scored[n] and not self._answered_here(scored[n][dim][0]):
                         dims[dim], kinds[dim] = lend(dims[dim], *scored[n][dim]), "model"
                         break
             out.append((dims, kinds))

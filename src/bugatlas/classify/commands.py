@@ -22,7 +22,8 @@ def _progress() -> Progress:
 
 
 def _llm(taxonomy: str, url: str | None, model: str | None, store=None, timeout: float = 120.0,
-         retries: int = 3, response_format: str = "auto", max_tokens: int = 400, body_chars: int = 3000):
+         retries: int = 3, response_format: str = "auto", max_tokens: int = 400, body_chars: int = 3000,
+         cache_file: Path | None = None):
     if not url:
         return None
     from bugatlas.classify.llm import LLMLabeler
@@ -32,7 +33,7 @@ def _llm(taxonomy: str, url: str | None, model: str | None, store=None, timeout:
         raise BadInputError("--llm-url needs --llm-model (the model name the endpoint serves)")
     return LLMLabeler(taxonomy, url, model, store=store, api_key=os.environ.get("BUGATLAS_LLM_KEY"),
                       timeout=timeout, retries=retries, response_format=response_format,
-                      max_tokens=max_tokens, body_chars=body_chars)
+                      max_tokens=max_tokens, body_chars=body_chars, cache_file=cache_file)
 
 
 def _load_model(path: Path, taxonomy: str):  # noqa: ANN202
@@ -67,11 +68,12 @@ def register(app: typer.Typer) -> None:
         llm_max_tokens: Annotated[int, typer.Option(min=1, help="Answer length limit.")] = 400,
         llm_body_chars: Annotated[int, typer.Option(min=0, help="How much of the issue body goes into the prompt.")] = 3000,
         llm_retries: Annotated[int, typer.Option(min=0, help="Retries on invalid JSON, 5xx and timeouts.")] = 3,
+        llm_cache: Annotated[Path | None, typer.Option("--llm-cache", help="Batch mode: SQLite file of the LLM's answers, reused by the next run (an interrupted or failed run resumes). Default: the output's name + .llm-cache.sqlite. The store mode keeps them in the store.")] = None,
         all_issues: Annotated[bool, typer.Option("--all", help="Label every issue with text, not only the filter's failure reports.")] = False,
         limit: Annotated[int | None, typer.Option(help="Label at most this many (unlabeled) issues.")] = None,
         jobs: Annotated[int, typer.Option("--jobs", "-j", help="Batch mode: worker processes for the offline classifiers.")] = min(2, os.cpu_count() or 1),
         model: Annotated[Path | None, typer.Option("--model", help="A supervised model file (from `train --output`) instead of the store's or the shipped one.")] = None,
-        shipped: Annotated[bool, typer.Option("--shipped/--no-shipped", help="Use the supervised models that ship with BugAtlas (when no better one is given): this taxonomy's, and liu2025's symptoms mapped onto yu2026.")] = True,
+        shipped: Annotated[bool, typer.Option("--shipped/--no-shipped", help="Use the supervised models that ship with BugAtlas (when no better one is given): this taxonomy's, and liu2025's symptoms and root-cause groups mapped onto yu2026's categories.")] = True,
         min_kappa: Annotated[float | None, typer.Option("--min-kappa", min=-1.0, max=1.0, help="Per dimension, keep only labels at a confidence where the supervised model's cross-validated calibration agrees with people at this Cohen's kappa; abstain on the rest (they are left to people).")] = None,
         db: DbOption = None,
         json: JsonOption = False,
@@ -83,16 +85,26 @@ def register(app: typer.Typer) -> None:
 
         if (input is None) != (output is None):
             raise BadInputError("batch mode needs both --input and --output")
+        if llm_cache is not None and (input is None or not llm_url):
+            raise BadInputError("--llm-cache is for batch mode with --llm-url (the store keeps the LLM's answers)")
         supervised = _load_model(model, taxonomy) if model else None
         if input is not None:
+            assert output is not None
+            cache_file = llm_cache or output.with_name(output.name + ".llm-cache.sqlite")
             llm = _llm(taxonomy, llm_url, llm_model, None, llm_timeout, llm_retries, llm_format,
-                       llm_max_tokens, llm_body_chars)
-            with _progress() as bar:
-                task = bar.add_task("classify", total=None)
-                n = api.classify_file(taxonomy, input, output, background=background, threshold=threshold,
-                                      llm=llm, llm_below=llm_below, jobs=jobs, supervised=supervised,
-                                      use_shipped=shipped, min_kappa=min_kappa,
-                                      progress=lambda k: bar.advance(task, k))
+                       llm_max_tokens, llm_body_chars, cache_file if llm_url else None)
+            try:
+                with _progress() as bar:
+                    task = bar.add_task("classify", total=None)
+                    n = api.classify_file(taxonomy, input, output, background=background, threshold=threshold,
+                                          llm=llm, llm_below=llm_below, jobs=jobs, supervised=supervised,
+                                          use_shipped=shipped, min_kappa=min_kappa,
+                                          progress=lambda k: bar.advance(task, k))
+            finally:
+                if llm is not None:
+                    llm.close()
+                    err_console.print(f"llm: {llm.stats['requests']} requests, {llm.stats['cache_hits']} answers "
+                                      f"from {cache_file}", highlight=False)
             if json:
                 print_json({"issues": n, "output": str(output)})
             else:

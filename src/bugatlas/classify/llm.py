@@ -1,16 +1,18 @@
 """An LLM labeler for any OpenAI-compatible endpoint (vLLM, llama.cpp's server, Ollama,
 hosted APIs): the codebook goes into the prompt, the answer is constrained by a JSON schema
 (``response_format`` ``json_schema``; servers that only know ``json_object`` with a schema
-are detected and served that form), validated again here, cached in the store by a hash of
-the request, and retried a bounded number of times on invalid JSON, 5xx answers and
-timeouts.
+are detected and served that form), validated again here, cached by a hash of the request
+(in the store, or in batch mode in a small SQLite file beside the output), and retried a
+bounded number of times on invalid JSON, 5xx answers and timeouts.
 """
 
 from __future__ import annotations
 
 import hashlib
+import sqlite3
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -27,7 +29,7 @@ from bugatlas.classify.base import (
 )
 from bugatlas.classify.schema import TaxonomySpec, taxonomy_spec
 from bugatlas.classify.text import issue_doc
-from bugatlas.errors import BugAtlasError
+from bugatlas.errors import BadInputError, BugAtlasError
 from bugatlas.store import Store
 from bugatlas.store.records import Issue
 from bugatlas.store.store import now_iso
@@ -37,6 +39,33 @@ PROMPT_VERSION = "1"
 
 class LLMError(BugAtlasError):
     """The endpoint failed or kept answering outside the schema after the retries."""
+
+
+class AnswerCache:
+    """Validated answers by request hash in a SQLite file of their own: batch mode has no store,
+    and without a cache a batch the endpoint failed on at issue 2,500 asked all 2,500 again.
+    Each answer is committed as it arrives, so an interrupted or failed run resumes."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        try:
+            self.conn = sqlite3.connect(self.path, isolation_level=None)
+            self.conn.execute("CREATE TABLE IF NOT EXISTS answers (key TEXT PRIMARY KEY, model TEXT NOT NULL, "
+                              "response TEXT NOT NULL, created_at TEXT NOT NULL) WITHOUT ROWID")
+        except sqlite3.Error as exc:
+            raise BadInputError(f"LLM answer cache {self.path}: cannot use it as a SQLite file ({exc}); "
+                                "choose another with --llm-cache") from None
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        row = self.conn.execute("SELECT response FROM answers WHERE key = ?", (key,)).fetchone()
+        return orjson.loads(row[0]) if row else None
+
+    def put(self, key: str, model: str, answer: dict[str, Any]) -> None:
+        self.conn.execute("INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?)",
+                          (key, model, orjson.dumps(answer).decode(), now_iso()))
+
+    def close(self) -> None:
+        self.conn.close()
 
 
 def response_schema(spec: TaxonomySpec) -> dict[str, Any]:
@@ -116,12 +145,15 @@ class LLMLabeler:
         response_format: str = "auto",
         definitions: bool = True,
         body_chars: int = 3000,
+        cache_file: str | Path | None = None,
     ):
         self.spec = taxonomy_spec(taxonomy)
         base = url.rstrip("/")
         self.endpoint = base + ("/chat/completions" if base.endswith("/v1") else "/v1/chat/completions")
         self.model = model
         self.store = store
+        # answers outside a store (batch mode): kept in this file when given, else in memory only
+        self.cache_file = AnswerCache(cache_file) if cache_file is not None and store is None else None
         self.retries = retries
         self.backoff = backoff
         self.max_tokens = max_tokens
@@ -165,6 +197,8 @@ class LLMLabeler:
     def _cached(self, key: str) -> dict[str, Any] | None:
         if key in self._memory:
             return self._memory[key]
+        if self.cache_file is not None:
+            return self.cache_file.get(key)
         if self.store is None:
             return None
         row = self.store.conn.execute("SELECT response FROM classify_llm_cache WHERE key = ?", (key,)).fetchone()
@@ -172,6 +206,8 @@ class LLMLabeler:
 
     def _remember(self, key: str, answer: dict[str, Any]) -> None:
         self._memory[key] = answer
+        if self.cache_file is not None:
+            self.cache_file.put(key, self.model, answer)
         if self.store is not None:
             with self.store.transaction() as conn:
                 conn.execute("INSERT OR REPLACE INTO classify_llm_cache VALUES (?, ?, ?, ?)",
@@ -253,6 +289,8 @@ class LLMLabeler:
 
     def close(self) -> None:
         self.client.close()
+        if self.cache_file is not None:
+            self.cache_file.close()
 
 
 def quoted(quote: str, issue: Issue) -> str:

@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import re2
-import yaml
 
 from bugatlas.classify.base import (
     DEFAULT_THRESHOLD,
@@ -38,6 +37,7 @@ from bugatlas.classify.base import (
 from bugatlas.classify.schema import TaxonomySpec, package_files_apply, taxonomy_spec
 from bugatlas.classify.text import Doc, issue_doc
 from bugatlas.errors import BadInputError
+from bugatlas.files import load_yaml
 from bugatlas.store.records import Issue
 
 ZONES = ("title", "prefix", "prose", "log", "body", "any")
@@ -72,37 +72,48 @@ def _lower_pattern(p: str) -> str:
 
 
 class _ZoneMatcher:
-    """All cues of one zone in one RE2 set; ``matches(text)`` -> [(cue index, match)]."""
+    """The cues of one zone in RE2 sets of ``SET_SIZE`` patterns; ``matches(text)`` -> [(cue
+    index, match)]. One set of all ~200 cues matches fastest once warm, but RE2 builds its DFA
+    lazily and a DFA of 200 alternatives has so many states that the first pass over 3,000
+    issues took 2.9 s of the rules' 4.3 s (the next passes 0.04 s). Sets of 16: 0.7 s first pass,
+    0.18 s warm: a batch run, whose worker processes each start cold, gains about 2 s."""
+
+    SET_SIZE = 16
 
     def __init__(self, cues: list[tuple[int, Cue]]):
-        opts = re2.Options()
-        opts.max_mem = 64 << 20  # big sets need room for their DFA, or RE2 falls back to slow NFA
-        self.set = re2.Set.SearchSet(opts)
         self.fast: list[tuple[int, Cue, Any]] = []
         self.slow: list[tuple[int, Cue]] = []
+        patterns: list[str] = []
         for idx, cue in cues:
             pat = "(?m)" + _lower_pattern(cue.pattern.pattern)
             try:
                 single = re2.compile(pat)
-                self.set.Add(pat)
             except re2.error:
                 self.slow.append((idx, cue))
                 continue
             self.fast.append((idx, cue, single))
-        if self.fast:
-            self.set.Compile()
+            patterns.append(pat)
+        self.sets: list[tuple[int, Any]] = []  # (index of its first pattern in fast, set)
+        for start in range(0, len(patterns), self.SET_SIZE):
+            opts = re2.Options()
+            opts.max_mem = 64 << 20  # room for the DFA, or RE2 falls back to its slow NFA
+            group = re2.Set.SearchSet(opts)
+            for pat in patterns[start : start + self.SET_SIZE]:
+                group.Add(pat)
+            group.Compile()
+            self.sets.append((start, group))
 
     def matches(self, text: str, lowered: str, skip: set[int] = frozenset()
                 ) -> list[tuple[int, Cue, tuple[int, int]]]:
         out = []
-        if self.fast:
-            for k in self.set.Match(lowered) or ():
-                idx, cue, single = self.fast[k]
-                if idx in skip:
-                    continue
-                m = single.search(lowered)
-                if m is not None:
-                    out.append((idx, cue, m.span()))
+        hits = sorted(start + k for start, group in self.sets for k in (group.Match(lowered) or ()))
+        for k in hits:  # in the cue order of the signature file, whatever order the sets answer in
+            idx, cue, single = self.fast[k]
+            if idx in skip:
+                continue
+            m = single.search(lowered)
+            if m is not None:
+                out.append((idx, cue, m.span()))
         for idx, cue in self.slow:
             if idx in skip:
                 continue
@@ -166,7 +177,7 @@ def _build_signatures(spec: TaxonomySpec, path: str | None) -> Signatures:
     raw = b""
     if file is not None:
         raw = file.read_bytes()
-        data = yaml.safe_load(raw) or {}
+        data = load_yaml(raw) or {}
     cb_weight = float(data.get("codebook_signal_weight", 1.0))
     cb_zone = str(data.get("codebook_signal_zone", "any"))
     if cb_zone not in ZONES:
@@ -246,6 +257,10 @@ class RuleClassifier:
             dim: {d: {v: dspec.leaves_under(d, v) for v in dspec.values(d)}
                   for d in dspec.out_dims if d not in dspec.leaf_dims}
             for dim, dspec in self.spec.dims.items()}
+        # a leaf's own value and its ancestors', each once
+        self._leaf_values = {dim: [(leaf, tuple(set(dspec.store[leaf].values()))) for leaf in dspec.leaves]
+                             for dim, dspec in self.spec.dims.items()}
+        self._no_cue: dict[str, DimScores] = {}
         self._matchers = {p: _ZoneMatcher([(i, c) for i, (_, c) in enumerate(flat) if p in ZONE_PARTS[c.zone]])
                           for p in PARTS}
 
@@ -277,28 +292,37 @@ class RuleClassifier:
     def score_doc(self, doc: Doc) -> dict[str, DimScores]:
         result = {}
         for dim, (own, evidence) in self.raw_scores(doc).items():
-            dspec = self.spec.dims[dim]
-            prior = self._priors[dim]
-            # a leaf's score: its own cues plus its ancestors' (an "Unexpected Output" cue
-            # lifts every sub-type)
-            leaf_scores = {leaf: sum(own.get(v, 0.0) for v in set(dspec.store[leaf].values()))
-                           for leaf in dspec.leaves}
-            beta = self.sig.beta
-            probs = normalize({leaf: prior[leaf] * math.exp(beta * min(s, 12.0))
-                               for leaf, s in leaf_scores.items()})
-            level_probs: dict[str, dict[str, float]] = {}
-            for out_dim, members in self._levels[dim].items():
-                # a value's evidence: its own cues plus its best leaf's (not the sum: many weak
-                # leaf cues in one group must not outvote one strong cue elsewhere)
-                scores = {v: (0.0 if v in prior else own.get(v, 0.0))
-                          + max(own.get(leaf, 0.0) for leaf in leaves) for v, leaves in members.items()}
-                level_probs[out_dim] = normalize({
-                    v: sum(prior[leaf] for leaf in members[v]) * math.exp(beta * min(sc, 12.0))
-                    for v, sc in scores.items()})
-            strength = max(leaf_scores.values(), default=0.0)
-            result[dim] = DimScores(probs=probs, evidence=evidence, strength=strength,
-                                    level_probs=level_probs)
+            if own:
+                result[dim] = self._dim_scores(dim, own, evidence)
+                continue
+            # no cue of this dim matched (most dims of most issues): the priors, computed once
+            base = self._no_cue.get(dim)
+            if base is None:
+                base = self._no_cue[dim] = self._dim_scores(dim, {}, {})
+            result[dim] = DimScores(probs=dict(base.probs), evidence={}, strength=base.strength,
+                                    level_probs={k: dict(v) for k, v in base.level_probs.items()})
         return result
+
+    def _dim_scores(self, dim: str, own: dict[str, float], evidence: dict[str, list[str]]) -> DimScores:
+        prior = self._priors[dim]
+        # a leaf's score: its own cues plus its ancestors' (an "Unexpected Output" cue
+        # lifts every sub-type)
+        leaf_scores = {leaf: sum(own.get(v, 0.0) for v in values)
+                       for leaf, values in self._leaf_values[dim]}
+        beta = self.sig.beta
+        probs = normalize({leaf: prior[leaf] * math.exp(beta * min(s, 12.0))
+                           for leaf, s in leaf_scores.items()})
+        level_probs: dict[str, dict[str, float]] = {}
+        for out_dim, members in self._levels[dim].items():
+            # a value's evidence: its own cues plus its best leaf's (not the sum: many weak
+            # leaf cues in one group must not outvote one strong cue elsewhere)
+            scores = {v: (0.0 if v in prior else own.get(v, 0.0))
+                      + max(own.get(leaf, 0.0) for leaf in leaves) for v, leaves in members.items()}
+            level_probs[out_dim] = normalize({
+                v: sum(prior[leaf] for leaf in members[v]) * math.exp(beta * min(sc, 12.0))
+                for v, sc in scores.items()})
+        strength = max(leaf_scores.values(), default=0.0)
+        return DimScores(probs=probs, evidence=evidence, strength=strength, level_probs=level_probs)
 
     def score(self, issues: Sequence[Issue], docs: Sequence[Doc] | None = None) -> list[dict[str, DimScores]]:
         docs = docs if docs is not None else [issue_doc(i) for i in issues]

@@ -7,12 +7,15 @@ YAML codebook works the same way.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from bugatlas.errors import BadInputError
+from bugatlas.files import load_yaml
 
 
 def load_codebook(name: str) -> Any:
@@ -147,6 +150,21 @@ def taxonomy_spec(name: str) -> TaxonomySpec:
     return spec
 
 
+@contextmanager
+def names_resolved_as_files(*names: str) -> Iterator[None]:
+    """Within the block, these codebook names mean the file the name resolves to (a user's
+    codebook folder, else the built-in), not a file loaded earlier by path under that name, which
+    keeps that role afterwards. For a built-in's own files (its shipped model, lent to another
+    taxonomy) in a session that loaded a user's file of the built-in's name."""
+    saved = {n: _BY_CODEBOOK_NAME.pop(n) for n in names if n in _BY_CODEBOOK_NAME}
+    try:
+        yield
+    finally:
+        for n in names:
+            _BY_CODEBOOK_NAME.pop(n, None)
+        _BY_CODEBOOK_NAME.update(saved)
+
+
 @cache
 def _taxonomy_spec(name: str, mtime: int) -> TaxonomySpec:  # mtime: a changed file is read again
     """The classification spec of a codebook, with per-dimension settings of the package's
@@ -157,9 +175,7 @@ def _taxonomy_spec(name: str, mtime: int) -> TaxonomySpec:  # mtime: a changed f
     # the package's signature file is written for its own codebook, not a user's file of that name
     path = signatures_path(spec.name) if package_files_apply(spec) else None
     if path is not None:
-        import yaml
-
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = load_yaml(path.read_text(encoding="utf-8")) or {}
         for dim, block in (data.get("dimensions") or {}).items():
             if dim in spec.dims and "max_labels" in (block or {}):
                 spec.dims[dim].max_labels = int(block["max_labels"])

@@ -19,7 +19,7 @@ import lzma
 import pickle
 import random
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -228,9 +228,9 @@ class SupervisedModel:
         return model_terms(idx, vals, names, k)
 
     def score(self, issues: Sequence[Issue], docs: Sequence[Doc] | None = None,
-              rule_scores=None) -> list[dict[str, DimScores]]:
+              rule_scores=None, dims: Collection[str] | None = None) -> list[dict[str, DimScores]]:
         """Scores for the dimensions with a fitted head (others are left out; labels with a
-        single class fit no head, so a model can cover nothing)."""
+        single class fit no head, so a model can cover nothing); only ``dims`` when given."""
         if not self.vectorizers:
             raise BugAtlasError("SupervisedModel: predict or score before fit: call fit(issues, labels) first")
         if not self.heads:
@@ -239,7 +239,7 @@ class SupervisedModel:
         X = self._features(docs, rule_scores)
         out: list[dict[str, DimScores]] = [{} for _ in docs]
         for dim in self.spec.dims:
-            if not self.covers(dim):
+            if not self.covers(dim) or (dims is not None and dim not in dims):
                 continue
             leaf = self.heads.get(dim)
             leaf_p = leaf.proba(X) if leaf else None
@@ -293,13 +293,13 @@ class SupervisedModel:
             for p in part.predict([pairs[j][0] for j in sorted(held)], threshold=0.0):
                 pred[p.key], conf[p.key] = p.labels, p.confidence
         gold = {issue.key: lab for issue, lab in pairs}
-        dims = [d for d in self.spec.output_dims if self._answers(d)]
+        dims = [d for d in self.spec.output_dims if self.answers(d)]
         table = agreement_by_confidence(self.spec, gold, pred, conf, dims=dims)
         self.calibration = {d: rows for d, rows in table.items() if rows and rows[0]["n"]}
         self.calibration_n = len(pairs)
         return self
 
-    def _answers(self, out_dim: str) -> bool:
+    def answers(self, out_dim: str) -> bool:
         """Whether this model's own heads decide ``out_dim`` (liu2025's Unexpected Output
         sub-types, for one, come from the rules)."""
         base = self.spec.base_of(out_dim)
