@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pickle
 import signal
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -116,10 +117,10 @@ def classify_file(
                            supervised=supervised, use_shipped=use_shipped, donors=donors)
     if min_kappa is not None:
         ens.threshold = calibrated_thresholds(ens, min_kappa, threshold)
-    with LabelWriter(output_path, spec.single_valued) as out:
+    with LabelWriter(output_path, spec.single_valued) as out, parallel_predictor(ens, jobs=jobs) as predict:
         for start in range(0, len(issues), chunk):
             part = issues[start : start + chunk]
-            for pred in predict_parallel(ens, part, jobs=jobs):
+            for pred in predict(part):
                 out.write(to_record(pred))
             if progress:
                 progress(len(part))
@@ -142,24 +143,50 @@ def _predict_chunk(issues: list[Issue]) -> list[Prediction]:
     return _WORKER_ENS.predict(issues)
 
 
-def predict_parallel(ens: Ensemble, issues: Sequence[Issue], *, jobs: int = 2, chunk: int = 250
-                     ) -> list[Prediction]:
-    """``ens.predict`` over ``jobs`` processes (forked: the fitted model is shared, not
-    copied). Falls back to one process where fork is unavailable or the LLM is used (its
-    cache and connection belong to this process)."""
+@contextmanager
+def parallel_predictor(ens: Ensemble, *, jobs: int = 2, chunk: int = 250
+                       ) -> Iterator[Callable[[Sequence[Issue]], list[Prediction]]]:
+    """A function that does ``ens.predict`` over ``jobs`` worker processes, the same workers
+    for every call in the block (forked once: the fitted model is shared, not copied, and what
+    a worker warms up, such as RE2's lazily built DFAs, serves every later call). Falls back to
+    one process where fork is unavailable or the LLM is used (its cache and connection belong
+    to this process)."""
     import multiprocessing as mp
 
-    issues = list(issues)
-    if jobs <= 1 or len(issues) <= chunk or ens.llm is not None or "fork" not in mp.get_all_start_methods():
-        return ens.predict(issues)
+    if jobs <= 1 or ens.llm is not None or "fork" not in mp.get_all_start_methods():
+        yield lambda issues: ens.predict(list(issues))
+        return
     global _WORKER_ENS
-    _WORKER_ENS = ens
+    pool = None
+
+    def predict(issues: Sequence[Issue]) -> list[Prediction]:
+        nonlocal pool
+        global _WORKER_ENS
+        issues = list(issues)
+        if len(issues) <= chunk:  # not worth a round trip (nor, on the first call, a fork)
+            return ens.predict(issues)
+        if pool is None:
+            _WORKER_ENS = ens  # what the forked workers find
+            pool = mp.get_context("fork").Pool(jobs, initializer=_worker_start)
+        parts = pool.map(_predict_chunk, [issues[i : i + chunk] for i in range(0, len(issues), chunk)])
+        return [p for part in parts for p in part]
+
     try:
-        with mp.get_context("fork").Pool(jobs, initializer=_worker_start) as pool:
-            parts = pool.map(_predict_chunk, [issues[i : i + chunk] for i in range(0, len(issues), chunk)])
+        yield predict
     finally:
+        if pool is not None:
+            pool.terminate()  # as Pool's own `with` does
         _WORKER_ENS = None
-    return [p for part in parts for p in part]
+
+
+def predict_parallel(ens: Ensemble, issues: Sequence[Issue], *, jobs: int = 2, chunk: int = 250
+                     ) -> list[Prediction]:
+    """``ens.predict`` over ``jobs`` processes (see :func:`parallel_predictor`)."""
+    issues = list(issues)
+    if len(issues) <= chunk:
+        return ens.predict(issues)
+    with parallel_predictor(ens, jobs=jobs, chunk=chunk) as predict:
+        return predict(issues)
 
 
 # -- store: which issues, labels in and out -----------------------------------------------
