@@ -16,6 +16,7 @@ from bugatlas.classify.base import (
     DEFAULT_THRESHOLD,
     Prediction,
     Thresholds,
+    at_own_level,
     check_names,
     level_probs,
 )
@@ -223,7 +224,9 @@ def failure_issues(store: Store, *, all_issues: bool = False) -> list[Issue]:
 
 def human_labels(store: Store, taxonomy: str, *, sources: Sequence[str] | None = None
                  ) -> dict[tuple[str, int], dict[str, list[str]]]:
-    """Human labels of a taxonomy, per issue and dimension (all human sources merged)."""
+    """Human labels of a taxonomy, per issue and dimension (all human sources merged); a
+    category with children stored at the leaf dimension too (mapped labels) at its own level."""
+    spec = taxonomy_spec(taxonomy)
     out: dict[tuple[str, int], dict[str, list[str]]] = {}
     for lab in store.iter_labels(taxonomy, source_kind="human"):
         if sources and lab.source not in sources:
@@ -232,7 +235,7 @@ def human_labels(store: Store, taxonomy: str, *, sources: Sequence[str] | None =
         vals = dims.setdefault(lab.dimension, [])
         if lab.value not in vals:
             vals.append(lab.value)
-    return out
+    return {key: at_own_level(spec, dims) for key, dims in out.items()}
 
 
 def machine_labels(store: Store, taxonomy: str, *, source: str = SOURCE
@@ -563,7 +566,8 @@ def eval_labels(
     issues' texts are available (in the store)."""
     spec = taxonomy_spec(taxonomy)
     if gold_file is not None:
-        gold = _records_map(read_label_records(gold_file, taxonomy=spec.name))
+        gold = {k: at_own_level(spec, v) for k, v in
+                _records_map(read_label_records(gold_file, taxonomy=spec.name)).items()}
     elif store is not None:
         gold = human_labels(store, spec.name)
     else:

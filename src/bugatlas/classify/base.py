@@ -240,11 +240,34 @@ def fit_inputs(spec: TaxonomySpec, name: str, issues: Sequence[Issue],
             continue
         fixed = {}
         for dim, values in lab.items():
-            values = [values] if isinstance(values, str) else list(values or [])
-            fixed[dim] = values
+            fixed[dim] = [values] if isinstance(values, str) else list(values or [])
+        fixed = at_own_level(spec, fixed)
+        for dim, values in fixed.items():
             check_names(spec, dim, values, f"{name}: labels of {issue.repo}#{issue.number}")
         out.append(fixed)
     return issues, out
+
+
+def at_own_level(spec: TaxonomySpec, labels: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
+    """``labels`` with a category that has children, written at the leaf dimension, moved to its
+    own level. A label that stops above the leaves is stored at every level of its path, the leaf
+    dimension included (`taxonomy map` onto yu2026's Process Hang writes symptom_category and
+    symptom = Process Hang): it names no leaf, and scored or trained as one it is wrong."""
+    out = {k: list(v) for k, v in labels.items()}
+    for dspec in spec.dims.values():
+        for leaf_dim in dspec.leaf_dims:
+            values = out.get(leaf_dim)
+            if not values:
+                continue
+            keep = []
+            for v in values:
+                level = next((d for d in dspec.out_dims if d != leaf_dim and v in dspec.values(d)), None)
+                if v in dspec.store or level is None:
+                    keep.append(v)
+                elif v not in out.setdefault(level, []):
+                    out[level].append(v)
+            out[leaf_dim] = keep
+    return out
 
 
 def check_names(spec: TaxonomySpec, dim: str, values: Sequence[str], where: str) -> None:

@@ -37,6 +37,7 @@ from bugatlas.classify.base import (
     Prediction,
     Threshold,
     Thresholds,
+    at_own_level,
     fit_inputs,
     leaf_targets,
     level_probs,
@@ -403,7 +404,8 @@ def read_training_labels(taxonomy: str, label_paths: Sequence[str | Path], *,
         for rec in records:
             if rec.key in dropped:
                 continue
-            for dim, values in rec.labels.items():
+            rec_labels = at_own_level(spec, rec.labels)  # a mapped file's categories with children
+            for dim, values in rec_labels.items():
                 if any(dim in d.out_dims for d in spec.dims.values()):
                     bad = [v for v in values if not spec.valid(dim, v)]
                     if bad:
@@ -413,7 +415,7 @@ def read_training_labels(taxonomy: str, label_paths: Sequence[str | Path], *,
                         raise BadInputError(f"{path}: {rec.repo}#{rec.number}: {dim}: {len(set(values))} values "
                                             f"({', '.join(map(repr, values))}) but the {spec.name} codebook's "
                                             f"{spec.base_of(dim)} is single-valued (multi_label: false)")
-            labels[rec.key] = rec.labels
+            labels[rec.key] = rec_labels
     return labels
 
 
