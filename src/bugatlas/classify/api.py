@@ -65,7 +65,7 @@ def build_classifier(
     and the package's (fitted on BugAtlas's labeled training set) learned from more labels.
     With ``use_shipped``, a dimension no supervised model answers takes its top level from
     another taxonomy's shipped model whose codebook maps onto this one (liu2025 -> yu2026
-    symptoms); ``donors`` gives them instead."""
+    symptom and root-cause categories); ``donors`` gives them instead."""
     spec = taxonomy_spec(taxonomy)
     rules = RuleClassifier(spec.name)
     model = load_trained(store, spec.name) if (store is not None and use_trained) else None
@@ -590,7 +590,7 @@ def eval_labels(
     seen = {k for k in gold if k in learned and k in pred}
     if pred_file is not None:
         # the shipped model, and another taxonomy's shipped model that lends through a mapping
-        # (liu2025's symptoms in a yu2026 run)
+        # (liu2025's symptoms and root-cause groups in a yu2026 run)
         shipped = models_learned_from(Ensemble(spec.name, supervised=shipped_model(spec.name),
                                                donors=donors_for(spec.name)))
         report.shipped_learned = sum(1 for k in gold if k in pred and k in shipped)
