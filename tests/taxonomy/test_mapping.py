@@ -138,6 +138,20 @@ def test_map_cli_input_gz_dry_run_and_bad_record_name_the_file(tmp_path: Path) -
         "bad.jsonl", "in.jsonl.gz", "o.jsonl"]
 
 
+def test_map_cli_refuses_to_write_over_its_input(tmp_path: Path) -> None:
+    """`map --input labels.jsonl --output labels.jsonl` replaced the source labels with the mapped
+    ones (written beside and renamed over): a second run then failed on its own output."""
+    f = tmp_path / "labels.jsonl"
+    original = json.dumps({"repo": "a/b", "number": 1, "taxonomy": "liu2025",
+                           "labels": {"symptom": "Crash", "root_cause": "Incompatible Version"}}) + "\n"
+    f.write_text(original)
+    res = subprocess.run([sys.executable, "-m", "bugatlas.cli", "taxonomy", "map", "--from", "liu2025", "--to",
+                          "yu2026", "--input", str(f), "--output", str(tmp_path / "." / "labels.jsonl")],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2 and "is the --input file" in res.stderr, res.stderr
+    assert f.read_text() == original and [p.name for p in tmp_path.iterdir()] == ["labels.jsonl"]
+
+
 def test_map_cli_input_blames_the_codebook_not_the_input_file(tmp_path: Path) -> None:
     """A user codebook whose mapping is wrong (or missing) is the codebook's fault: the error
     names the codebook file, not "--input: labels.jsonl: ..." as if the labels were bad."""

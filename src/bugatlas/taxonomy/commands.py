@@ -145,6 +145,8 @@ def map_cmd(
 
         if not input.is_file():
             raise BadInputError(f"--input: file not found: {input}")
+        if output is not None and not dry_run and output.resolve() == input.resolve():
+            raise BadInputError(f"--output {output} is the --input file; writing it would replace the labels being mapped")
         report = MapReport(source, target)
 
         def records():  # one reader for every batch file: .gz too, errors name file and line
