@@ -107,6 +107,26 @@ def test_human_labels_added_through_api_map(tmp_path: Path) -> None:
         assert ("symptom", "Generation Process Stuck") in vals and ("symptom_category", "Process Hang") in vals
 
 
+def test_several_source_labels_onto_one_target_are_one_label_naming_each(tmp_path: Path) -> None:
+    """liu2025's root causes are multi-label: two of groups that both map to Software
+    Implementation Defect wrote that label twice; the store kept one row (with the second
+    original's evidence only) and labels_written counted both (4,078 for the 3,926 rows of the
+    Liu dataset)."""
+    from bugatlas.store import Store
+
+    with Store(tmp_path / "s.db") as st:
+        st.add_labels([Label(repo="a/b", issue_number=1, taxonomy="liu2025", dimension="root_cause", value=v,
+                             source_kind="human", source="study")
+                       for v in ("Misconfiguration", "Incorrect Resource Allocation", "Incompatible Version")])
+        rep = map_store_labels(st, "liu2025", "yu2026")
+        rows = list(st.iter_labels("yu2026"))
+        assert rep.labels_written == len(rows) == 4  # root_cause_category and root_cause, two values each
+        sid = [lab for lab in rows if lab.value == "Software Implementation Defect"]
+        assert len(sid) == 2 and all(lab.evidence == ["liu2025.root_cause=Misconfiguration",
+                                                      "liu2025.root_cause=Incorrect Resource Allocation"]
+                                     for lab in sid)
+
+
 def test_map_cli_input_gz_dry_run_and_bad_record_name_the_file(tmp_path: Path) -> None:
     """map --input reads what classify writes (.gz too), --dry-run writes nothing, and a bad
     record names the file (was: 'record 2: ...' with no file; .gz: 'not valid UTF-8')."""

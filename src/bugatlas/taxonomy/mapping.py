@@ -154,7 +154,10 @@ def map_store_labels(store: Any, source: str | Codebook, target: str | Codebook,
     mapping = get_mapping(source, target)
     src, tgt = mapping.source, mapping.target
     report = MapReport(src.name, tgt.name)
-    out: dict[tuple[str, str], list[Label]] = {}
+    # one label per target value and record: several source labels may map onto one target
+    # (liu2025's root causes of two groups, both Software Implementation Defect); the store keeps
+    # one row of them, so the evidence names every original and labels_written counts rows
+    out: dict[tuple[str, str], dict[tuple[str, int, str, str, str], Label]] = {}
     records: dict[tuple[str, int, str], dict[str, set[str]]] = {}
     with store.run("taxonomy map", {"from": src.name, "to": tgt.name, "source_kind": source_kind}) as run:
         for lab in store.iter_labels(src.name, source_kind=source_kind):
@@ -173,11 +176,17 @@ def map_store_labels(store: Any, source: str | Codebook, target: str | Codebook,
                     rec.setdefault(tdim, set()).add(v)
             new_source = f"{lab.source}|map:{src.name}"
             for d, v in pairs:
-                out.setdefault((lab.source_kind, new_source), []).append(Label(
+                evidence = f"{src.name}.{lab.dimension}={lab.value}"
+                written = out.setdefault((lab.source_kind, new_source), {})
+                key = (lab.repo, lab.issue_number, d, v, lab.record)
+                if key in written:
+                    if evidence not in (written[key].evidence or []):
+                        written[key].evidence = [*(written[key].evidence or []), evidence]
+                    continue
+                written[key] = Label(
                     repo=lab.repo, issue_number=lab.issue_number, taxonomy=tgt.name, dimension=d,
                     value=v, source_kind=lab.source_kind, source=new_source, record=lab.record,
-                    confidence=lab.confidence, evidence=[f"{src.name}.{lab.dimension}={lab.value}"],
-                    run_id=run.id))  # fmt: skip
+                    confidence=lab.confidence, evidence=[evidence], run_id=run.id)  # fmt: skip
         report.records = len(records)
         for rec in records.values():
             for tdim, vals in rec.items():
@@ -186,7 +195,7 @@ def map_store_labels(store: Any, source: str | Codebook, target: str | Codebook,
         if not dry_run:
             with store.transaction():
                 for (kind, source_name), labels in out.items():
-                    report.labels_written += store.replace_labels(tgt.name, kind, source_name, labels)
+                    report.labels_written += store.replace_labels(tgt.name, kind, source_name, labels.values())
         run.summary = report.to_dict()
     return report
 
