@@ -296,6 +296,28 @@ def test_yu2026_root_cause_categories_come_from_liu2025_groups(corpus_records) -
                               for m in spec.store.values())
 
 
+def test_the_lent_evidence_names_the_sources_of_the_lent_category(corpus_records) -> None:
+    """Several liu2025 values map onto one yu2026 category (Unexpected Output, Feature Failure and
+    Silent Error -> Incorrect Functionality; four root-cause groups -> Software Implementation
+    Defect). The evidence line named the single most likely liu2025 value: 28 of 520 corpus issues
+    were labeled Incorrect Functionality "because" of "liu2025 model: Crash (p=0.41) -> Runtime Crash"."""
+    from bugatlas.classify.api import build_classifier
+
+    keys = [("ggml-org/llama.cpp", n) for n in (8, 50, 172, 195, 203)]
+    issues = [_issue(corpus_records, *k) for k in keys]
+    background = [_issue(corpus_records, *k) for k in list(corpus_records)[:300]]
+    preds = build_classifier("yu2026", fit_on=background + issues).predict(issues)
+    joined = 0
+    for p in preds:
+        for dim in ("symptom_category", "root_cause_category"):
+            (line,) = [e for e in p.evidence[dim] if e.startswith("liu2025 model: ")]
+            assert p.labels[dim] and line.endswith(f"-> {p.labels[dim][0]}"), (p.number, dim, p.labels[dim], line)
+            joined += " + " in line
+    assert joined  # a category lent from several liu2025 values names them
+    assert any("Unexpected Output (p=" in e or "Feature Failure (p=" in e
+               for p in preds for e in p.evidence["symptom_category"])
+
+
 def test_a_yu2026_model_without_a_symptom_category_head_still_takes_the_lent_categories(corpus_records) -> None:
     """Human yu2026 labels that all name one symptom category fit a subcategory head but no
     category head. Such a model "covered" the symptom, so the liu2025 model stopped lending: the

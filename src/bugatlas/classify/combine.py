@@ -117,8 +117,14 @@ class Donor:
                 probs: dict[str, float] = {}
                 for value, p in src_p.items():
                     probs[table[value]] = probs.get(table[value], 0.0) + p
-                best = max(src_p, key=src_p.__getitem__)
-                line = f"{self.name} model: {best} (p={src_p[best]:.2f}) -> {table[best]}"
+                # the line names what the lent category came from: the source values that map
+                # onto the most likely target (not the most likely source value, which may map
+                # elsewhere: Crash 0.41 -> Runtime Crash under a lent Incorrect Functionality 0.57)
+                target = max(probs, key=probs.__getitem__)
+                behind = sorted((v for v in src_p if table[v] == target), key=src_p.__getitem__, reverse=True)
+                shown = [v for v in behind if src_p[v] >= 0.05] or behind[:1]
+                line = (f"{self.name} model: " + " + ".join(f"{v} (p={src_p[v]:.2f})" for v in shown)
+                        + f" -> {target}")
                 mapped[tdim] = (top_dim, normalize(probs), [line])
             out.append(mapped)
         return out
