@@ -371,3 +371,50 @@ def test_codebook_files_of_one_name_in_one_process_are_each_used(tmp_path) -> No
     os.utime(first, ns=(first.stat().st_mtime_ns + 10**9,) * 2)  # an edit, whatever the clock's grain
     assert taxonomy_spec(str(first)).dims["kind"].leaves == ["Gamma", "Other"]
     assert Ensemble("mine").spec.dims["kind"].leaves == ["Gamma", "Other"]
+
+
+def test_ctrl_c_during_a_parallel_batch_prints_no_worker_tracebacks(tmp_path) -> None:
+    """Ctrl-C in a terminal signals the whole process group: every pool worker raised its own
+    KeyboardInterrupt and printed "Process ForkPoolWorker-N: Traceback ..." (72 lines for -j 2)
+    above the CLI's one-line "interrupted" message. The parent alone handles it now."""
+    import os
+    import signal
+    import time
+
+    script = tmp_path / "slow.py"
+    script.write_text(
+        "import sys, time\n"
+        "from bugatlas.classify import Ensemble\n"
+        "from bugatlas.classify.api import predict_parallel\n"
+        "from bugatlas.store.records import Issue\n"
+        "class Slow(Ensemble):\n"
+        "    def predict(self, issues, **kw):\n"
+        "        time.sleep(60)\n"
+        "        return super().predict(issues, **kw)\n"
+        "issues = [Issue(repo='a/b', number=n + 1, title=f'crash {n}', body='CUDA out of memory') for n in range(8)]\n"
+        "try:\n"
+        "    predict_parallel(Slow('liu2025'), issues, jobs=2, chunk=2)\n"
+        "except KeyboardInterrupt:\n"
+        "    print('interrupted', file=sys.stderr)\n"
+        "    sys.exit(130)\n")
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.default_int_handler))
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:  # both workers forked and at work
+            kids = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+            if len(kids) == 2:
+                break
+            time.sleep(0.2)
+        assert len(kids) == 2
+        time.sleep(1)
+        os.killpg(proc.pid, signal.SIGINT)  # as a terminal's Ctrl-C does
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, err[-2000:]
+    assert err.strip() == "interrupted", err[-2000:]
+    time.sleep(0.5)  # no stray worker left in the process group
+    assert subprocess.run(["pgrep", "-g", str(proc.pid)], capture_output=True, text=True).stdout == ""

@@ -136,6 +136,9 @@ def _worker_start() -> None:
     # expects them to die: with the exception each printed a traceback, and one raised while
     # it held the task queue's lock left the next worker waiting and the batch hung for good
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    # Ctrl-C reaches the whole process group: the parent alone handles it (and terminates the
+    # pool); each worker raising KeyboardInterrupt printed its own traceback
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _predict_chunk(issues: list[Issue]) -> list[Prediction]:
