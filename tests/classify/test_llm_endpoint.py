@@ -217,3 +217,28 @@ def test_llm_evidence_is_a_quote_of_the_issue_or_the_model_name(endpoint) -> Non
         ep = endpoint({**TINY_ANSWER, "evidence": quote})
         labels = LLMLabeler(str(TINY), ep.url, "m", retries=0).label(CONFIDENT)
         assert labels["symptom"].evidence["Hang"] == [expected], quote
+
+
+def test_batch_llm_cache_that_is_the_output_or_an_input_or_in_a_missing_folder_is_one_line(
+        endpoint, corpus_records, write_jsonl, tmp_path) -> None:
+    """--llm-cache naming the --output file: the answers were committed to it, then the output
+    was renamed over them (every answer lost), and the next run stopped on "file is not a
+    database". An --output in a missing folder was blamed on the cache ("choose another with
+    --llm-cache") the user never gave."""
+    issues = write_jsonl([corpus_records[k] for k in KEYS], "issues.jsonl")
+    out = tmp_path / "labels.jsonl"
+    ep = endpoint(TINY_ANSWER)
+    args = ("classify", "--taxonomy", str(TINY), "--input", str(issues), "--no-shipped", "--llm-url", ep.url,
+            "--llm-model", "m", "--llm-below", "1.01", "--llm-retries", "0", "-j", "1")
+    res = _cli(*args, "--output", str(out), "--llm-cache", str(out))
+    assert res.returncode == 2, res.stderr
+    assert f"--llm-cache {out} is the --output file" in res.stderr and "Traceback" not in res.stderr
+    assert not out.exists() and ep.seen == []
+    before = issues.read_bytes()
+    res = _cli(*args, "--output", str(out), "--llm-cache", str(issues))
+    assert res.returncode == 2 and "is an input file" in res.stderr and issues.read_bytes() == before
+    missing = tmp_path / "nowhere" / "labels.jsonl"
+    res = _cli(*args, "--output", str(missing))
+    assert res.returncode == 2, res.stderr
+    assert res.stderr.strip() == f"error: --output {missing}: folder {missing.parent} does not exist"
+    assert not missing.parent.exists() and ep.seen == []

@@ -91,6 +91,14 @@ def register(app: typer.Typer) -> None:
         if input is not None:
             assert output is not None
             cache_file = llm_cache or output.with_name(output.name + ".llm-cache.sqlite")
+            if llm_url:  # checked before the cache file is made beside the output
+                if not output.parent.is_dir():
+                    raise BadInputError(f"--output {output}: folder {output.parent} does not exist")
+                for given, what in ((output, "the --output file"), (input, "an input file"),
+                                    *((b, "an input file") for b in background)):
+                    if cache_file.resolve() == Path(given).resolve():
+                        raise BadInputError(f"--llm-cache {cache_file} is {what}; the cache would destroy it "
+                                            "or be destroyed (choose another file)")
             llm = _llm(taxonomy, llm_url, llm_model, None, llm_timeout, llm_retries, llm_format,
                        llm_max_tokens, llm_body_chars, cache_file if llm_url else None)
             try:
