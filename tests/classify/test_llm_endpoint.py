@@ -242,3 +242,32 @@ def test_batch_llm_cache_that_is_the_output_or_an_input_or_in_a_missing_folder_i
     assert res.returncode == 2, res.stderr
     assert res.stderr.strip() == f"error: --output {missing}: folder {missing.parent} does not exist"
     assert not missing.parent.exists() and ep.seen == []
+
+
+def test_an_llm_answer_cache_another_process_holds_locked_is_a_one_line_error(endpoint, tmp_path) -> None:
+    """Two batches sharing one --llm-cache, or the file open in a sqlite3 shell mid-transaction:
+    committing an answer to it raised sqlite3.OperationalError ("database is locked") as a
+    traceback. It is now a usage error naming the file and the option."""
+    import sqlite3
+
+    from bugatlas.errors import BadInputError
+
+    cache = tmp_path / "answers.sqlite"
+    ep = endpoint(TINY_ANSWER)
+    first = LLMLabeler(str(TINY), ep.url, "m", retries=0, cache_file=cache)
+    first.label(CONFIDENT)
+    first.close()
+    other = sqlite3.connect(cache, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another writer holds the file
+    try:
+        labeler = LLMLabeler(str(TINY), ep.url, "m", retries=0, cache_file=cache)
+        assert labeler.label(CONFIDENT)  # a stored answer is still read
+        fresh = Issue(repo="a/b", number=2, title="server hangs", body="no output after the first request")
+        with pytest.raises(BadInputError, match=rf"LLM answer cache {cache}: cannot write it \(database is "
+                                                r"locked\).*--llm-cache"):
+            labeler.label(fresh)
+        labeler.close()
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert len(ep.seen) == 2

@@ -57,12 +57,22 @@ class AnswerCache:
                                 "choose another with --llm-cache") from None
 
     def get(self, key: str) -> dict[str, Any] | None:
-        row = self.conn.execute("SELECT response FROM answers WHERE key = ?", (key,)).fetchone()
+        try:
+            row = self.conn.execute("SELECT response FROM answers WHERE key = ?", (key,)).fetchone()
+        except sqlite3.Error as exc:
+            raise self._error("cannot read", exc) from None
         return orjson.loads(row[0]) if row else None
 
     def put(self, key: str, model: str, answer: dict[str, Any]) -> None:
-        self.conn.execute("INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?)",
-                          (key, model, orjson.dumps(answer).decode(), now_iso()))
+        try:
+            self.conn.execute("INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?)",
+                              (key, model, orjson.dumps(answer).decode(), now_iso()))
+        except sqlite3.Error as exc:  # locked by another process, read-only, disk full
+            raise self._error("cannot write", exc) from None
+
+    def _error(self, what: str, exc: sqlite3.Error) -> BadInputError:
+        return BadInputError(f"LLM answer cache {self.path}: {what} it ({exc}); the answers stored so far are "
+                             "kept: run again, or choose another file with --llm-cache")
 
     def close(self) -> None:
         self.conn.close()
