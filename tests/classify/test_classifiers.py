@@ -4,6 +4,7 @@ command end to end."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -377,7 +378,6 @@ def test_ctrl_c_during_a_parallel_batch_prints_no_worker_tracebacks(tmp_path) ->
     """Ctrl-C in a terminal signals the whole process group: every pool worker raised its own
     KeyboardInterrupt and printed "Process ForkPoolWorker-N: Traceback ..." (72 lines for -j 2)
     above the CLI's one-line "interrupted" message. The parent alone handles it now."""
-    import os
     import signal
     import time
 
@@ -418,3 +418,16 @@ def test_ctrl_c_during_a_parallel_batch_prints_no_worker_tracebacks(tmp_path) ->
     assert err.strip() == "interrupted", err[-2000:]
     time.sleep(0.5)  # no stray worker left in the process group
     assert subprocess.run(["pgrep", "-g", str(proc.pid)], capture_output=True, text=True).stdout == ""
+
+
+@pytest.mark.parametrize("jobs", ["0", "-2"])
+def test_batch_jobs_below_one_is_a_usage_error_not_a_silent_single_process(tmp_path, jobs) -> None:
+    """`-j 0` (all cores, in xz or pigz) and `-j -2` were accepted and ran one process."""
+    src = tmp_path / "in.jsonl"
+    src.write_text('{"repo": "a/b", "number": 1, "title": "crash", "body": "CUDA out of memory"}\n')
+    res = subprocess.run([sys.executable, "-m", "bugatlas.cli", "classify", "--taxonomy", "liu2025", "--input",
+                          str(src), "--output", str(tmp_path / "o.jsonl"), "-j", jobs],
+                         capture_output=True, text=True, timeout=300, env={**os.environ, "COLUMNS": "200"})
+    assert res.returncode == 2, res.stderr
+    assert "--jobs" in res.stderr and "Traceback" not in res.stderr
+    assert not (tmp_path / "o.jsonl").exists()
