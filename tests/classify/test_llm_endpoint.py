@@ -271,3 +271,22 @@ def test_an_llm_answer_cache_another_process_holds_locked_is_a_one_line_error(en
         other.execute("ROLLBACK")
         other.close()
     assert len(ep.seen) == 2
+
+
+@pytest.mark.parametrize(("url", "message"), [("http://[::1", "not a URL"),
+                                              ("localhost:8080/v1", "not an http:// or https:// URL"),
+                                              ("ftp://x/v1", "not an http:// or https:// URL"),
+                                              ("http:///v1", "not an http:// or https:// URL")])
+def test_a_malformed_llm_url_is_a_usage_error_before_any_work(tmp_path, url, message) -> None:
+    """"http://[::1" stopped with an httpx.InvalidURL traceback after the text model was
+    fitted; "localhost:8080/v1" (no scheme) and "ftp://" were retried with backoff on every
+    issue (in store mode: every failure report, 3.5 s each) as "connection failed"."""
+    src = tmp_path / "in.jsonl"
+    src.write_text(json.dumps({"repo": "a/b", "number": 1, "title": CONFIDENT.title, "body": CONFIDENT.body}) + "\n")
+    out = tmp_path / "o.jsonl"
+    res = _cli("classify", "--taxonomy", str(TINY), "--input", str(src), "--output", str(out), "--no-shipped",
+               "--llm-url", url, "--llm-model", "m", "--llm-below", "1.01")
+    assert res.returncode == 2, res.stderr
+    assert res.stderr.strip().startswith(f"error: --llm-url {url}: {message}"), res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+    assert not out.exists() and not list(tmp_path.glob("*.sqlite"))

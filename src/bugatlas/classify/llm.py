@@ -160,6 +160,13 @@ class LLMLabeler:
         self.spec = taxonomy_spec(taxonomy)
         base = url.rstrip("/")
         self.endpoint = base + ("/chat/completions" if base.endswith("/v1") else "/v1/chat/completions")
+        try:  # a typo is a usage error now, not retries with backoff on every issue
+            parsed = httpx.URL(self.endpoint)
+        except httpx.InvalidURL as exc:
+            raise BadInputError(f"--llm-url {url}: not a URL ({exc})") from None
+        if parsed.scheme not in ("http", "https") or not parsed.host:
+            raise BadInputError(f"--llm-url {url}: not an http:// or https:// URL with a host "
+                                "(e.g. http://127.0.0.1:8080/v1)")
         self.model = model
         self.store = store
         # answers outside a store (batch mode): kept in this file when given, else in memory only
