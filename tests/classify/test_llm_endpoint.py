@@ -196,7 +196,7 @@ def test_an_answer_cut_off_by_max_tokens_is_not_retried_and_names_the_option(end
 
 @pytest.mark.parametrize(("option", "value"), [("--llm-timeout", "-1"), ("--llm-timeout", "0"),
                                                ("--llm-retries", "-1"), ("--llm-max-tokens", "0"),
-                                               ("--llm-body-chars", "-10")])
+                                               ("--llm-body-chars", "-10"), ("--llm-format", "json")])
 def test_nonsense_llm_options_are_usage_errors(endpoint, tmp_path, option, value) -> None:
     src = tmp_path / "in.jsonl"
     src.write_text(json.dumps({"repo": "a/b", "number": 1, "title": CONFIDENT.title, "body": CONFIDENT.body}) + "\n")
@@ -206,6 +206,7 @@ def test_nonsense_llm_options_are_usage_errors(endpoint, tmp_path, option, value
     assert res.returncode == 2, res.stderr
     assert option in res.stderr and "Traceback" not in res.stderr
     assert ep.seen == [] and not (tmp_path / "o.jsonl").exists()
+    assert not (tmp_path / "o.jsonl.llm-cache.sqlite").exists()  # nothing made beside it either
 
 
 def test_llm_evidence_is_a_quote_of_the_issue_or_the_model_name(endpoint) -> None:

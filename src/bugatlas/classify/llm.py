@@ -167,6 +167,8 @@ class LLMLabeler:
         if parsed.scheme not in ("http", "https") or not parsed.host:
             raise BadInputError(f"--llm-url {url}: not an http:// or https:// URL with a host "
                                 "(e.g. http://127.0.0.1:8080/v1)")
+        if response_format not in ("auto", "json_schema", "json_object"):  # before the cache file is made
+            raise BadInputError(f"--llm-format {response_format}: must be auto, json_schema or json_object")
         self.model = model
         self.store = store
         # answers outside a store (batch mode): kept in this file when given, else in memory only
@@ -178,8 +180,6 @@ class LLMLabeler:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.client = client or httpx.Client(timeout=timeout, headers=headers)
         self.schema = response_schema(self.spec)
-        if response_format not in ("auto", "json_schema", "json_object"):
-            raise ValueError(f"response_format must be auto, json_schema or json_object, got {response_format!r}")
         # auto: json_schema (OpenAI, vLLM, llama.cpp's own server), json_object+schema if rejected
         self.format_mode = "json_object" if response_format == "json_object" else "json_schema"
         self.auto_format = response_format == "auto"
