@@ -291,3 +291,15 @@ def test_a_malformed_llm_url_is_a_usage_error_before_any_work(tmp_path, url, mes
     assert res.stderr.strip().startswith(f"error: --llm-url {url}: {message}"), res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
     assert not out.exists() and not list(tmp_path.glob("*.sqlite"))
+
+
+def test_llm_model_without_llm_url_is_a_usage_error_not_an_offline_run(tmp_path) -> None:
+    """`--llm-model qwen` without `--llm-url` ran offline without a word: the labels said
+    `rule`/`model` while the user believed the LLM had been asked."""
+    src = tmp_path / "in.jsonl"
+    src.write_text(json.dumps({"repo": "a/b", "number": 1, "title": CONFIDENT.title, "body": CONFIDENT.body}) + "\n")
+    res = _cli("classify", "--taxonomy", str(TINY), "--input", str(src), "--output", str(tmp_path / "o.jsonl"),
+               "--no-shipped", "--llm-model", "qwen2.5-7b", "--llm-below", "1.01")
+    assert res.returncode == 2, res.stderr
+    assert "error: --llm-model qwen2.5-7b needs --llm-url" in res.stderr and "Traceback" not in res.stderr
+    assert not (tmp_path / "o.jsonl").exists()

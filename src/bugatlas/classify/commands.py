@@ -87,6 +87,8 @@ def register(app: typer.Typer) -> None:
             raise BadInputError("batch mode needs both --input and --output")
         if llm_cache is not None and (input is None or not llm_url):
             raise BadInputError("--llm-cache is for batch mode with --llm-url (the store keeps the LLM's answers)")
+        if llm_model and not llm_url:  # else silently offline: the user thinks the LLM was asked
+            raise BadInputError(f"--llm-model {llm_model} needs --llm-url (the endpoint that serves it)")
         supervised = _load_model(model, taxonomy) if model else None
         if input is not None:
             assert output is not None
