@@ -431,3 +431,46 @@ def test_batch_jobs_below_one_is_a_usage_error_not_a_silent_single_process(tmp_p
     assert res.returncode == 2, res.stderr
     assert "--jobs" in res.stderr and "Traceback" not in res.stderr
     assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_sigterm_while_the_batch_pool_forks_stops_the_batch_and_leaves_no_worker(tmp_path) -> None:
+    """SIGTERM arriving while the pool forked its workers (here sent from the fork's own
+    after-fork hook, to hit that window every time): the CLI's handler raised inside the hook,
+    where Python prints "Exception ignored" and drops the exception, so the signal was lost and
+    the batch ran to the end with exit 0; raised between two forks, it left the workers already
+    forked behind the exited CLI, waiting forever (and holding its stderr pipe open)."""
+    import signal
+
+    script = tmp_path / "fork_term.py"
+    script.write_text(
+        "import os, signal, sys\n"
+        "import multiprocessing as mp\n"
+        "from bugatlas import cli\n"
+        "from bugatlas.classify import Ensemble\n"
+        "from bugatlas.classify.api import predict_parallel\n"
+        "from bugatlas.store.records import Issue\n"
+        "signal.signal(signal.SIGTERM, cli._terminate)  # as cli.main() installs it\n"
+        "sent = []\n"
+        "def term_once():\n"
+        "    if not sent:\n"
+        "        sent.append(1)\n"
+        "        os.kill(os.getpid(), signal.SIGTERM)\n"
+        "os.register_at_fork(after_in_parent=term_once)\n"
+        "ens = Ensemble('liu2025')\n"
+        "issues = [Issue(repo='a/b', number=n + 1, title=f'crash {n}', body='CUDA out of memory') for n in range(8)]\n"
+        "try:\n"
+        "    predict_parallel(ens, issues, jobs=2, chunk=2)\n"
+        "except cli.Terminated:\n"
+        "    print('terminated', mp.active_children(), file=sys.stderr)\n"
+        "    sys.exit(130)\n"
+        "print('finished', file=sys.stderr)\n")
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    try:
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, err[-2000:]
+    assert err.strip() == "terminated []", err[-2000:]
+    assert subprocess.run(["pgrep", "-g", str(proc.pid)], capture_output=True, text=True).stdout == ""
