@@ -4,6 +4,7 @@ command end to end."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -393,3 +394,105 @@ def test_codebook_files_of_one_name_in_one_process_are_each_used(tmp_path) -> No
     os.utime(first, ns=(first.stat().st_mtime_ns + 10**9,) * 2)  # an edit, whatever the clock's grain
     assert taxonomy_spec(str(first)).dims["kind"].leaves == ["Gamma", "Other"]
     assert Ensemble("mine").spec.dims["kind"].leaves == ["Gamma", "Other"]
+
+
+def test_ctrl_c_during_a_parallel_batch_prints_no_worker_tracebacks(tmp_path) -> None:
+    """Ctrl-C in a terminal signals the whole process group: every pool worker raised its own
+    KeyboardInterrupt and printed "Process ForkPoolWorker-N: Traceback ..." (72 lines for -j 2)
+    above the CLI's one-line "interrupted" message. The parent alone handles it now."""
+    import signal
+    import time
+
+    script = tmp_path / "slow.py"
+    script.write_text(
+        "import sys, time\n"
+        "from bugatlas.classify import Ensemble\n"
+        "from bugatlas.classify.api import predict_parallel\n"
+        "from bugatlas.store.records import Issue\n"
+        "class Slow(Ensemble):\n"
+        "    def predict(self, issues, **kw):\n"
+        "        time.sleep(60)\n"
+        "        return super().predict(issues, **kw)\n"
+        "issues = [Issue(repo='a/b', number=n + 1, title=f'crash {n}', body='CUDA out of memory') for n in range(8)]\n"
+        "try:\n"
+        "    predict_parallel(Slow('liu2025'), issues, jobs=2, chunk=2)\n"
+        "except KeyboardInterrupt:\n"
+        "    print('interrupted', file=sys.stderr)\n"
+        "    sys.exit(130)\n")
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.default_int_handler))
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:  # both workers forked and at work
+            kids = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+            if len(kids) == 2:
+                break
+            time.sleep(0.2)
+        assert len(kids) == 2
+        time.sleep(1)
+        os.killpg(proc.pid, signal.SIGINT)  # as a terminal's Ctrl-C does
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, err[-2000:]
+    assert err.strip() == "interrupted", err[-2000:]
+    time.sleep(0.5)  # no stray worker left in the process group
+    assert subprocess.run(["pgrep", "-g", str(proc.pid)], capture_output=True, text=True).stdout == ""
+
+
+@pytest.mark.parametrize("jobs", ["0", "-2"])
+def test_batch_jobs_below_one_is_a_usage_error_not_a_silent_single_process(tmp_path, jobs) -> None:
+    """`-j 0` (all cores, in xz or pigz) and `-j -2` were accepted and ran one process."""
+    src = tmp_path / "in.jsonl"
+    src.write_text('{"repo": "a/b", "number": 1, "title": "crash", "body": "CUDA out of memory"}\n')
+    res = subprocess.run([sys.executable, "-m", "bugatlas.cli", "classify", "--taxonomy", "liu2025", "--input",
+                          str(src), "--output", str(tmp_path / "o.jsonl"), "-j", jobs],
+                         capture_output=True, text=True, timeout=300, env={**os.environ, "COLUMNS": "200"})
+    assert res.returncode == 2, res.stderr
+    assert "--jobs" in res.stderr and "Traceback" not in res.stderr
+    assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_sigterm_while_the_batch_pool_forks_stops_the_batch_and_leaves_no_worker(tmp_path) -> None:
+    """SIGTERM arriving while the pool forked its workers (here sent from the fork's own
+    after-fork hook, to hit that window every time): the CLI's handler raised inside the hook,
+    where Python prints "Exception ignored" and drops the exception, so the signal was lost and
+    the batch ran to the end with exit 0; raised between two forks, it left the workers already
+    forked behind the exited CLI, waiting forever (and holding its stderr pipe open)."""
+    import signal
+
+    script = tmp_path / "fork_term.py"
+    script.write_text(
+        "import os, signal, sys\n"
+        "import multiprocessing as mp\n"
+        "from bugatlas import cli\n"
+        "from bugatlas.classify import Ensemble\n"
+        "from bugatlas.classify.api import predict_parallel\n"
+        "from bugatlas.store.records import Issue\n"
+        "signal.signal(signal.SIGTERM, cli._terminate)  # as cli.main() installs it\n"
+        "sent = []\n"
+        "def term_once():\n"
+        "    if not sent:\n"
+        "        sent.append(1)\n"
+        "        os.kill(os.getpid(), signal.SIGTERM)\n"
+        "os.register_at_fork(after_in_parent=term_once)\n"
+        "ens = Ensemble('liu2025')\n"
+        "issues = [Issue(repo='a/b', number=n + 1, title=f'crash {n}', body='CUDA out of memory') for n in range(8)]\n"
+        "try:\n"
+        "    predict_parallel(ens, issues, jobs=2, chunk=2)\n"
+        "except cli.Terminated:\n"
+        "    print('terminated', mp.active_children(), file=sys.stderr)\n"
+        "    sys.exit(130)\n"
+        "print('finished', file=sys.stderr)\n")
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    try:
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, err[-2000:]
+    assert err.strip() == "terminated []", err[-2000:]
+    assert subprocess.run(["pgrep", "-g", str(proc.pid)], capture_output=True, text=True).stdout == ""

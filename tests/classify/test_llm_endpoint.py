@@ -196,7 +196,7 @@ def test_an_answer_cut_off_by_max_tokens_is_not_retried_and_names_the_option(end
 
 @pytest.mark.parametrize(("option", "value"), [("--llm-timeout", "-1"), ("--llm-timeout", "0"),
                                                ("--llm-retries", "-1"), ("--llm-max-tokens", "0"),
-                                               ("--llm-body-chars", "-10")])
+                                               ("--llm-body-chars", "-10"), ("--llm-format", "json")])
 def test_nonsense_llm_options_are_usage_errors(endpoint, tmp_path, option, value) -> None:
     src = tmp_path / "in.jsonl"
     src.write_text(json.dumps({"repo": "a/b", "number": 1, "title": CONFIDENT.title, "body": CONFIDENT.body}) + "\n")
@@ -206,6 +206,7 @@ def test_nonsense_llm_options_are_usage_errors(endpoint, tmp_path, option, value
     assert res.returncode == 2, res.stderr
     assert option in res.stderr and "Traceback" not in res.stderr
     assert ep.seen == [] and not (tmp_path / "o.jsonl").exists()
+    assert not (tmp_path / "o.jsonl.llm-cache.sqlite").exists()  # nothing made beside it either
 
 
 def test_llm_evidence_is_a_quote_of_the_issue_or_the_model_name(endpoint) -> None:
@@ -217,3 +218,88 @@ def test_llm_evidence_is_a_quote_of_the_issue_or_the_model_name(endpoint) -> Non
         ep = endpoint({**TINY_ANSWER, "evidence": quote})
         labels = LLMLabeler(str(TINY), ep.url, "m", retries=0).label(CONFIDENT)
         assert labels["symptom"].evidence["Hang"] == [expected], quote
+
+
+def test_batch_llm_cache_that_is_the_output_or_an_input_or_in_a_missing_folder_is_one_line(
+        endpoint, corpus_records, write_jsonl, tmp_path) -> None:
+    """--llm-cache naming the --output file: the answers were committed to it, then the output
+    was renamed over them (every answer lost), and the next run stopped on "file is not a
+    database". An --output in a missing folder was blamed on the cache ("choose another with
+    --llm-cache") the user never gave."""
+    issues = write_jsonl([corpus_records[k] for k in KEYS], "issues.jsonl")
+    out = tmp_path / "labels.jsonl"
+    ep = endpoint(TINY_ANSWER)
+    args = ("classify", "--taxonomy", str(TINY), "--input", str(issues), "--no-shipped", "--llm-url", ep.url,
+            "--llm-model", "m", "--llm-below", "1.01", "--llm-retries", "0", "-j", "1")
+    res = _cli(*args, "--output", str(out), "--llm-cache", str(out))
+    assert res.returncode == 2, res.stderr
+    assert f"--llm-cache {out} is the --output file" in res.stderr and "Traceback" not in res.stderr
+    assert not out.exists() and ep.seen == []
+    before = issues.read_bytes()
+    res = _cli(*args, "--output", str(out), "--llm-cache", str(issues))
+    assert res.returncode == 2 and "is an input file" in res.stderr and issues.read_bytes() == before
+    missing = tmp_path / "nowhere" / "labels.jsonl"
+    res = _cli(*args, "--output", str(missing))
+    assert res.returncode == 2, res.stderr
+    assert res.stderr.strip() == f"error: --output {missing}: folder {missing.parent} does not exist"
+    assert not missing.parent.exists() and ep.seen == []
+
+
+def test_an_llm_answer_cache_another_process_holds_locked_is_a_one_line_error(endpoint, tmp_path) -> None:
+    """Two batches sharing one --llm-cache, or the file open in a sqlite3 shell mid-transaction:
+    committing an answer to it raised sqlite3.OperationalError ("database is locked") as a
+    traceback. It is now a usage error naming the file and the option."""
+    import sqlite3
+
+    from bugatlas.errors import BadInputError
+
+    cache = tmp_path / "answers.sqlite"
+    ep = endpoint(TINY_ANSWER)
+    first = LLMLabeler(str(TINY), ep.url, "m", retries=0, cache_file=cache)
+    first.label(CONFIDENT)
+    first.close()
+    other = sqlite3.connect(cache, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another writer holds the file
+    try:
+        labeler = LLMLabeler(str(TINY), ep.url, "m", retries=0, cache_file=cache)
+        assert labeler.label(CONFIDENT)  # a stored answer is still read
+        fresh = Issue(repo="a/b", number=2, title="server hangs", body="no output after the first request")
+        with pytest.raises(BadInputError, match=rf"LLM answer cache {cache}: cannot write it \(database is "
+                                                r"locked\).*--llm-cache"):
+            labeler.label(fresh)
+        labeler.close()
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert len(ep.seen) == 2
+
+
+@pytest.mark.parametrize(("url", "message"), [("http://[::1", "not a URL"),
+                                              ("localhost:8080/v1", "not an http:// or https:// URL"),
+                                              ("ftp://x/v1", "not an http:// or https:// URL"),
+                                              ("http:///v1", "not an http:// or https:// URL")])
+def test_a_malformed_llm_url_is_a_usage_error_before_any_work(tmp_path, url, message) -> None:
+    """"http://[::1" stopped with an httpx.InvalidURL traceback after the text model was
+    fitted; "localhost:8080/v1" (no scheme) and "ftp://" were retried with backoff on every
+    issue (in store mode: every failure report, 3.5 s each) as "connection failed"."""
+    src = tmp_path / "in.jsonl"
+    src.write_text(json.dumps({"repo": "a/b", "number": 1, "title": CONFIDENT.title, "body": CONFIDENT.body}) + "\n")
+    out = tmp_path / "o.jsonl"
+    res = _cli("classify", "--taxonomy", str(TINY), "--input", str(src), "--output", str(out), "--no-shipped",
+               "--llm-url", url, "--llm-model", "m", "--llm-below", "1.01")
+    assert res.returncode == 2, res.stderr
+    assert res.stderr.strip().startswith(f"error: --llm-url {url}: {message}"), res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+    assert not out.exists() and not list(tmp_path.glob("*.sqlite"))
+
+
+def test_llm_model_without_llm_url_is_a_usage_error_not_an_offline_run(tmp_path) -> None:
+    """`--llm-model qwen` without `--llm-url` ran offline without a word: the labels said
+    `rule`/`model` while the user believed the LLM had been asked."""
+    src = tmp_path / "in.jsonl"
+    src.write_text(json.dumps({"repo": "a/b", "number": 1, "title": CONFIDENT.title, "body": CONFIDENT.body}) + "\n")
+    res = _cli("classify", "--taxonomy", str(TINY), "--input", str(src), "--output", str(tmp_path / "o.jsonl"),
+               "--no-shipped", "--llm-model", "qwen2.5-7b", "--llm-below", "1.01")
+    assert res.returncode == 2, res.stderr
+    assert "error: --llm-model qwen2.5-7b needs --llm-url" in res.stderr and "Traceback" not in res.stderr
+    assert not (tmp_path / "o.jsonl").exists()

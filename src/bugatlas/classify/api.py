@@ -137,6 +137,25 @@ def _worker_start() -> None:
     # expects them to die: with the exception each printed a traceback, and one raised while
     # it held the task queue's lock left the next worker waiting and the batch hung for good
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    # Ctrl-C reaches the whole process group: the parent alone handles it (and terminates the
+    # pool); each worker raising KeyboardInterrupt printed its own traceback
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _POOL_SIGNALS)  # blocked while the pool forked
+
+
+# held back while the pool forks: the CLI's handler raising in a fork hook was dropped (the
+# batch went on), and raised between two forks it left the workers forked so far behind. The
+# signals are blocked (the workers inherit that until _worker_start) and, as another thread
+# (the progress bar's) can still take them, the parent's handlers only note them meanwhile
+_POOL_SIGNALS = {signal.SIGTERM, signal.SIGINT}
+
+
+def _note_signals(came: list[int]) -> dict[int, Any]:
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():  # handlers are set there only
+        return {}
+    return {s: signal.signal(s, lambda signum, frame: came.append(signum)) for s in _POOL_SIGNALS}
 
 
 def _predict_chunk(issues: list[Issue]) -> list[Prediction]:
@@ -168,7 +187,17 @@ def parallel_predictor(ens: Ensemble, *, jobs: int = 2, chunk: int = 250
             return ens.predict(issues)
         if pool is None:
             _WORKER_ENS = ens  # what the forked workers find
-            pool = mp.get_context("fork").Pool(jobs, initializer=_worker_start)
+            came: list[int] = []
+            held = signal.pthread_sigmask(signal.SIG_BLOCK, _POOL_SIGNALS)
+            handlers = _note_signals(came)
+            try:
+                pool = mp.get_context("fork").Pool(jobs, initializer=_worker_start)
+            finally:
+                for signum, handler in handlers.items():
+                    signal.signal(signum, handler)
+                signal.pthread_sigmask(signal.SIG_SETMASK, held)
+            if came:  # delivered now, with the pool known (and terminated on the way out)
+                signal.raise_signal(came[0])
         parts = pool.map(_predict_chunk, [issues[i : i + chunk] for i in range(0, len(issues), chunk)])
         return [p for part in parts for p in part]
 

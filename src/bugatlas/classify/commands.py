@@ -71,7 +71,7 @@ def register(app: typer.Typer) -> None:
         llm_cache: Annotated[Path | None, typer.Option("--llm-cache", help="Batch mode: SQLite file of the LLM's answers, reused by the next run (an interrupted or failed run resumes). Default: the output's name + .llm-cache.sqlite. The store mode keeps them in the store.")] = None,
         all_issues: Annotated[bool, typer.Option("--all", help="Label every issue with text, not only the filter's failure reports.")] = False,
         limit: Annotated[int | None, typer.Option(help="Label at most this many (unlabeled) issues.")] = None,
-        jobs: Annotated[int, typer.Option("--jobs", "-j", help="Batch mode: worker processes for the offline classifiers.")] = min(2, os.cpu_count() or 1),
+        jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Batch mode: worker processes for the offline classifiers.")] = min(2, os.cpu_count() or 1),
         model: Annotated[Path | None, typer.Option("--model", help="A supervised model file (from `train --output`) instead of the store's or the shipped one.")] = None,
         shipped: Annotated[bool, typer.Option("--shipped/--no-shipped", help="Use the supervised models that ship with BugAtlas (when no better one is given): this taxonomy's, and liu2025's symptoms and root-cause groups mapped onto yu2026's categories.")] = True,
         min_kappa: Annotated[float | None, typer.Option("--min-kappa", min=-1.0, max=1.0, help="Per dimension, keep only labels at a confidence where the supervised model's cross-validated calibration agrees with people at this Cohen's kappa; abstain on the rest (they are left to people).")] = None,
@@ -87,10 +87,20 @@ def register(app: typer.Typer) -> None:
             raise BadInputError("batch mode needs both --input and --output")
         if llm_cache is not None and (input is None or not llm_url):
             raise BadInputError("--llm-cache is for batch mode with --llm-url (the store keeps the LLM's answers)")
+        if llm_model and not llm_url:  # else silently offline: the user thinks the LLM was asked
+            raise BadInputError(f"--llm-model {llm_model} needs --llm-url (the endpoint that serves it)")
         supervised = _load_model(model, taxonomy) if model else None
         if input is not None:
             assert output is not None
             cache_file = llm_cache or output.with_name(output.name + ".llm-cache.sqlite")
+            if llm_url:  # checked before the cache file is made beside the output
+                if not output.parent.is_dir():
+                    raise BadInputError(f"--output {output}: folder {output.parent} does not exist")
+                for given, what in ((output, "the --output file"), (input, "an input file"),
+                                    *((b, "an input file") for b in background)):
+                    if cache_file.resolve() == Path(given).resolve():
+                        raise BadInputError(f"--llm-cache {cache_file} is {what}; the cache would destroy it "
+                                            "or be destroyed (choose another file)")
             llm = _llm(taxonomy, llm_url, llm_model, None, llm_timeout, llm_retries, llm_format,
                        llm_max_tokens, llm_body_chars, cache_file if llm_url else None)
             try:

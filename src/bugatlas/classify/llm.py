@@ -57,12 +57,22 @@ class AnswerCache:
                                 "choose another with --llm-cache") from None
 
     def get(self, key: str) -> dict[str, Any] | None:
-        row = self.conn.execute("SELECT response FROM answers WHERE key = ?", (key,)).fetchone()
+        try:
+            row = self.conn.execute("SELECT response FROM answers WHERE key = ?", (key,)).fetchone()
+        except sqlite3.Error as exc:
+            raise self._error("cannot read", exc) from None
         return orjson.loads(row[0]) if row else None
 
     def put(self, key: str, model: str, answer: dict[str, Any]) -> None:
-        self.conn.execute("INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?)",
-                          (key, model, orjson.dumps(answer).decode(), now_iso()))
+        try:
+            self.conn.execute("INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?)",
+                              (key, model, orjson.dumps(answer).decode(), now_iso()))
+        except sqlite3.Error as exc:  # locked by another process, read-only, disk full
+            raise self._error("cannot write", exc) from None
+
+    def _error(self, what: str, exc: sqlite3.Error) -> BadInputError:
+        return BadInputError(f"LLM answer cache {self.path}: {what} it ({exc}); the answers stored so far are "
+                             "kept: run again, or choose another file with --llm-cache")
 
     def close(self) -> None:
         self.conn.close()
@@ -150,6 +160,15 @@ class LLMLabeler:
         self.spec = taxonomy_spec(taxonomy)
         base = url.rstrip("/")
         self.endpoint = base + ("/chat/completions" if base.endswith("/v1") else "/v1/chat/completions")
+        try:  # a typo is a usage error now, not retries with backoff on every issue
+            parsed = httpx.URL(self.endpoint)
+        except httpx.InvalidURL as exc:
+            raise BadInputError(f"--llm-url {url}: not a URL ({exc})") from None
+        if parsed.scheme not in ("http", "https") or not parsed.host:
+            raise BadInputError(f"--llm-url {url}: not an http:// or https:// URL with a host "
+                                "(e.g. http://127.0.0.1:8080/v1)")
+        if response_format not in ("auto", "json_schema", "json_object"):  # before the cache file is made
+            raise BadInputError(f"--llm-format {response_format}: must be auto, json_schema or json_object")
         self.model = model
         self.store = store
         # answers outside a store (batch mode): kept in this file when given, else in memory only
@@ -161,8 +180,6 @@ class LLMLabeler:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.client = client or httpx.Client(timeout=timeout, headers=headers)
         self.schema = response_schema(self.spec)
-        if response_format not in ("auto", "json_schema", "json_object"):
-            raise ValueError(f"response_format must be auto, json_schema or json_object, got {response_format!r}")
         # auto: json_schema (OpenAI, vLLM, llama.cpp's own server), json_object+schema if rejected
         self.format_mode = "json_object" if response_format == "json_object" else "json_schema"
         self.auto_format = response_format == "auto"
