@@ -209,6 +209,27 @@ def test_nonsense_llm_options_are_usage_errors(endpoint, tmp_path, option, value
     assert not (tmp_path / "o.jsonl.llm-cache.sqlite").exists()  # nothing made beside it either
 
 
+def test_a_batch_stopped_by_bad_input_leaves_no_llm_cache_behind(endpoint, tmp_path) -> None:
+    """Bad input met after the LLM was set up (here an empty input file) left an empty
+    `<output>.llm-cache.sqlite` and printed "llm: 0 requests, 0 answers from ..." above the
+    error line."""
+    src = tmp_path / "in.jsonl"
+    src.write_text("")
+    ep = endpoint(TINY_ANSWER)
+    res = _cli("classify", "--taxonomy", str(TINY), "--input", str(src), "--output", str(tmp_path / "o.jsonl"),
+               "--llm-url", ep.url, "--llm-model", "m", "--llm-below", "1.01")
+    assert res.returncode == 2 and "llm:" not in res.stderr, res.stderr
+    assert not (tmp_path / "o.jsonl.llm-cache.sqlite").exists()
+    # a cache that holds answers stays, even when the next run fails early
+    src.write_text(json.dumps({"repo": "a/b", "number": 1, "title": CONFIDENT.title, "body": CONFIDENT.body}) + "\n")
+    assert _cli("classify", "--taxonomy", str(TINY), "--input", str(src), "--output", str(tmp_path / "o.jsonl"),
+                "--llm-url", ep.url, "--llm-model", "m", "--llm-below", "1.01").returncode == 0
+    src.write_text("")
+    assert _cli("classify", "--taxonomy", str(TINY), "--input", str(src), "--output", str(tmp_path / "o.jsonl"),
+                "--llm-url", ep.url, "--llm-model", "m", "--llm-below", "1.01").returncode == 2
+    assert (tmp_path / "o.jsonl.llm-cache.sqlite").is_file()
+
+
 def test_llm_evidence_is_a_quote_of_the_issue_or_the_model_name(endpoint) -> None:
     """The evidence of an LLM label is the model's quote when it is words of the issue. Small
     models answer quotes such as ":" or "][" (seen from gemma3-270m) or paraphrase; those were

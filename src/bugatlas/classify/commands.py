@@ -71,7 +71,7 @@ def register(app: typer.Typer) -> None:
         llm_cache: Annotated[Path | None, typer.Option("--llm-cache", help="Batch mode: SQLite file of the LLM's answers, reused by the next run (an interrupted or failed run resumes). Default: the output's name + .llm-cache.sqlite. The store mode keeps them in the store.")] = None,
         all_issues: Annotated[bool, typer.Option("--all", help="Label every issue with text, not only the filter's failure reports.")] = False,
         limit: Annotated[int | None, typer.Option(help="Label at most this many (unlabeled) issues.")] = None,
-        jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Batch mode: worker processes for the offline classifiers.")] = min(2, os.cpu_count() or 1),
+        jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Batch mode: worker processes for the offline classifiers (one with --llm-url: the LLM's connection and answer cache belong to one process).")] = min(2, os.cpu_count() or 1),
         model: Annotated[Path | None, typer.Option("--model", help="A supervised model file (from `train --output`) instead of the store's or the shipped one.")] = None,
         shipped: Annotated[bool, typer.Option("--shipped/--no-shipped", help="Use the supervised models that ship with BugAtlas (when no better one is given): this taxonomy's, and liu2025's symptoms and root-cause groups mapped onto yu2026's categories.")] = True,
         min_kappa: Annotated[float | None, typer.Option("--min-kappa", min=-1.0, max=1.0, help="Per dimension, keep only labels at a confidence where the supervised model's cross-validated calibration agrees with people at this Cohen's kappa; abstain on the rest (they are left to people).")] = None,
@@ -113,8 +113,9 @@ def register(app: typer.Typer) -> None:
             finally:
                 if llm is not None:
                     llm.close()
-                    err_console.print(f"llm: {llm.stats['requests']} requests, {llm.stats['cache_hits']} answers "
-                                      f"from {cache_file}", highlight=False)
+                    if llm.stats["requests"] or llm.stats["cache_hits"]:  # not after a usage error
+                        err_console.print(f"llm: {llm.stats['requests']} requests, {llm.stats['cache_hits']} "
+                                          f"answers from {cache_file}", highlight=False)
             if json:
                 print_json({"issues": n, "output": str(output)})
             else:

@@ -48,6 +48,7 @@ class AnswerCache:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
+        self._new = not self.path.exists()  # an unused new cache is removed at close
         try:
             self.conn = sqlite3.connect(self.path, isolation_level=None)
             self.conn.execute("CREATE TABLE IF NOT EXISTS answers (key TEXT PRIMARY KEY, model TEXT NOT NULL, "
@@ -75,7 +76,13 @@ class AnswerCache:
                              "kept: run again, or choose another file with --llm-cache")
 
     def close(self) -> None:
+        try:
+            empty = self._new and self.conn.execute("SELECT 1 FROM answers LIMIT 1").fetchone() is None
+        except sqlite3.Error:
+            empty = False
         self.conn.close()
+        if empty:  # a run stopped by a usage error, or one that asked nothing: leave no file behind
+            self.path.unlink(missing_ok=True)
 
 
 def response_schema(spec: TaxonomySpec) -> dict[str, Any]:
