@@ -158,6 +158,24 @@ def _note_signals(came: list[int]) -> dict[int, Any]:
     return {s: signal.signal(s, lambda signum, frame: came.append(signum)) for s in _POOL_SIGNALS}
 
 
+def _fork_pool(context: Any, jobs: int) -> tuple[Any, int | None]:
+    """``jobs`` forked workers, with SIGTERM/SIGINT held while they fork (see _POOL_SIGNALS),
+    and the signal that came meanwhile, if any: the caller raises it once it holds the pool,
+    so that stopping terminates the workers."""
+    came: list[int] = []
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, _POOL_SIGNALS)
+    handlers = _note_signals(came)
+    try:
+        pool = context.Pool(jobs, initializer=_worker_start)
+    finally:
+        # unblock first: a signal held pending (the pool's threads started with it blocked) is
+        # noted by our handler, not raised here, where the caller would never get the pool
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+    return pool, (came[0] if came else None)
+
+
 def _predict_chunk(issues: list[Issue]) -> list[Prediction]:
     assert _WORKER_ENS is not None
     return _WORKER_ENS.predict(issues)
@@ -187,17 +205,9 @@ def parallel_predictor(ens: Ensemble, *, jobs: int = 2, chunk: int = 250
             return ens.predict(issues)
         if pool is None:
             _WORKER_ENS = ens  # what the forked workers find
-            came: list[int] = []
-            held = signal.pthread_sigmask(signal.SIG_BLOCK, _POOL_SIGNALS)
-            handlers = _note_signals(came)
-            try:
-                pool = mp.get_context("fork").Pool(jobs, initializer=_worker_start)
-            finally:
-                for signum, handler in handlers.items():
-                    signal.signal(signum, handler)
-                signal.pthread_sigmask(signal.SIG_SETMASK, held)
-            if came:  # delivered now, with the pool known (and terminated on the way out)
-                signal.raise_signal(came[0])
+            pool, pending = _fork_pool(mp.get_context("fork"), jobs)
+            if pending is not None:  # delivered now, with the pool known (terminated on the way out)
+                signal.raise_signal(pending)
         parts = pool.map(_predict_chunk, [issues[i : i + chunk] for i in range(0, len(issues), chunk)])
         return [p for part in parts for p in part]
 
@@ -211,10 +221,8 @@ def parallel_predictor(ens: Ensemble, *, jobs: int = 2, chunk: int = 250
 
 def predict_parallel(ens: Ensemble, issues: Sequence[Issue], *, jobs: int = 2, chunk: int = 250
                      ) -> list[Prediction]:
-    """``ens.predict`` over ``jobs`` processes (see :func:`parallel_predictor`)."""
-    issues = list(issues)
-    if len(issues) <= chunk:
-        return ens.predict(issues)
+    """``ens.predict`` over ``jobs`` processes (see :func:`parallel_predictor`; an input of one
+    chunk or less is predicted here, without forking)."""
     with parallel_predictor(ens, jobs=jobs, chunk=chunk) as predict:
         return predict(issues)
 
