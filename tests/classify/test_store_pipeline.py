@@ -239,13 +239,13 @@ def test_classify_counts_the_issues_that_got_no_label_at_all(small_store: Store,
 
 
 def test_suggest_ranks_and_shows_the_top_level_for_yu2026(small_store: Store) -> None:
-    """yu2026's symptom is decided at its category (lent by the liu2025 model); suggest ranked by
-    the margin of the leaf probabilities and showed the leaf label, "-" for most issues."""
+    """yu2026's symptom is decided at its category first (when it was lent by the liu2025 model,
+    only there); suggest ranked by the margin of the leaf probabilities and showed the leaf
+    label, "-" for most issues."""
     picks = suggest(small_store, "yu2026", n=200)
     yu = taxonomy_spec("yu2026").dims["symptom"]
     names = {v for leaf in yu.store.values() for v in leaf.values()}
     assert len(picks) == 200 and all(p["labels"]["symptom"] for p in picks)
     assert all(set(p["labels"]["symptom"]) <= names for p in picks)
-    assert sum(p["labels"]["symptom"][0] in yu.values("symptom_category") for p in picks) > 100
     uncertainty = [p["uncertainty"] for p in picks]
     assert uncertainty == sorted(uncertainty, reverse=True) and all(0 <= p["margins"]["symptom"] <= 1 for p in picks)

@@ -25,7 +25,7 @@ from bugatlas.classify.supervised import (
     shipped_model_path,
 )
 from bugatlas.classify.text import issue_doc
-from bugatlas.errors import BugAtlasError
+from bugatlas.errors import BadInputError, BugAtlasError
 from bugatlas.store.records import Issue
 
 TRAINSET = Path(__file__).resolve().parents[2] / "bench" / "trainset" / "labels.jsonl"
@@ -209,9 +209,20 @@ def test_cli_trains_from_files_and_classifies_with_that_model(corpus_records, wr
     res = cli("classify", "--taxonomy", "liu2025", "--input", str(issues), "--output", str(out),
               "--no-shipped", "--min-kappa", "0.8")
     assert res.returncode == 2 and "--min-kappa needs a supervised model" in res.stderr
-    # yu2026 has none of its own: the error says the lent liu2025 model has no yu2026 calibration
+    # yu2026 ships a calibrated model of its own
     res = cli("classify", "--taxonomy", "yu2026", "--input", str(issues), "--output", str(out), "--min-kappa", "0.8")
-    assert res.returncode == 2 and "model of yu2026" in res.stderr and "liu2025 model lent" in res.stderr
+    assert res.returncode == 0, res.stderr
+    limits = shipped_model("yu2026").thresholds(0.8).per_dim
+    for row in map(orjson.loads, out.read_bytes().splitlines()):
+        for dim, value in row["labels"].items():
+            if value and dim in limits:
+                assert row["confidence"][dim] >= limits[dim]
+    # without it, the error says the lent liu2025 model has no yu2026 calibration
+    from bugatlas.classify.api import calibrated_thresholds
+    from bugatlas.classify.combine import donors_for
+
+    with pytest.raises(BadInputError, match="model of yu2026.*liu2025 model lent"):
+        calibrated_thresholds(build_classifier("yu2026", use_shipped=False, donors=donors_for("yu2026")), 0.8, 0.35)
     res = cli("classify", "--taxonomy", "liu2025", "--input", str(issues), "--output", str(out),
               "--threshold", "1.5")
     assert res.returncode == 2 and "--threshold" in res.stderr

@@ -25,6 +25,12 @@ from bugatlas.classify.text import Doc, issue_doc
 from bugatlas.store.records import Issue
 
 NO_TEXT = "no title or body: nothing to judge"
+# A donor's weight at a top level that this taxonomy's own supervised model also answers (where
+# it has none, the donor decides alone). Two models fitted on different labels of the same
+# issues disagree in useful ways: yu2026's own model (1,477 labels) with the liu2025 model lent
+# at this weight beat either alone. Chosen by 5-fold CV on the yu2026 training labels, the
+# liu2025 model refitted in each fold (BENCHMARKS.md, "yu2026").
+LENT_WEIGHT = 0.3
 
 
 def has_text(issue: Issue) -> bool:  # also the store's rule for which issues classify takes
@@ -60,12 +66,22 @@ def overlay(s: DimScores, base: DimScores) -> DimScores:
                      level_probs={**base.level_probs, **s.level_probs})
 
 
-def lend(own: DimScores, top_dim: str, probs: dict[str, float], evidence: list[str]) -> DimScores:
-    """``own`` with its top level's probabilities replaced by a donor's mapped ones; the
-    levels below stay this taxonomy's (they are chosen inside the donor's top value)."""
-    best = max(probs, key=probs.__getitem__)
+def lend(own: DimScores, top_dim: str, probs: dict[str, float], evidence: list[str],
+         weight: float = 1.0) -> DimScores:
+    """``own`` with its top level's probabilities replaced by a donor's mapped ones (``weight``
+    1), or mixed with them (``weight`` × the donor's + the rest × its own); the levels below
+    stay this taxonomy's (they are chosen inside the top value)."""
+    mine = own.level_probs.get(top_dim, {})
+    if weight < 1.0 and mine:
+        probs = normalize({k: weight * probs.get(k, 0.0) + (1 - weight) * mine.get(k, 0.0)
+                           for k in set(probs) | set(mine)})
+        # the donor's line names its own most likely category: shown only when that one wins
+        backs = evidence[0].rsplit(" -> ", 1)[-1] if evidence else None
+    else:
+        backs = max(probs, key=probs.__getitem__)
     merged = {k: list(v) for k, v in own.evidence.items()}
-    merged[best] = evidence + merged.get(best, [])
+    if backs is not None:
+        merged[backs] = evidence + merged.get(backs, [])
     return DimScores(probs=own.probs, evidence=merged, strength=own.strength,
                      level_probs={**own.level_probs, top_dim: probs}, informative=True)
 
@@ -179,9 +195,11 @@ class Ensemble:
         strong_probability: float = 0.6,
         llm_below: float = 0.6,
         donors: Sequence[Donor] = (),
+        lent_weight: float = LENT_WEIGHT,
     ):
         self.spec: TaxonomySpec = taxonomy_spec(taxonomy)
         self.donors = list(donors)
+        self.lent_weight = lent_weight
         self.rules = rules or RuleClassifier(taxonomy)
         self.model = model
         self.supervised = supervised
@@ -218,15 +236,16 @@ class Ensemble:
         # labels it lowered cross-validated kappa, see BENCHMARKS.md)
         return min(0.85, 0.35 + 0.5 * r.strength / strong) if r.strength > 0 else 0.25
 
-    def _answered_here(self, top_dim: str) -> bool:
-        # human labels of this taxonomy come first: a donor lends a top level only where this
-        # taxonomy's supervised model has no head of its own (it may have one only lower down,
-        # when its labels name a single top-level category)
-        return self.supervised is not None and self.supervised.answers(top_dim)
+    def _lent_weight(self, top_dim: str) -> float:
+        # human labels of this taxonomy come first: a donor decides a top level alone only where
+        # this taxonomy's supervised model has no head of its own (it may have one only lower
+        # down, when its labels name a single top-level category); beside one it has a say
+        answered = self.supervised is not None and self.supervised.answers(top_dim)
+        return self.lent_weight if answered else 1.0
 
     def lending_donors(self) -> list[Donor]:
         """The donors whose mapped top levels this ensemble takes (for at least one dim)."""
-        return [d for d in self.donors if any(not self._answered_here(top) for _, top, _ in d.tops.values())]
+        return [d for d in self.donors if any(self._lent_weight(top) > 0 for _, top, _ in d.tops.values())]
 
     def score(self, issues: Sequence[Issue], docs: Sequence[Doc] | None = None,
               only: Collection[str] | None = None) -> list[tuple[dict[str, DimScores], dict[str, str]]]:
@@ -257,8 +276,8 @@ class Ensemble:
                 if s_dims and dim in s_dims:
                     dims[dim], kinds[dim] = overlay(s_dims[dim], dims[dim]), "model"
                 for scored in lent:
-                    if dim in scored[n] and not self._answered_here(scored[n][dim][0]):
-                        dims[dim], kinds[dim] = lend(dims[dim], *scored[n][dim]), "model"
+                    if dim in scored[n] and (weight := self._lent_weight(scored[n][dim][0])) > 0:
+                        dims[dim], kinds[dim] = lend(dims[dim], *scored[n][dim], weight=weight), "model"
                         break
             out.append((dims, kinds))
         return out
