@@ -393,6 +393,8 @@ def test_a_yu2026_run_mixes_the_shipped_yu2026_model_with_the_lent_liu2025_one(c
         donor_top = d["symptom"][2][0].rsplit(" -> ", 1)[1]
         shown = any(e.startswith("liu2025 model: ") for e in p.evidence["symptom_category"])
         assert shown == (p.labels["symptom_category"] == [donor_top])
+    with pytest.raises(ValueError, match="lent_weight"):
+        Ensemble("yu2026", lent_weight=1.5)
 
 
 def test_the_classifier_version_changes_with_the_donors_mapping() -> None:

@@ -71,17 +71,14 @@ def lend(own: DimScores, top_dim: str, probs: dict[str, float], evidence: list[s
     """``own`` with its top level's probabilities replaced by a donor's mapped ones (``weight``
     1), or mixed with them (``weight`` × the donor's + the rest × its own); the levels below
     stay this taxonomy's (they are chosen inside the top value)."""
+    # the donor's line names its own most likely category: shown only where that one is given
+    backs = max(probs, key=probs.__getitem__)
     mine = own.level_probs.get(top_dim, {})
     if weight < 1.0 and mine:
         probs = normalize({k: weight * probs.get(k, 0.0) + (1 - weight) * mine.get(k, 0.0)
                            for k in set(probs) | set(mine)})
-        # the donor's line names its own most likely category: shown only when that one wins
-        backs = evidence[0].rsplit(" -> ", 1)[-1] if evidence else None
-    else:
-        backs = max(probs, key=probs.__getitem__)
     merged = {k: list(v) for k, v in own.evidence.items()}
-    if backs is not None:
-        merged[backs] = evidence + merged.get(backs, [])
+    merged[backs] = evidence + merged.get(backs, [])
     return DimScores(probs=own.probs, evidence=merged, strength=own.strength,
                      level_probs={**own.level_probs, top_dim: probs}, informative=True)
 
@@ -199,6 +196,8 @@ class Ensemble:
     ):
         self.spec: TaxonomySpec = taxonomy_spec(taxonomy)
         self.donors = list(donors)
+        if not 0.0 <= lent_weight <= 1.0:
+            raise ValueError(f"lent_weight must be between 0 and 1, not {lent_weight}")
         self.lent_weight = lent_weight
         self.rules = rules or RuleClassifier(taxonomy)
         self.model = model
