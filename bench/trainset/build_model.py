@@ -22,28 +22,31 @@ DEV = HERE.parent / "devset"
 DEFAULT_OUT = HERE.parents[1] / "src" / "bugatlas" / "classify" / "models" / "liu2025.pkl.xz"
 
 
-def build(*, exclude_dev: bool, corpus: Path = CORPUS):
-    labels = [HERE / "labels.jsonl"] + ([] if exclude_dev else [DEV / "gold.jsonl"])
-    exclude = [DEV / "sample.jsonl"] if exclude_dev else []
+def build(*, exclude_dev: bool, corpus: Path = CORPUS, taxonomy: str = "liu2025", labels: Path = HERE / "labels.jsonl",
+          dev: Path = DEV):
+    label_files = [labels] + ([] if exclude_dev else [dev / "gold.jsonl"])
+    exclude = [dev / "sample.jsonl"] if exclude_dev else []
     # calibrated: the model carries its 5-fold agreement by confidence (classify --min-kappa)
-    return fit_from_files("liu2025", [corpus], labels, exclude=exclude, calibrate=True)
+    return fit_from_files(taxonomy, [corpus], label_files, exclude=exclude, calibrate=True)
 
 
-def main() -> None:
+def main(taxonomy: str = "liu2025", labels: Path = HERE / "labels.jsonl", dev: Path = DEV) -> None:
+    """The command line of this script and of bench/trainset-yu2026/build_model.py."""
+    default_out = DEFAULT_OUT.with_name(f"{taxonomy}.pkl.xz")
     ap = argparse.ArgumentParser()
     ap.add_argument("--exclude-dev", action="store_true")
     ap.add_argument("--corpus", type=Path, default=CORPUS)
-    ap.add_argument("--output", type=Path, default=DEFAULT_OUT)
+    ap.add_argument("--output", type=Path, default=default_out)
     args = ap.parse_args()
     t0 = time.perf_counter()
-    model = build(exclude_dev=args.exclude_dev, corpus=args.corpus)
+    model = build(exclude_dev=args.exclude_dev, corpus=args.corpus, taxonomy=taxonomy, labels=labels, dev=dev)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     model.save(args.output)
     print(f"{model.version}: {model.n_human} labeled issues, heads {sorted(model.heads)}, "
           f"{args.output.stat().st_size / 1e6:.2f} MB -> {args.output} ({time.perf_counter() - t0:.1f} s)")
     for kappa in (0.7, 0.8):
         print(f"classify --min-kappa {kappa}: thresholds {model.thresholds(kappa).per_dim}")
-    if args.output.resolve() != (shipped_model_path("liu2025") or DEFAULT_OUT).resolve():
+    if args.output.resolve() != (shipped_model_path(taxonomy) or default_out).resolve():
         print("(not the shipped model: pass it to classify with --model)")
 
 
