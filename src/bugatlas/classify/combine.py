@@ -28,7 +28,8 @@ NO_TEXT = "no title or body: nothing to judge"
 # A donor's weight at a top level that this taxonomy's own supervised model also answers (where
 # it has none, the donor decides alone). Two models fitted on different labels of the same
 # issues disagree in useful ways: yu2026's own model (1,477 labels) with the liu2025 model lent
-# at this weight beat either alone. Chosen by 5-fold CV on the yu2026 training labels, the
+# at this weight beat either alone at the symptom and root-cause categories (the root-cause
+# leaf, chosen inside the category, does best without it). Chosen by 5-fold CV on the yu2026 training labels, the
 # liu2025 model refitted in each fold (BENCHMARKS.md, "yu2026").
 LENT_WEIGHT = 0.3
 
