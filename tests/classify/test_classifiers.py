@@ -423,6 +423,24 @@ def test_the_classifier_version_changes_with_the_donors_mapping() -> None:
     assert build_classifier("yu2026", donors=[other]).version != ens.version
 
 
+def test_the_classifier_version_changes_with_the_lent_weight() -> None:
+    """Where the shipped yu2026 model answers a top level, the liu2025 model is mixed in at
+    ``lent_weight``: another weight gives other labels, but the version was the same, so a
+    store's classify after a change of LENT_WEIGHT (a package upgrade) or with another weight
+    skipped every issue as "already labeled by this version"."""
+    from bugatlas.classify.combine import LENT_WEIGHT, Ensemble, donors_for
+    from bugatlas.classify.supervised import shipped_model
+
+    own, donors = shipped_model("yu2026"), donors_for("yu2026")
+    versions = {Ensemble("yu2026", supervised=own, donors=donors, lent_weight=w).version
+                for w in (0.0, LENT_WEIGHT, 0.5, 1.0)}
+    assert len(versions) == 4
+    # liu2025 (no donors) and yu2026 without a model of its own (the donor decides alone) as before
+    assert Ensemble("liu2025").version == Ensemble("liu2025", lent_weight=0.5).version
+    assert (Ensemble("yu2026", donors=donors).version
+            == Ensemble("yu2026", donors=donors, lent_weight=0.5).version)
+
+
 def test_codebook_files_of_one_name_in_one_process_are_each_used(tmp_path) -> None:
     """The spec of a codebook loaded by path is what its name means afterwards. Before, the first
     file of a name won for the whole process: a notebook's edited codebook, or a second study's

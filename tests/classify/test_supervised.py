@@ -597,3 +597,14 @@ def test_predict_before_fit_is_a_bugatlas_error() -> None:
     for model in (TextModel("liu2025"), SupervisedModel("liu2025")):
         with pytest.raises(BugAtlasError, match="before fit: call fit"):
             model.predict([issue])
+
+
+def test_min_kappa_without_the_shipped_model_does_not_say_none_ships() -> None:
+    """`classify --taxonomy yu2026 --no-shipped --min-kappa 0.7` said "none is shipped for
+    yu2026", though a calibrated yu2026 model ships and --no-shipped had left it out."""
+    from bugatlas.classify.api import calibrated_thresholds
+
+    for taxonomy in ("yu2026", "liu2025"):
+        with pytest.raises(BadInputError) as err:
+            calibrated_thresholds(build_classifier(taxonomy, use_shipped=False), 0.7, 0.35)
+        assert "none is shipped" not in str(err.value) and "--no-shipped" in str(err.value)

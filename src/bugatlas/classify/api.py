@@ -461,6 +461,7 @@ def calibrated_thresholds(ens: Ensemble, min_kappa: float, default: float) -> Th
                             "(the shipped one, `train`, or --model); "
                             + (f"the {', '.join(d.name for d in ens.donors)} model lent for some dimensions "
                                f"was not calibrated on {ens.spec.name} labels" if ens.donors
+                               else "--no-shipped left the shipped one out" if shipped_model(ens.spec.name)
                                else f"none is shipped for {ens.spec.name}"))
     try:
         return ens.supervised.thresholds(min_kappa, default=default)

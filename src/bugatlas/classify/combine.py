@@ -217,6 +217,10 @@ class Ensemble:
         if self.supervised is not None:
             parts.append(self.supervised.version)
         parts += [d.version for d in self.donors]
+        # where a donor is mixed in (beside this taxonomy's own model), its weight is part of the labels
+        if self.supervised is not None and any(self.supervised.answers(top) for d in self.donors
+                                               for _, top, _ in d.tops.values()):
+            parts.append(f"lent-{self.lent_weight:g}")
         if self.llm is not None:
             parts.append(self.llm.version)  # type: ignore[attr-defined]
         return "+".join(parts)
