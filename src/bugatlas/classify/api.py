@@ -63,9 +63,10 @@ def build_classifier(
     one it is fitted here on ``fit_on`` (unlabeled issues, weakly labeled by the rules). The
     supervised model is ``supervised`` when given, else whichever of the store's (``train``)
     and the package's (fitted on BugAtlas's labeled training set) learned from more labels.
-    With ``use_shipped``, a dimension no supervised model answers takes its top level from
-    another taxonomy's shipped model whose codebook maps onto this one (liu2025 -> yu2026
-    symptom and root-cause categories); ``donors`` gives them instead."""
+    With ``use_shipped``, another taxonomy's shipped model whose codebook maps onto this one
+    (liu2025 -> yu2026 symptom and root-cause categories) gives a dimension's top level where
+    no supervised model answers it, and is mixed in (``LENT_WEIGHT``) where one does;
+    ``donors`` gives them instead."""
     spec = taxonomy_spec(taxonomy)
     rules = RuleClassifier(spec.name)
     model = load_trained(store, spec.name) if (store is not None and use_trained) else None
