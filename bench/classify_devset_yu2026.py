@@ -32,7 +32,7 @@ import orjson
 
 from bugatlas.classify import classify_file, read_label_records, taxonomy_spec
 from bugatlas.classify.base import DEFAULT_THRESHOLD
-from bugatlas.classify.combine import Donor, Ensemble
+from bugatlas.classify.combine import LENT_WEIGHT, Donor, Ensemble
 from bugatlas.classify.evaluate import cohen_kappa, evaluate
 from bugatlas.classify.supervised import fit_from_files
 from bugatlas.taxonomy import load_codebook
@@ -92,8 +92,8 @@ def main() -> int:
     rows = []
     # (name, threshold, yu2026 supervised model, donors): the default abstention, then every
     # issue answered; beside the yu2026 model the donor is mixed in at LENT_WEIGHT
-    runs = [("yu2026 model + liu2025 lent at 0.3 (default)", DEFAULT_THRESHOLD, yu, lent),
-            ("yu2026 model + liu2025 lent at 0.3 (default)", 0.0, yu, lent),
+    default = f"yu2026 model + liu2025 lent at {LENT_WEIGHT:g} (default)"
+    runs = [(default, DEFAULT_THRESHOLD, yu, lent), (default, 0.0, yu, lent),
             ("yu2026 model, nothing lent", 0.0, yu, []),
             ("no yu2026 labels: rules + lent liu2025", 0.0, None, lent),
             ("no yu2026 labels, nothing lent", 0.0, None, [])]
