@@ -235,8 +235,17 @@ def test_calibration_thresholds_and_abstention(labeled) -> None:
     model = SupervisedModel("liu2025").fit(items, golds)
     with pytest.raises(BugAtlasError, match="no calibration"):
         model.thresholds(0.8)
+    # base rates for a domain's shift (classify/domains.py): the training labels' shares at the
+    # top levels until calibrated, then the mean held-out probability
+    counts = Counter(g["symptom"][0] for g in golds if len(g["symptom"]) == 1)
+    assert model.label_shares["symptom"]["Crash"] >= counts["Crash"] / 300
+    assert model.base_rates("symptom") is model.label_shares["symptom"] and not model.heldout_shares
     model.calibrate(items, golds, folds=3)
     assert model.calibration_n == 300
+    assert set(model.heldout_shares) == {"symptom", "root_cause_group", "phase"}
+    for shares in model.heldout_shares.values():
+        assert abs(sum(shares.values()) - 1) < 1e-6
+    assert model.base_rates("symptom") is model.heldout_shares["symptom"] != model.label_shares["symptom"]
     # only what the model itself decides (Unexpected Output sub-types come from the rules)
     assert set(model.calibration) == {"symptom", "root_cause_group", "root_cause", "phase"}
     for rows in model.calibration.values():

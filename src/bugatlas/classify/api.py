@@ -56,6 +56,7 @@ def build_classifier(
     supervised: SupervisedModel | None = None,
     use_shipped: bool = True,
     donors: Sequence[Donor] | None = None,
+    use_domains: bool = True,
 ) -> Ensemble:
     """Rules + text model + supervised model (+ LLM).
 
@@ -66,7 +67,8 @@ def build_classifier(
     With ``use_shipped``, another taxonomy's shipped model whose codebook maps onto this one
     (liu2025 -> yu2026 symptom and root-cause categories) gives a dimension's top level where
     no supervised model answers it, and is mixed in (``LENT_WEIGHT``) where one does;
-    ``donors`` gives them instead."""
+    ``donors`` gives them instead. With ``use_domains``, an issue of a repository the codebook's
+    ``domains:`` name gets that domain's base rates at the top levels (classify/domains.py)."""
     spec = taxonomy_spec(taxonomy)
     rules = RuleClassifier(spec.name)
     model = load_trained(store, spec.name) if (store is not None and use_trained) else None
@@ -79,7 +81,8 @@ def build_classifier(
         supervised = max(candidates, key=lambda m: m.n_human, default=None)
     ens = Ensemble(spec.name, rules=rules, model=model, supervised=supervised, llm=llm,
                    threshold=threshold, llm_below=llm_below,
-                   donors=donors if donors is not None else donors_for(spec.name) if use_shipped else ())
+                   donors=donors if donors is not None else donors_for(spec.name) if use_shipped else (),
+                   domains=None if use_domains else ())
     if model is None and fit_on:
         ens.fit([i for i in fit_on if has_text(i)])
     return ens
@@ -101,6 +104,7 @@ def classify_file(
     use_shipped: bool = True,
     min_kappa: float | None = None,
     donors: Sequence[Donor] | None = None,
+    use_domains: bool = True,
 ) -> int:
     """The batch interface: label every issue of ``input_path`` (corpus JSON Lines) into
     ``output_path`` without a store. The text model is fitted on the input plus any
@@ -116,7 +120,7 @@ def classify_file(
     for extra in background:
         fit_on += list(read_issues(extra))
     ens = build_classifier(spec.name, fit_on=fit_on, llm=llm, threshold=threshold, llm_below=llm_below,
-                           supervised=supervised, use_shipped=use_shipped, donors=donors)
+                           supervised=supervised, use_shipped=use_shipped, donors=donors, use_domains=use_domains)
     if min_kappa is not None:
         ens.threshold = calibrated_thresholds(ens, min_kappa, threshold)
     with LabelWriter(output_path, spec.single_valued) as out, parallel_predictor(ens, jobs=jobs) as predict:
@@ -362,13 +366,15 @@ def classify_store(
     supervised: SupervisedModel | None = None,
     use_shipped: bool = True,
     min_kappa: float | None = None,
+    use_domains: bool = True,
 ) -> ClassifyResult:
     """Label every failure report in the store. Resumable: issues this classifier version
     already labeled are skipped; each batch is written in one transaction."""
     spec = taxonomy_spec(taxonomy)
     candidates = failure_issues(store, all_issues=all_issues)
     ens = build_classifier(spec.name, store=store, fit_on=candidates, llm=llm, threshold=threshold,
-                           llm_below=llm_below, supervised=supervised, use_shipped=use_shipped)
+                           llm_below=llm_below, supervised=supervised, use_shipped=use_shipped,
+                           use_domains=use_domains)
     version = ens.version
     if min_kappa is not None:
         ens.threshold = calibrated_thresholds(ens, min_kappa, threshold)

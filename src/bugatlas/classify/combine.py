@@ -17,6 +17,7 @@ from bugatlas.classify.base import (
     level_probs,
     normalize,
 )
+from bugatlas.classify.domains import Domain, domain_of, domains_of, shift
 from bugatlas.classify.model import TextModel
 from bugatlas.classify.rules import RuleClassifier
 from bugatlas.classify.schema import TaxonomySpec, taxonomy_spec
@@ -194,12 +195,15 @@ class Ensemble:
         llm_below: float = 0.6,
         donors: Sequence[Donor] = (),
         lent_weight: float = LENT_WEIGHT,
+        domains: Sequence[Domain] | None = None,
     ):
         self.spec: TaxonomySpec = taxonomy_spec(taxonomy)
         self.donors = list(donors)
         if not 0.0 <= lent_weight <= 1.0:
             raise ValueError(f"lent_weight must be between 0 and 1, not {lent_weight}")
         self.lent_weight = lent_weight
+        # the codebook's repositories with base rates of their own (None: the codebook's; (): none)
+        self.domains = list(domains_of(self.spec) if domains is None else domains)
         self.rules = rules or RuleClassifier(taxonomy)
         self.model = model
         self.supervised = supervised
@@ -221,9 +225,67 @@ class Ensemble:
         if self.supervised is not None and any(self.supervised.answers(top) for d in self.donors
                                                for _, top, _ in d.tops.values()):
             parts.append(f"lent-{self.lent_weight:g}")
+        if (shifted := self._shifted_tops()):  # the labels of a domain's issues depend on both
+            table = repr([(d.name, d.digest) for d in self.domains] + [(t, sorted(r.items())) for t, r in shifted])
+            parts.append(f"domains-{hashlib.sha256(table.encode()).hexdigest()[:8]}")
         if self.llm is not None:
             parts.append(self.llm.version)  # type: ignore[attr-defined]
         return "+".join(parts)
+
+    def _shifted_tops(self) -> list[tuple[str, dict[str, float]]]:
+        """(top level, the base rates its probabilities carry) for each top level some domain
+        moves to its own base rates."""
+        if not self.domains:
+            return []
+        out = []
+        for dspec in self.spec.dims.values():
+            top = dspec.out_dims[0]
+            if any(top in d.priors for d in self.domains) and (ref := self._base_rates(top)):
+                out.append((top, ref))
+        return out
+
+    def _base_rates(self, top: str) -> dict[str, float] | None:
+        """The base rates the combined probabilities of a top level carry, from the models that
+        give it: the supervised model's, mixed with a lending donor's (mapped) at the lent
+        weight, as the probabilities are (the mean of a mix is the mix of the means). None
+        where no model with base rates decides it (rules alone)."""
+        own = self.supervised.base_rates(top) if self.supervised is not None and self.supervised.answers(top) else None
+        for donor in self.lending_donors():
+            for sdim, (_, dtop, values) in donor.tops.items():
+                weight = self._lent_weight(dtop)
+                if dtop != top or weight <= 0:
+                    continue
+                sup = donor.classifier.supervised
+                src = donor.classifier.spec.dims[sdim].out_dims[0]
+                theirs = sup.base_rates(src) if sup is not None and sup.answers(src) else None
+                if not theirs:
+                    return own if weight < 1 else None
+                mapped: dict[str, float] = {}
+                for v, p in theirs.items():
+                    mapped[values[v]] = mapped.get(values[v], 0.0) + p
+                if own is None or weight >= 1:
+                    return normalize(mapped)
+                return normalize({k: (1 - weight) * own.get(k, 0.0) + weight * mapped.get(k, 0.0)
+                                  for k in dict.fromkeys([*own, *mapped])})
+        return own
+
+    def _reprior(self, dim: str, sc: DimScores, dom: Domain, ref: dict[str, float]) -> DimScores:
+        """``sc`` with its top level moved from the base rates ``ref`` to the domain's."""
+        top = self.spec.dims[dim].out_dims[0]
+        target = dom.priors.get(top)
+        now = level_probs(self.spec, dim, sc, top) if target else {}
+        if not now:
+            return sc
+        moved = shift(now, ref, target)
+        best = max(moved, key=moved.__getitem__)
+        line = (f"{dom.name}: {best} is {target.get(best, 0.0):.0%} of failures there, "
+                f"{ref.get(best, 0.0):.0%} where the models learned (base rates moved)")
+        evidence = {k: list(v) for k, v in sc.evidence.items()}
+        # first where it changed the answer (it is then the reason), else after the issue's own
+        evidence[best] = ([line] + evidence.get(best, []) if best != max(now, key=now.__getitem__)
+                          else evidence.get(best, []) + [line])
+        return DimScores(probs=sc.probs, evidence=evidence, strength=sc.strength,
+                         level_probs={**sc.level_probs, top: moved}, informative=sc.informative)
 
     def fit(self, issues: Sequence[Issue], labels: Sequence[LabelSet | None] | None = None) -> Ensemble:
         if self.model is None:  # only the heads the supervised model does not answer for
@@ -265,9 +327,11 @@ class Ensemble:
         # another taxonomy's model through a mapping, for dimensions no supervised model of
         # this taxonomy answers (human labels of this taxonomy, when there are, come first)
         lent = [d.score(issues, docs) for d in self.lending_donors()]
+        shifted = dict(self._shifted_tops())
         out = []
         for n, (r_dims, m_dims, s_dims) in enumerate(zip(rs, ms, ss, strict=True)):
             dims, kinds = {}, {}
+            dom = domain_of(self.domains, issues[n].repo) if shifted else None
             for dim, r in r_dims.items():
                 if only is not None and dim not in only:
                     continue
@@ -283,6 +347,8 @@ class Ensemble:
                     if dim in scored[n] and (weight := self._lent_weight(scored[n][dim][0])) > 0:
                         dims[dim], kinds[dim] = lend(dims[dim], *scored[n][dim], weight=weight), "model"
                         break
+                if dom is not None and (ref := shifted.get(self.spec.dims[dim].out_dims[0])):
+                    dims[dim] = self._reprior(dim, dims[dim], dom, ref)
             out.append((dims, kinds))
         return out
 

@@ -74,6 +74,7 @@ def register(app: typer.Typer) -> None:
         jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Batch mode: worker processes for the offline classifiers (one with --llm-url: the LLM's connection and answer cache belong to one process).")] = min(2, os.cpu_count() or 1),
         model: Annotated[Path | None, typer.Option("--model", help="A supervised model file (from `train --output`) instead of the store's or the shipped one.")] = None,
         shipped: Annotated[bool, typer.Option("--shipped/--no-shipped", help="Use the supervised models that ship with BugAtlas (when no better one is given): this taxonomy's, and liu2025's symptoms and root-cause groups mapped onto yu2026's categories.")] = True,
+        domains: Annotated[bool, typer.Option("--domains/--no-domains", help="Move the probabilities of an issue from a repository the codebook's `domains:` name (yu2026: the DeepSeek, Llama and Qwen model-release repositories) to the base rates the study counted there; the models learned from engine issues.")] = True,
         min_kappa: Annotated[float | None, typer.Option("--min-kappa", min=-1.0, max=1.0, help="Per dimension, keep only labels at a confidence where the supervised model's cross-validated calibration agrees with people at this Cohen's kappa; abstain on the rest (they are left to people).")] = None,
         db: DbOption = None,
         json: JsonOption = False,
@@ -108,7 +109,7 @@ def register(app: typer.Typer) -> None:
                     task = bar.add_task("classify", total=None)
                     n = api.classify_file(taxonomy, input, output, background=background, threshold=threshold,
                                           llm=llm, llm_below=llm_below, jobs=jobs, supervised=supervised,
-                                          use_shipped=shipped, min_kappa=min_kappa,
+                                          use_shipped=shipped, min_kappa=min_kappa, use_domains=domains,
                                           progress=lambda k: bar.advance(task, k))
             finally:
                 if llm is not None:
@@ -133,7 +134,7 @@ def register(app: typer.Typer) -> None:
 
             res = api.classify_store(store, taxonomy, llm=llm, llm_below=llm_below, threshold=threshold,
                                      all_issues=all_issues, supervised=supervised, use_shipped=shipped,
-                                     min_kappa=min_kappa, limit=limit, progress=tick)
+                                     min_kappa=min_kappa, limit=limit, progress=tick, use_domains=domains)
         if json:
             print_json(res.as_dict())
             return

@@ -105,6 +105,12 @@ class SupervisedModel:
     # the issues whose human labels it learned from: agreement on them is in-sample (eval
     # reports it apart); a class default so models pickled before it existed load
     trained_on: frozenset[tuple[str, int]] = frozenset()
+    # top-level out dim -> value -> share: the base rates the model learned, read against a
+    # domain's (classify/domains.py). Held-out: its mean probability on issues it did not see
+    # (calibrate, cross-validated: it also shows where it under-calls a rare class); else the
+    # shares of its training labels. Class defaults, so models pickled before them load.
+    label_shares: dict[str, dict[str, float]] = {}  # noqa: RUF012
+    heldout_shares: dict[str, dict[str, float]] = {}  # noqa: RUF012
 
     def __init__(self, taxonomy: str, *, rules: RuleClassifier | None = None, C: float = 5.0,
                  rule_weight: float = 3.0, min_labels: int = MIN_LABELS):
@@ -194,6 +200,8 @@ class SupervisedModel:
                     self.heads[key] = self._fit_head(X[rows], ys, ws)
         self.n_human = len(pairs)
         self.trained_on = frozenset(i.key for i, _ in pairs)
+        self.label_shares = self._label_shares([lab for _, lab in pairs])
+        self.heldout_shares = {}
         self.rules_version = self.rules.version
         self._digest = hashlib.sha256(
             f"{self.n_human}:{X.nnz}:{self.C}:{sorted(self.heads)}:{self.level_blend}".encode()).hexdigest()[:10]
@@ -208,6 +216,26 @@ class SupervisedModel:
         # float16 halves the shipped file; probabilities move by < 1e-3
         return _Head(classes=[str(c) for c in clf.classes_], coef=clf.coef_.astype(np.float16),
                      intercept=clf.intercept_.astype(np.float32))
+
+    def _tops(self) -> list[tuple[str, str]]:
+        """(dim, its top-level out dim) for each dimension this model's heads decide at the top."""
+        return [(dim, d.out_dims[0]) for dim, d in self.spec.dims.items() if self.answers(d.out_dims[0])]
+
+    def _label_shares(self, labels: Sequence[LabelSet]) -> dict[str, dict[str, float]]:
+        out = {}
+        for dim, top in self._tops():
+            counts: dict[str, float] = {}
+            for lab in labels:
+                targets = level_targets(self.spec, dim, top, lab)
+                for v in targets:
+                    counts[v] = counts.get(v, 0.0) + 1.0 / len(targets)
+            if counts:
+                out[top] = normalize(counts)
+        return out
+
+    def base_rates(self, out_dim: str) -> dict[str, float] | None:
+        """The shares of ``out_dim``'s values this model's probabilities carry (see above)."""
+        return self.heldout_shares.get(out_dim) or self.label_shares.get(out_dim) or None
 
     # -- prediction --------------------------------------------------------------------------
     def _feature_names(self) -> np.ndarray:
@@ -283,6 +311,7 @@ class SupervisedModel:
         random.Random(seed).shuffle(order)
         pred: dict[tuple[str, int], dict[str, list[str]]] = {}
         conf: dict[tuple[str, int], dict[str, float]] = {}
+        held_sums: dict[str, dict[str, float]] = {}
         for f in range(folds):
             if step:
                 step(f"calibration: fold {f + 1} of {folds}")
@@ -293,11 +322,17 @@ class SupervisedModel:
             part.fit([pairs[j][0] for j in order if j not in held], [pairs[j][1] for j in order if j not in held])
             for p in part.predict([pairs[j][0] for j in sorted(held)], threshold=0.0):
                 pred[p.key], conf[p.key] = p.labels, p.confidence
+                for dim, top in self._tops():
+                    if dim in p.scores:
+                        sums = held_sums.setdefault(top, {})
+                        for v, pv in level_probs(self.spec, dim, p.scores[dim], top).items():
+                            sums[v] = sums.get(v, 0.0) + pv
         gold = {issue.key: lab for issue, lab in pairs}
         dims = [d for d in self.spec.output_dims if self.answers(d)]
         table = agreement_by_confidence(self.spec, gold, pred, conf, dims=dims)
         self.calibration = {d: rows for d, rows in table.items() if rows and rows[0]["n"]}
         self.calibration_n = len(pairs)
+        self.heldout_shares = {top: normalize(sums) for top, sums in held_sums.items()}
         return self
 
     def answers(self, out_dim: str) -> bool:

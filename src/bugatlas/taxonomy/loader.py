@@ -117,8 +117,22 @@ def validate_codebook(name_or_path: str | os.PathLike[str]) -> list[str]:
         return [str(e)]
     cb, problems = _read(path)
     if not problems:
-        problems = _mapping_problems(cb)
+        problems = _mapping_problems(cb) + _domain_problems(path)
     return problems
+
+
+def _domain_problems(path: Path) -> list[str]:
+    """``domains:`` (base rates by repository, used by classify) must name top levels and
+    categories of the codebook (what classify would otherwise only report when run)."""
+    from bugatlas.classify.domains import domains_of
+    from bugatlas.classify.schema import taxonomy_spec
+    from bugatlas.errors import BadInputError
+
+    try:
+        domains_of(taxonomy_spec(str(path)))
+    except BadInputError as e:
+        return [str(e)]
+    return []
 
 
 def _mapping_problems(cb: Codebook) -> list[str]:
