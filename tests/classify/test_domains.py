@@ -44,6 +44,7 @@ BAD = [
     ("[{name: x, repos: [a/b], priors: {color: {red: 1}}}]", "domains: x: priors: 'color' is not a top level"),
     ("[{name: x, repos: [a/b], priors: {area: {Nope: 1}}}]", "domains: x: priors: area: not a category of that level: 'Nope'"),
     ("[{name: x, repos: [a/b], priors: {area: {Memory: -1}}}]", "domains: x: priors: area: counts or shares must be"),
+    ("[{name: x, repos: [a/b], priors: {area: {Memory: .inf, Code: 1}}}]", "domains: x: priors: area: counts or shares must be"),
     ("[{name: x, repos: [nobody], priors: {area: {Memory: 1}}}]", "domains: x: repos: a list of owner/name globs"),
     ("[{name: x, repos: [a/b], priors: published_count}]", "domains: x: priors: published_count, but no top level"),
     ("[{name: x, repos: [a/b], priors: {area: published_count}}]", "domains: x: priors: area: published_count, but not"),

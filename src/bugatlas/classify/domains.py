@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -123,9 +124,11 @@ def _parse(where: str, raw: Any, tops: tuple) -> tuple[Domain, ...]:
                 bad = [k for k in shares if k not in by_top[top][0]]
                 if bad:
                     raise BadInputError(f"{here}: priors: {top}: not a category of that level: {bad[0]!r}")
-                if not all(isinstance(v, int | float) and not isinstance(v, bool) and v >= 0 for v in shares.values()) \
-                        or sum(shares.values()) <= 0:
-                    raise BadInputError(f"{here}: priors: {top}: counts or shares must be numbers >= 0, not all 0")
+                # finite: an .inf count would make every share nan (0 or nan after normalizing)
+                if not all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
+                           for v in shares.values()) or sum(shares.values()) <= 0:
+                    raise BadInputError(f"{here}: priors: {top}: counts or shares must be finite numbers >= 0, "
+                                        "not all 0")
                 counts[top] = {v: float(shares.get(v, 0)) for v in by_top[top][0]}
         else:
             raise BadInputError(f"{here}: priors: published_count, or per top level a mapping of "
