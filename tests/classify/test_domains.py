@@ -112,3 +112,23 @@ def test_counts_given_per_top_level_become_shares(tmp_path) -> None:
     (dom,) = domains_of(taxonomy_spec(str(path)))
     assert dom.priors == {"area": pytest.approx({"Memory": 0.75, "Code": 0.25})}
     assert dom.matches("our-org/engine") and not dom.matches("other/engine")
+
+
+def test_a_model_without_base_rates_in_the_mix_moves_nothing(corpus_records) -> None:
+    """A yu2026 model pickled before base rates were recorded (`--model` from an older `train`)
+    mixed with the shipped liu2025 donor: the mix's base rates are unknown, so its top levels are
+    not moved (the donor's alone said 0% User Configuration and Usage Fault, and moved half the
+    issues there)."""
+    from bugatlas.classify.supervised import SupervisedModel, shipped_model
+
+    old = SupervisedModel.loads(shipped_model("yu2026").dumps(), "old")
+    old.label_shares, old.heldout_shares = {}, {}  # as a model pickled before them loads
+    keys = [(r.repo, r.number) for r in read_label_records(TRAINSET, taxonomy="yu2026")][:40]
+    release = [Issue(repo="QwenLM/Qwen2.5", number=i, title=corpus_records[k]["title"], body=corpus_records[k]["body"])
+               for i, k in enumerate(keys, 1)]
+    ens = build_classifier("yu2026", supervised=old)
+    plain = build_classifier("yu2026", supervised=old, use_domains=False)
+    assert ens.donors and not ens._shifted_tops() and "domains-" not in ens.version
+    moved, unmoved = ens.predict(release), plain.predict(release)
+    assert [p.labels for p in moved] == [p.labels for p in unmoved]
+    assert not any("base rates moved" in line for p in moved for lines in p.evidence.values() for line in lines)

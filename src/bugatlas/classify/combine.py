@@ -248,7 +248,8 @@ class Ensemble:
         """The base rates the combined probabilities of a top level carry, from the models that
         give it: the supervised model's, mixed with a lending donor's (mapped) at the lent
         weight, as the probabilities are (the mean of a mix is the mix of the means). None
-        where no model with base rates decides it (rules alone)."""
+        where no model with base rates decides it (rules alone), or where one of the models mixed
+        has none (a model pickled before them): half a mix's base rates would move it wrongly."""
         own = self.supervised.base_rates(top) if self.supervised is not None and self.supervised.answers(top) else None
         for donor in self.lending_donors():
             for sdim, (_, dtop, values) in donor.tops.items():
@@ -258,13 +259,15 @@ class Ensemble:
                 sup = donor.classifier.supervised
                 src = donor.classifier.spec.dims[sdim].out_dims[0]
                 theirs = sup.base_rates(src) if sup is not None and sup.answers(src) else None
-                if not theirs:
-                    return own if weight < 1 else None
+                if not theirs:  # a part of the mix whose base rates are unknown: so are the mix's
+                    return None
                 mapped: dict[str, float] = {}
                 for v, p in theirs.items():
                     mapped[values[v]] = mapped.get(values[v], 0.0) + p
-                if own is None or weight >= 1:
+                if weight >= 1:
                     return normalize(mapped)
+                if own is None:  # the own model answers (weight < 1) but has none (pickled before them)
+                    return None
                 return normalize({k: (1 - weight) * own.get(k, 0.0) + weight * mapped.get(k, 0.0)
                                   for k in dict.fromkeys([*own, *mapped])})
         return own
