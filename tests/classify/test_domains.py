@@ -92,6 +92,11 @@ def test_an_issue_of_a_model_release_repository_gets_its_base_rates(corpus_recor
     changed = [p for p, q in zip(at_release, unmoved, strict=True)
                if p.labels["root_cause_category"] and q.labels["root_cause_category"]
                and p.labels["root_cause_category"] != q.labels["root_cause_category"]]
+    # every one gets the stage line; the models' 0.5% Fine-tuning / 99.5% Inference is not "0%" / "100%"
+    inference = [p for p in at_release if p.labels["stage"] == ["Inference"]]
+    assert inference and all("model-release repositories (Yu et al. 2026): Inference is 79% of failures there, "
+                             ">99% where the models learned (base rates moved)" in p.evidence["stage"]
+                             for p in inference)
     assert changed  # and where it changed the answer, the evidence gives that reason first
     for p in changed:
         assert p.evidence["root_cause_category"][0].startswith("model-release repositories (Yu et al. 2026): "

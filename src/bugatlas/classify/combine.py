@@ -85,6 +85,13 @@ def lend(own: DimScores, top_dim: str, probs: dict[str, float], evidence: list[s
                      level_probs={**own.level_probs, top_dim: probs}, informative=True)
 
 
+def _share(x: float) -> str:
+    """A share as a percentage; one that rounds to 0% or 100% without being it says so (the
+    models' 0.5% Fine-tuning is not "0%")."""
+    shown = f"{x:.0%}"
+    return "<1%" if shown == "0%" and x > 0 else ">99%" if shown == "100%" and x < 1 else shown
+
+
 class Donor:
     """Another taxonomy's classifier whose labels map onto this one by its codebook's
     ``mappings:`` (data): e.g. liu2025's model, trained on human labels of engine issues, gives a
@@ -281,8 +288,8 @@ class Ensemble:
             return sc
         moved = shift(now, ref, target)
         best = max(moved, key=moved.__getitem__)
-        line = (f"{dom.name}: {best} is {target.get(best, 0.0):.0%} of failures there, "
-                f"{ref.get(best, 0.0):.0%} where the models learned (base rates moved)")
+        line = (f"{dom.name}: {best} is {_share(target.get(best, 0.0))} of failures there, "
+                f"{_share(ref.get(best, 0.0))} where the models learned (base rates moved)")
         evidence = {k: list(v) for k, v in sc.evidence.items()}
         # first where it changed the answer (it is then the reason), else after the issue's own
         evidence[best] = ([line] + evidence.get(best, []) if best != max(now, key=now.__getitem__)
