@@ -8,7 +8,8 @@ Measured in one run, on the same issues:
   + supervised  the same plus the shipped supervised model (the default since it shipped)
   fit        fitting the text model on the corpus (weak labels from the rules)
   batch      `classify --input --output` end to end: read, fit, predict, write (liu2025; yu2026
-             with its shipped model and the liu2025 one mixed in, and without shipped models)
+             with its shipped model and the liu2025 one mixed in, without shipped models, and with
+             every issue as a model-release repository's, whose base rates are moved)
 Target: >= 300 issues/s for the offline classifiers on this 2-core machine.
 
     python bench/classify_throughput.py [--repeat 3]
@@ -17,11 +18,14 @@ Target: >= 300 issues/s for the offline classifiers on this 2-core machine.
 from __future__ import annotations
 
 import argparse
+import gzip
 import os
 import re
 import tempfile
 import time
 from pathlib import Path
+
+import orjson
 
 from bugatlas.classify import Ensemble, RuleClassifier, classify_file, read_issues
 from bugatlas.classify.api import predict_parallel
@@ -77,6 +81,13 @@ def main() -> None:
                      best_of(lambda: classify_file("yu2026", args.corpus, out, jobs=2), 1)))
         rows.append(("batch classify yu2026 without shipped models: rules + text model (2 processes)",
                      best_of(lambda: classify_file("yu2026", args.corpus, out, jobs=2, use_shipped=False), 1)))
+        # the same texts as issues of a model-release repository: base rates moved (codebook domains:)
+        release = Path(tmp) / "as-qwen.jsonl"
+        with gzip.open(args.corpus, "rb") as src, release.open("wb") as dst:
+            for rec in map(orjson.loads, src):
+                dst.write(orjson.dumps({**rec, "repo": "QwenLM/Qwen2.5"}) + b"\n")
+        rows.append(("batch classify yu2026, every issue as QwenLM/Qwen2.5's (base rates moved; 2 processes)",
+                     best_of(lambda: classify_file("yu2026", release, out, jobs=2), 1)))
     base = rows[0][1]
     print(f"{n} issues, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
     print(f"{'step':55} {'seconds':>8} {'issues/s':>9} {'vs baseline':>11}")
