@@ -101,13 +101,12 @@ def _parse(where: str, raw: Any, tops: tuple) -> tuple[Domain, ...]:
         priors_raw = item.get("priors")
         counts: dict[str, dict[str, float]] = {}
         if priors_raw == "published_count":  # every top level whose categories all have one
-            for top, (values, published) in by_top.items():
-                if values and all(c is not None for c in published):
-                    counts[top] = {v: float(c) for v, c in zip(values, published, strict=True)}
-            if not counts:
+            priors_raw = {top: "published_count" for top, (values, published) in by_top.items()
+                          if values and all(c is not None for c in published)}
+            if not priors_raw:
                 raise BadInputError(f"{here}: priors: published_count, but no top level has a "
                                     "published_count on every category")
-        elif isinstance(priors_raw, dict) and priors_raw:
+        if isinstance(priors_raw, dict) and priors_raw:
             for top, shares in priors_raw.items():
                 if top not in by_top:
                     raise BadInputError(f"{here}: priors: {top!r} is not a top level of the codebook "
