@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import orjson
 import pytest
@@ -561,3 +562,47 @@ def test_sigterm_while_the_batch_pool_forks_stops_the_batch_and_leaves_no_worker
     assert proc.returncode == 130, err[-2000:]
     assert err.strip() == "terminated []", err[-2000:]
     assert subprocess.run(["pgrep", "-g", str(proc.pid)], capture_output=True, text=True).stdout == ""
+
+
+def test_batch_workers_exit_when_the_parent_is_killed_outright(tmp_path) -> None:
+    """SIGKILL (or the OOM killer) never lets the parent terminate its pool: its workers waited
+    forever on a task queue whose write end they hold themselves, one per core, each holding
+    the fitted model's memory. They now get SIGTERM when the parent dies (Linux)."""
+    import signal
+    import time
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("the parent-death signal is Linux's")
+    script = tmp_path / "slow.py"
+    script.write_text(
+        "import time\n"
+        "from bugatlas.classify import Ensemble\n"
+        "from bugatlas.classify.api import predict_parallel\n"
+        "from bugatlas.store.records import Issue\n"
+        "class Slow(Ensemble):\n"
+        "    def predict(self, issues, **kw):\n"
+        "        time.sleep(5)\n"
+        "        return super().predict(issues, **kw)\n"
+        "issues = [Issue(repo='a/b', number=n + 1, title=f'crash {n}', body='CUDA out of memory') for n in range(8)]\n"
+        "while True:\n"
+        "    predict_parallel(Slow('liu2025'), issues * 50, jobs=2, chunk=2)\n")
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        kids: list[str] = []
+        while time.monotonic() < deadline and len(kids) < 2:  # both workers forked and at work
+            kids = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+            time.sleep(0.2)
+        assert len(kids) == 2, proc.stderr.read() if proc.poll() is not None else "no workers"
+        os.kill(proc.pid, signal.SIGKILL)  # the parent alone, as the OOM killer does
+        proc.wait(timeout=30)
+        deadline = time.monotonic() + 20
+        left = kids
+        while time.monotonic() < deadline and left:
+            left = [k for k in kids if Path(f"/proc/{k}").exists()
+                    and "Z" not in Path(f"/proc/{k}/stat").read_text().split(")")[-1][:3]]
+            time.sleep(0.2)
+        assert left == [], f"workers {left} outlived their killed parent"
+    finally:
+        subprocess.run(["pkill", "-KILL", "-g", str(proc.pid)], capture_output=True)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 import signal
+import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -136,7 +138,7 @@ def classify_file(
 _WORKER_ENS: Ensemble | None = None
 
 
-def _worker_start() -> None:
+def _worker_start(parent: int) -> None:
     # the CLI stops on SIGTERM like on Ctrl-C (an exception, so the run is recorded); a pool
     # worker inherits that handler, but Pool.terminate() ends idle workers with SIGTERM and
     # expects them to die: with the exception each printed a traceback, and one raised while
@@ -146,6 +148,24 @@ def _worker_start() -> None:
     # pool); each worker raising KeyboardInterrupt printed its own traceback
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, _POOL_SIGNALS)  # blocked while the pool forked
+    _die_with_parent(parent)
+
+
+def _die_with_parent(parent: int) -> None:
+    # a parent killed outright (SIGKILL, the OOM killer) never terminates the pool: each worker
+    # waited forever on a task queue whose write end it holds itself. Linux can send it SIGTERM
+    # (default action here) when the parent goes; elsewhere the worker stays, as before
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(1)
 
 
 # held back while the pool forks: the CLI's handler raising in a fork hook was dropped (the
@@ -171,7 +191,7 @@ def _fork_pool(context: Any, jobs: int) -> tuple[Any, int | None]:
     held = signal.pthread_sigmask(signal.SIG_BLOCK, _POOL_SIGNALS)
     handlers = _note_signals(came)
     try:
-        pool = context.Pool(jobs, initializer=_worker_start)
+        pool = context.Pool(jobs, initializer=_worker_start, initargs=(os.getpid(),))
     finally:
         # unblock first: a signal held pending (the pool's threads started with it blocked) is
         # noted by our handler, not raised here, where the caller would never get the pool
