@@ -17,7 +17,7 @@ from tests.llama_server import llama_server  # noqa: F401 - the session fixture
 
 from bugatlas import Store
 from bugatlas.classify import Ensemble, LLMError, LLMLabeler, taxonomy_spec
-from bugatlas.classify.llm import build_messages, response_schema, validate
+from bugatlas.classify.llm import VALUE_CONFIDENCE, build_messages, response_schema, validate
 from bugatlas.store.records import Issue
 
 from .conftest import LocalServer
@@ -87,6 +87,17 @@ def test_real_server_answers_in_schema_and_is_cached(llama_server, corpus_record
     key = labeler.cache_key(build_messages(spec, issue, body_chars=600))
     row = store.query("SELECT model, response FROM classify_llm_cache WHERE key = ?", (key,))
     assert row and row[0]["model"] == MODEL_NAME and validate(spec, orjson.loads(row[0]["response"]))
+    # llama.cpp's server gives log-probabilities: every named category has its confidence from
+    # them, kept with the answer (gemma3-270m states confidence 0 for nearly everything)
+    answer = orjson.loads(row[0]["response"])
+    for dim in spec.dims:
+        named = answer[dim] if isinstance(answer[dim], list) else [answer[dim]]
+        sure = answer[VALUE_CONFIDENCE][dim]
+        assert set(sure) == set(named) and all(0 < c <= 1 for c in sure.values())
+        ratios = [scores[dim].probs[leaf] / c for leaf, c in sure.items()]  # the scores follow them
+        assert max(ratios) == pytest.approx(min(ratios))
+        if len(named) == 1:
+            assert scores[dim].probs[named[0]] == pytest.approx(sure[named[0]])
     # a new labeler on the same store answers from the store without the server
     offline = LLMLabeler(TINY, "http://127.0.0.1:9/v1", MODEL_NAME, store=store, retries=0, body_chars=600)
     assert offline.label(issue)["symptom"].probs == scores["symptom"].probs
@@ -96,7 +107,8 @@ def test_real_server_answers_in_schema_and_is_cached(llama_server, corpus_record
 def test_retries_invalid_json_and_5xx_then_succeeds(llama_server, corpus_records) -> None:  # noqa: F811
     flaky = Flaky(llama_server.base_url, ["500", "badjson", "offschema"])
     try:
-        labeler = LLMLabeler(TINY, flaky.url, MODEL_NAME, retries=3, backoff=0.01, max_tokens=80, body_chars=600)
+        labeler = LLMLabeler(TINY, flaky.url, MODEL_NAME, retries=3, backoff=0.01, max_tokens=80, body_chars=600,
+                             logprobs=False)  # llama-cpp-python computes them slowly
         scores = labeler.label(_issue(corpus_records, "sgl-project/sglang", 6857))
         assert set(scores) == {"symptom", "cause"}
         assert labeler.stats["retries"] == 3 and flaky.seen[:3] == ["500", "badjson", "offschema"]
@@ -124,7 +136,7 @@ def test_retries_are_bounded_and_timeouts_count(llama_server, corpus_records) ->
 
 def test_ensemble_asks_llm_when_unsure_and_cli_batch(llama_server, corpus_records, tmp_path) -> None:  # noqa: F811
     issues = [_issue(corpus_records, "ggml-org/llama.cpp", 9013)]
-    labeler = LLMLabeler(TINY, llama_server.base_url, MODEL_NAME, max_tokens=80, body_chars=600)
+    labeler = LLMLabeler(TINY, llama_server.base_url, MODEL_NAME, max_tokens=80, body_chars=600, logprobs=False)
     ens = Ensemble(TINY, llm=labeler, llm_below=1.01)  # unsure about everything: always ask
     pred = ens.predict(issues, threshold=0.0)[0]
     assert pred.source_kind["symptom"] == "llm" and pred.evidence["symptom"][0].startswith("llm:")
@@ -133,7 +145,8 @@ def test_ensemble_asks_llm_when_unsure_and_cli_batch(llama_server, corpus_record
     out = tmp_path / "out.jsonl"
     res = subprocess.run([sys.executable, "-m", "bugatlas.cli", "classify", "--taxonomy", TINY, "--input", str(src),
                           "--output", str(out), "--llm-url", llama_server.base_url, "--llm-model", MODEL_NAME,
-                          "--llm-below", "1.01", "--llm-max-tokens", "80", "--llm-body-chars", "600"], capture_output=True, text=True, timeout=900)
+                          "--llm-below", "1.01", "--llm-max-tokens", "80", "--llm-body-chars", "600",
+                          "--no-llm-logprobs"], capture_output=True, text=True, timeout=900)
     assert res.returncode == 0, res.stderr
     rec = orjson.loads(out.read_text())
     assert rec["taxonomy"] == "tiny-failures" and set(rec["labels"]) == {"symptom", "cause_group", "cause"}

@@ -5,6 +5,7 @@ the store and the CLI are real."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -13,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from bugatlas import Store
-from bugatlas.classify import SOURCE, Ensemble, LLMError, LLMLabeler, classify_store
+from bugatlas.classify import SOURCE, Ensemble, LLMError, LLMLabeler, classify_store, taxonomy_spec
+from bugatlas.classify.llm import value_confidences
 from bugatlas.store.records import Issue
 
 from .conftest import LocalServer
@@ -28,8 +30,10 @@ class Endpoint(LocalServer):
     ("ok": ``answer`` as the content, "404", "length": ``answer`` cut off by max_tokens);
     every request's headers and JSON body are kept in ``seen``."""
 
-    def __init__(self, answer: dict, script: list[str] | None = None, default: str = "ok"):
+    def __init__(self, answer: dict | str, script: list[str] | None = None, default: str = "ok",
+                 tokens: list[dict] | None = None):
         self.answer, self.script, self.default, self.seen = answer, list(script or []), default, []
+        self.tokens = tokens  # logprobs.content sent with each answer, when given
         super().__init__()
 
     def respond(self, path: str, headers: dict[str, str], body: bytes) -> tuple[int, bytes]:
@@ -39,19 +43,25 @@ class Endpoint(LocalServer):
         if action == "404":
             error = {"error": {"message": f"The model `{request.get('model')}` does not exist."}}
             return 404, json.dumps(error).encode()
-        content, finish = json.dumps(self.answer), "stop"
+        if action == "nologprobs" and request.get("logprobs"):  # as servers without them answer
+            return 400, json.dumps({"error": {"message": "logprobs is not supported"}}).encode()
+        content = self.answer if isinstance(self.answer, str) else json.dumps(self.answer)
+        finish = "stop"
         if action == "length":
             content, finish = content[: len(content) // 2], "length"
-        return 200, json.dumps({"choices": [{"index": 0, "finish_reason": finish,
-                                             "message": {"role": "assistant", "content": content}}]}).encode()
+        choice = {"index": 0, "finish_reason": finish, "message": {"role": "assistant", "content": content}}
+        if self.tokens is not None and request.get("logprobs"):
+            choice["logprobs"] = {"content": self.tokens}
+        return 200, json.dumps({"choices": [choice]}).encode()
 
 
 @pytest.fixture()
 def endpoint():
     made: list[Endpoint] = []
 
-    def make(answer: dict, script: list[str] | None = None, default: str = "ok") -> Endpoint:
-        made.append(Endpoint(answer, script, default))
+    def make(answer: dict | str, script: list[str] | None = None, default: str = "ok",
+             tokens: list[dict] | None = None) -> Endpoint:
+        made.append(Endpoint(answer, script, default, tokens))
         return made[-1]
 
     yield make
@@ -324,3 +334,63 @@ def test_llm_model_without_llm_url_is_a_usage_error_not_an_offline_run(tmp_path)
     assert res.returncode == 2, res.stderr
     assert "error: --llm-model qwen2.5-7b needs --llm-url" in res.stderr and "Traceback" not in res.stderr
     assert not (tmp_path / "o.jsonl").exists()
+
+
+def _token(text: str, alternatives: dict[str, float]) -> dict:
+    """One token of logprobs.content: ``text`` and its alternatives' probabilities (the
+    token's own among them)."""
+    return {"token": text, "logprob": math.log(alternatives[text]),
+            "top_logprobs": [{"token": t, "logprob": math.log(p)} for t, p in alternatives.items()]}
+
+
+LOGPROB_ANSWER = '{"symptom": "Hang", "cause": ["Logic"], "confidence": 0.9, "evidence": "undefined symbol"}'
+LOGPROB_TOKENS = [
+    _token('{"symptom": "', {'{"symptom": "': 1.0}),
+    # the server's probabilities come before the grammar: "hang" is not a category name
+    _token("Hang", {"Hang": 0.6, "Crash": 0.3, "hang": 0.1}),
+    _token('", "cause": ["', {'", "cause": ["': 1.0}),
+    _token("Lo", {"Lo": 0.5, "Ver": 0.25, "Back": 0.25, "xyz": 0.2}),  # Logic, Version, Backend
+    _token("gic", {"gic": 0.8, "ng": 0.2}),                              # "Long" names none
+    _token('"], "confidence": 0.9, "evidence": "undefined symbol"}',
+           {'"], "confidence": 0.9, "evidence": "undefined symbol"}': 0.7, "s": 0.3}),
+]
+
+
+def test_confidence_comes_from_the_tokens_log_probabilities(endpoint) -> None:
+    """The model's stated confidence was the only one, floored at 0.5: small models state 0
+    for everything, and a strong one's stated number is poorly calibrated. Where the server
+    sends log-probabilities, a category's confidence is the probability of its name's tokens
+    among the alternatives that still spell a category (the grammar's view)."""
+    assert "".join(t["token"] for t in LOGPROB_TOKENS) == LOGPROB_ANSWER
+    spec = taxonomy_spec(str(TINY))
+    sure = value_confidences(spec, LOGPROB_ANSWER, LOGPROB_TOKENS)
+    assert sure["symptom"] == {"Hang": pytest.approx(0.6 / 0.9)}
+    assert sure["cause"] == {"Logic": pytest.approx(0.5 * 1.0 * 1.0)}
+    ep = endpoint(LOGPROB_ANSWER, tokens=LOGPROB_TOKENS)
+    labeler = LLMLabeler(str(TINY), ep.url, "m", retries=0)
+    scores = labeler.label(CONFIDENT)
+    assert ep.seen[0]["body"]["logprobs"] is True and ep.seen[0]["body"]["top_logprobs"] == 20
+    assert scores["symptom"].probs["Hang"] == pytest.approx(0.6 / 0.9)
+    assert scores["symptom"].strength == pytest.approx(0.6 / 0.9)
+    pred = Ensemble(str(TINY), llm=labeler, llm_below=1.01).predict([CONFIDENT], threshold=0.55)[0]
+    assert pred.labels["symptom"] == ["Hang"] and pred.confidence["symptom"] == pytest.approx(0.6667, abs=1e-4)
+    assert pred.labels["cause"] == []  # 0.5 is below the threshold: abstained, as an offline label would
+    # tokens that do not spell the answer (or none): the stated confidence, 0.5 + 0.5 * 0.9
+    for tokens in (LOGPROB_TOKENS[:-1], [{"token": 1}], None):
+        assert value_confidences(spec, LOGPROB_ANSWER, tokens) is None
+    # a named category the model was very unsure of still comes first (an even share of the
+    # rest, 0.495 here, would have put another cause above Logic's 0.01)
+    unsure = [*LOGPROB_TOKENS[:3], _token("Lo", {"Lo": 0.01, "Ver": 0.5, "Back": 0.49}), *LOGPROB_TOKENS[4:]]
+    cause = LLMLabeler(str(TINY), endpoint(LOGPROB_ANSWER, tokens=unsure).url, "m", retries=0).label(CONFIDENT)["cause"]
+    assert max(cause.probs, key=cause.probs.__getitem__) == "Logic"
+    ep2 = endpoint(LOGPROB_ANSWER, tokens=LOGPROB_TOKENS[1:])
+    assert LLMLabeler(str(TINY), ep2.url, "m", retries=0).label(CONFIDENT)["symptom"].probs["Hang"] == pytest.approx(0.95)
+
+
+def test_a_server_without_log_probabilities_is_asked_again_without_them(endpoint) -> None:
+    ep = endpoint(LOGPROB_ANSWER, default="nologprobs", tokens=LOGPROB_TOKENS)
+    labeler = LLMLabeler(str(TINY), ep.url, "m", retries=0)
+    assert labeler.label(CONFIDENT)["symptom"].probs["Hang"] == pytest.approx(0.95)  # the stated one
+    assert [bool(s["body"].get("logprobs")) for s in ep.seen] == [True, False]
+    labeler.label(Issue(repo="a/b", number=2, title="it hangs", body="stuck forever"))
+    assert len(ep.seen) == 3 and "logprobs" not in ep.seen[2]["body"]  # not asked for again

@@ -23,7 +23,7 @@ def _progress() -> Progress:
 
 def _llm(taxonomy: str, url: str | None, model: str | None, store=None, timeout: float = 120.0,
          retries: int = 3, response_format: str = "auto", max_tokens: int = 400, body_chars: int = 3000,
-         cache_file: Path | None = None):
+         cache_file: Path | None = None, logprobs: bool = True):
     if not url:
         return None
     from bugatlas.classify.llm import LLMLabeler
@@ -33,7 +33,7 @@ def _llm(taxonomy: str, url: str | None, model: str | None, store=None, timeout:
         raise BadInputError("--llm-url needs --llm-model (the model name the endpoint serves)")
     return LLMLabeler(taxonomy, url, model, store=store, api_key=os.environ.get("BUGATLAS_LLM_KEY"),
                       timeout=timeout, retries=retries, response_format=response_format,
-                      max_tokens=max_tokens, body_chars=body_chars, cache_file=cache_file)
+                      max_tokens=max_tokens, body_chars=body_chars, cache_file=cache_file, logprobs=logprobs)
 
 
 def _load_model(path: Path, taxonomy: str):  # noqa: ANN202
@@ -68,6 +68,7 @@ def register(app: typer.Typer) -> None:
         llm_max_tokens: Annotated[int, typer.Option(min=1, help="Answer length limit.")] = 400,
         llm_body_chars: Annotated[int, typer.Option(min=0, help="How much of the issue body goes into the prompt.")] = 3000,
         llm_retries: Annotated[int, typer.Option(min=0, help="Retries on invalid JSON, 5xx and timeouts.")] = 3,
+        llm_logprobs: Annotated[bool, typer.Option("--llm-logprobs/--no-llm-logprobs", help="Take each LLM label's confidence from the tokens' log-probabilities (else the model's stated one). llama-cpp-python's server computes them slowly (tens of seconds an answer on 2 cores): --no-llm-logprobs there.")] = True,
         llm_cache: Annotated[Path | None, typer.Option("--llm-cache", help="Batch mode: SQLite file of the LLM's answers, reused by the next run (an interrupted or failed run resumes). Default: the output's name + .llm-cache.sqlite. The store mode keeps them in the store.")] = None,
         all_issues: Annotated[bool, typer.Option("--all", help="Label every issue with text, not only the filter's failure reports.")] = False,
         limit: Annotated[int | None, typer.Option(help="Label at most this many (unlabeled) issues.")] = None,
@@ -103,7 +104,7 @@ def register(app: typer.Typer) -> None:
                         raise BadInputError(f"--llm-cache {cache_file} is {what}; the cache would destroy it "
                                             "or be destroyed (choose another file)")
             llm = _llm(taxonomy, llm_url, llm_model, None, llm_timeout, llm_retries, llm_format,
-                       llm_max_tokens, llm_body_chars, cache_file if llm_url else None)
+                       llm_max_tokens, llm_body_chars, cache_file if llm_url else None, llm_logprobs)
             try:
                 with _progress() as bar:
                     task = bar.add_task("classify", total=None)
@@ -124,7 +125,7 @@ def register(app: typer.Typer) -> None:
             return
         store = open_store(db, create=False)
         llm = _llm(taxonomy, llm_url, llm_model, store, llm_timeout, llm_retries, llm_format,
-                       llm_max_tokens, llm_body_chars)
+                   llm_max_tokens, llm_body_chars, logprobs=llm_logprobs)
         with _progress() as bar:
             task = bar.add_task(f"classify {taxonomy}", total=None)
 

@@ -9,6 +9,8 @@ bounded number of times on invalid JSON, 5xx answers and timeouts.
 from __future__ import annotations
 
 import hashlib
+import math
+import re
 import sqlite3
 import time
 from collections.abc import Sequence
@@ -35,6 +37,8 @@ from bugatlas.store.records import Issue
 from bugatlas.store.store import now_iso
 
 PROMPT_VERSION = "1"
+TOP_LOGPROBS = 20  # alternatives per token asked for (OpenAI's and vLLM's default maximum)
+VALUE_CONFIDENCE = "_value_confidence"  # key of the log-probability confidences in a kept answer
 
 
 class LLMError(BugAtlasError):
@@ -119,6 +123,89 @@ def validate(spec: TaxonomySpec, answer: Any) -> dict[str, Any]:
     return answer
 
 
+def value_confidences(spec: TaxonomySpec, content: str, tokens: Any) -> dict[str, dict[str, float]] | None:
+    """How sure the model was of each category it named, from the tokens' log-probabilities
+    (``logprobs.content`` of an OpenAI-style answer): per token of the name, the chosen token's
+    probability over the alternatives that still spell a category of that dimension, multiplied
+    along the name. Renormalizing matters: servers report the model's probabilities before the
+    schema's grammar removed the tokens it forbids. None when the tokens do not spell
+    ``content`` (the server sent none, or split characters across tokens) or are malformed:
+    the answer itself stands either way."""
+    try:
+        return _value_confidences(spec, content, tokens)
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError):
+        return None
+
+
+def _value_confidences(spec: TaxonomySpec, content: str, tokens: Any) -> dict[str, dict[str, float]] | None:
+    if not isinstance(tokens, list) or not tokens:
+        return None
+    pieces = [str(t["token"]) for t in tokens]
+    if "".join(pieces) != content:
+        return None
+    starts, pos = [], 0
+    for piece in pieces:
+        starts.append(pos)
+        pos += len(piece)
+    out: dict[str, dict[str, float]] = {}
+    for dim, dspec in spec.dims.items():
+        leaves = set(dspec.leaves)
+        out[dim] = {}
+        for begin, end in _string_values(content, dim):
+            name = content[begin:end]
+            if name not in leaves:
+                continue
+            conf = 1.0
+            for i, (tok, at) in enumerate(zip(pieces, starts, strict=True)):
+                if at + len(tok) <= begin or at > end:  # outside the name and its closing quote
+                    continue
+                lead = content[at:begin] if at < begin else ""  # e.g. the opening quote
+                spelled = content[begin:at] if at > begin else ""
+                alts = {str(a.get("token")): float(a.get("logprob", -1e9))
+                        for a in (tokens[i].get("top_logprobs") or []) if isinstance(a, dict)}
+                alts[tok] = float(tokens[i].get("logprob", 0.0))
+                valid = [lp for alt, lp in alts.items()
+                         if alt.startswith(lead) and _spells(spelled + alt[len(lead):], leaves)]
+                total = sum(math.exp(lp) for lp in valid)
+                if total > 0:
+                    conf *= math.exp(alts[tok]) / total
+            out[dim][name] = max(out[dim].get(name, 0.0), conf)
+    return out
+
+
+def _spells(text: str, leaves: set[str]) -> bool:
+    """Whether ``text`` (a category name so far, perhaps with its closing quote and what follows)
+    can still be a name of ``leaves``."""
+    if '"' in text:
+        return text[: text.index('"')] in leaves
+    return any(leaf.startswith(text) for leaf in leaves)
+
+
+def _string_values(content: str, key: str) -> list[tuple[int, int]]:
+    """Offsets (start, end) of the string value of ``key``, or of each string of its list, in a
+    JSON object's text; names with escapes are skipped (category names have none)."""
+    m = re.search(rf'"{re.escape(key)}"\s*:\s*', content)
+    if m is None:
+        return []
+    spans, i = [], m.end()
+    in_list = i < len(content) and content[i] == "["
+    i += in_list
+    while i < len(content):
+        while i < len(content) and content[i] in " \t\r\n,":
+            i += 1
+        if i >= len(content) or content[i] != '"':
+            break
+        close = content.find('"', i + 1)
+        if close < 0:
+            break
+        if "\\" not in content[i + 1 : close]:
+            spans.append((i + 1, close))
+        i = close + 1
+        if not in_list:
+            break
+    return spans
+
+
 def build_messages(spec: TaxonomySpec, issue: Issue, *, body_chars: int = 3000,
                    definitions: bool = True) -> list[dict[str, str]]:
     """The prompt: the codebook (names, with their definitions unless ``definitions`` is
@@ -163,6 +250,7 @@ class LLMLabeler:
         definitions: bool = True,
         body_chars: int = 3000,
         cache_file: str | Path | None = None,
+        logprobs: bool = True,
     ):
         self.spec = taxonomy_spec(taxonomy)
         base = url.rstrip("/")
@@ -190,6 +278,7 @@ class LLMLabeler:
         # auto: json_schema (OpenAI, vLLM, llama.cpp's own server), json_object+schema if rejected
         self.format_mode = "json_object" if response_format == "json_object" else "json_schema"
         self.auto_format = response_format == "auto"
+        self.logprobs = logprobs  # asked for until the server rejects them
         self.definitions = definitions
         self.body_chars = body_chars
         self.name = f"llm:{model}"
@@ -210,8 +299,11 @@ class LLMLabeler:
                    "json_schema": {"name": "labels", "strict": True, "schema": self.schema}}
         else:
             fmt = {"type": "json_object", "schema": self.schema}
-        return {"model": self.model, "messages": messages, "temperature": self.temperature,
+        body = {"model": self.model, "messages": messages, "temperature": self.temperature,
                 "max_tokens": self.max_tokens, "response_format": fmt}
+        if self.logprobs:  # the confidences (see value_confidences)
+            body.update(logprobs=True, top_logprobs=TOP_LOGPROBS)
+        return body
 
     def cache_key(self, messages: list[dict[str, str]]) -> str:
         payload = orjson.dumps({"model": self.model, "messages": messages, "schema": self.schema,
@@ -266,6 +358,10 @@ class LLMLabeler:
                 self.format_mode = "json_object"
                 self.auto_format = False
                 return self.ask(messages)
+            if resp.status_code == 400 and self.logprobs and "logprob" in resp.text:
+                # a server without log-probabilities: the model's own confidence is used instead
+                self.logprobs = False
+                return self.ask(messages)
             if resp.status_code >= 500 or resp.status_code == 429:
                 last = f"HTTP {resp.status_code}"
                 continue
@@ -275,6 +371,7 @@ class LLMLabeler:
                 choice = resp.json()["choices"][0]
                 content = choice["message"]["content"]
                 answer = validate(self.spec, orjson.loads(content))
+                sure = value_confidences(self.spec, content, (choice.get("logprobs") or {}).get("content"))
             except (KeyError, IndexError, TypeError, ValueError) as exc:  # JSONDecodeError is a ValueError
                 last = f"invalid answer ({' '.join(str(exc).split())[:120]})"
                 if isinstance(choice, dict) and choice.get("finish_reason") == "length":
@@ -282,6 +379,8 @@ class LLMLabeler:
                     raise LLMError(f"{self.endpoint}: the answer was cut off at max_tokens {self.max_tokens} "
                                    f"(raise --llm-max-tokens): {last}") from None
                 continue
+            if sure is not None:  # kept with the answer (and its cache entry), outside the schema
+                answer = {**answer, VALUE_CONFIDENCE: sure}
             self._remember(key, answer)
             return answer
         raise LLMError(f"{self.endpoint}: no valid answer after {self.retries + 1} attempts: {last}")
@@ -290,18 +389,23 @@ class LLMLabeler:
     def label(self, issue: Issue) -> dict[str, DimScores]:
         answer = self.ask(build_messages(self.spec, issue, definitions=self.definitions,
                                          body_chars=self.body_chars))
-        # the model's own confidence, mapped into [0.5, 1]: the named categories always come
-        # first (small models often answer confidence 0 while naming a category)
-        conf = 0.5 + 0.5 * float(answer["confidence"])
+        # without log-probabilities, the model's own confidence mapped into [0.5, 1]: the named
+        # categories always come first (small models often answer confidence 0 while naming one)
+        stated = 0.5 + 0.5 * float(answer["confidence"])
+        sure = answer.get(VALUE_CONFIDENCE) or {}
         quote = quoted(str(answer.get("evidence") or ""), issue)
         out = {}
         for dim, dspec in self.spec.dims.items():
             chosen = answer[dim] if isinstance(answer[dim], list) else [answer[dim]]
             chosen = list(dict.fromkeys(chosen))
-            rest = (1.0 - conf) / max(len(dspec.leaves) - len(chosen), 1)
-            probs = normalize({leaf: (conf if leaf in chosen else rest) for leaf in dspec.leaves})
+            conf = {leaf: max(float(sure.get(dim, {}).get(leaf, stated)), 1e-6) for leaf in chosen}
+            top = max(conf.values())
+            # the named categories stay first however unsure the model was (among 28 root
+            # causes, an even share of the rest can exceed a named one's 0.02)
+            rest = min((1.0 - top) / max(len(dspec.leaves) - len(chosen), 1), 0.5 * min(conf.values()))
+            probs = normalize({leaf: conf.get(leaf, rest) for leaf in dspec.leaves})
             ev = {leaf: [f"llm: {quote}"] if quote else [f"llm: {self.model}"] for leaf in chosen}
-            out[dim] = DimScores(probs=probs, evidence=ev, strength=conf)
+            out[dim] = DimScores(probs=probs, evidence=ev, strength=top)
         return out
 
     def score(self, issues: Sequence[Issue]) -> list[dict[str, DimScores]]:
