@@ -462,6 +462,20 @@ def test_codebook_files_of_one_name_in_one_process_are_each_used(tmp_path) -> No
     assert Ensemble("mine").spec.dims["kind"].leaves == ["Gamma", "Other"]
 
 
+def _slow_batch(seconds: int) -> str:
+    """The head of a script that runs batches whose every chunk takes ``seconds``: an ensemble
+    ``Slow`` and eight ``issues``."""
+    return ("import sys, time\n"
+            "from bugatlas.classify import Ensemble\n"
+            "from bugatlas.classify.api import predict_parallel\n"
+            "from bugatlas.store.records import Issue\n"
+            "class Slow(Ensemble):\n"
+            "    def predict(self, issues, **kw):\n"
+            f"        time.sleep({seconds})\n"
+            "        return super().predict(issues, **kw)\n"
+            "issues = [Issue(repo='a/b', number=n + 1, title=f'crash {n}', body='CUDA out of memory') for n in range(8)]\n")
+
+
 def test_ctrl_c_during_a_parallel_batch_prints_no_worker_tracebacks(tmp_path) -> None:
     """Ctrl-C in a terminal signals the whole process group: every pool worker raised its own
     KeyboardInterrupt and printed "Process ForkPoolWorker-N: Traceback ..." (72 lines for -j 2)
@@ -471,15 +485,7 @@ def test_ctrl_c_during_a_parallel_batch_prints_no_worker_tracebacks(tmp_path) ->
 
     script = tmp_path / "slow.py"
     script.write_text(
-        "import sys, time\n"
-        "from bugatlas.classify import Ensemble\n"
-        "from bugatlas.classify.api import predict_parallel\n"
-        "from bugatlas.store.records import Issue\n"
-        "class Slow(Ensemble):\n"
-        "    def predict(self, issues, **kw):\n"
-        "        time.sleep(60)\n"
-        "        return super().predict(issues, **kw)\n"
-        "issues = [Issue(repo='a/b', number=n + 1, title=f'crash {n}', body='CUDA out of memory') for n in range(8)]\n"
+        _slow_batch(60) +
         "try:\n"
         "    predict_parallel(Slow('liu2025'), issues, jobs=2, chunk=2)\n"
         "except KeyboardInterrupt:\n"
@@ -575,15 +581,7 @@ def test_batch_workers_exit_when_the_parent_is_killed_outright(tmp_path) -> None
         pytest.skip("the parent-death signal is Linux's")
     script = tmp_path / "slow.py"
     script.write_text(
-        "import time\n"
-        "from bugatlas.classify import Ensemble\n"
-        "from bugatlas.classify.api import predict_parallel\n"
-        "from bugatlas.store.records import Issue\n"
-        "class Slow(Ensemble):\n"
-        "    def predict(self, issues, **kw):\n"
-        "        time.sleep(5)\n"
-        "        return super().predict(issues, **kw)\n"
-        "issues = [Issue(repo='a/b', number=n + 1, title=f'crash {n}', body='CUDA out of memory') for n in range(8)]\n"
+        _slow_batch(5) +
         "while True:\n"
         "    predict_parallel(Slow('liu2025'), issues * 50, jobs=2, chunk=2)\n")
     proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
