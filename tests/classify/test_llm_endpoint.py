@@ -394,3 +394,18 @@ def test_a_server_without_log_probabilities_is_asked_again_without_them(endpoint
     assert [bool(s["body"].get("logprobs")) for s in ep.seen] == [True, False]
     labeler.label(Issue(repo="a/b", number=2, title="it hangs", body="stuck forever"))
     assert len(ep.seen) == 3 and "logprobs" not in ep.seen[2]["body"]  # not asked for again
+
+
+def test_raw_newlines_in_the_evidence_quote_are_read_not_retried(endpoint) -> None:
+    """llama.cpp's JSON grammar lets a model put a raw newline or tab in a string: gemma3-270m
+    did so in the evidence quote of 10 of 60 development-set answers, each rejected ("unexpected
+    control character in string") and asked again to the same answer."""
+    content = json.dumps(TINY_ANSWER).replace("undefined symbol", "undefined\n\tsymbol")
+    assert "\n\t" in content  # raw characters, not escapes
+    ep = endpoint(content)
+    scores = LLMLabeler(str(TINY), ep.url, "m", retries=2, backoff=0.01).label(CONFIDENT)
+    assert len(ep.seen) == 1 and scores["symptom"].probs["Hang"] > 0.5
+    assert scores["symptom"].evidence["Hang"] == ["llm: undefined symbol"]  # a quote of the issue, spaces aside
+    ep2 = endpoint("{not json")
+    with pytest.raises(LLMError, match="invalid answer"):
+        LLMLabeler(str(TINY), ep2.url, "m", retries=0).label(CONFIDENT)

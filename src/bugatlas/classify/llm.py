@@ -9,6 +9,7 @@ bounded number of times on invalid JSON, 5xx answers and timeouts.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import re
 import sqlite3
@@ -100,6 +101,17 @@ def response_schema(spec: TaxonomySpec) -> dict[str, Any]:
     props["confidence"] = {"type": "number", "minimum": 0, "maximum": 1}
     props["evidence"] = {"type": "string", "maxLength": 300}
     return {"type": "object", "properties": props, "required": list(props), "additionalProperties": False}
+
+
+def parse_answer(content: str) -> Any:
+    """The answer's JSON. Raw newlines and tabs inside strings (JSON wants them escaped) are
+    read as they are: llama.cpp's grammar lets a model put them in its evidence quote, and
+    gemma3-270m did so in 10 of 60 development-set answers, each otherwise valid and each
+    asked again in vain (the same answer comes back at temperature 0)."""
+    try:
+        return orjson.loads(content)
+    except orjson.JSONDecodeError:
+        return json.loads(content, strict=False)  # a ValueError again when it is not JSON at all
 
 
 def validate(spec: TaxonomySpec, answer: Any) -> dict[str, Any]:
@@ -370,7 +382,7 @@ class LLMLabeler:
             try:
                 choice = resp.json()["choices"][0]
                 content = choice["message"]["content"]
-                answer = validate(self.spec, orjson.loads(content))
+                answer = validate(self.spec, parse_answer(content))
                 sure = value_confidences(self.spec, content, (choice.get("logprobs") or {}).get("content"))
             except (KeyError, IndexError, TypeError, ValueError) as exc:  # JSONDecodeError is a ValueError
                 last = f"invalid answer ({' '.join(str(exc).split())[:120]})"
