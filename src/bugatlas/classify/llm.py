@@ -412,9 +412,11 @@ class LLMLabeler:
             chosen = list(dict.fromkeys(chosen))
             conf = {leaf: max(float(sure.get(dim, {}).get(leaf, stated)), 1e-6) for leaf in chosen}
             top = max(conf.values())
-            # the named categories stay first however unsure the model was (among 28 root
-            # causes, an even share of the rest can exceed a named one's 0.02)
-            rest = min((1.0 - top) / max(len(dspec.leaves) - len(chosen), 1), 0.5 * min(conf.values()))
+            # the rest shared evenly, unless a share would put an unnamed category above a named
+            # one (among 28 root causes, 0.98 / 27 exceeds a named one's 0.02)
+            rest = (1.0 - top) / max(len(dspec.leaves) - len(chosen), 1)
+            if rest >= min(conf.values()):
+                rest = 0.5 * min(conf.values())
             probs = normalize({leaf: conf.get(leaf, rest) for leaf in dspec.leaves})
             ev = {leaf: [f"llm: {quote}"] if quote else [f"llm: {self.model}"] for leaf in chosen}
             out[dim] = DimScores(probs=probs, evidence=ev, strength=top)
