@@ -152,9 +152,9 @@ def _worker_start(parent: int) -> None:
 
 
 def _die_with_parent(parent: int) -> None:
-    # a parent killed outright (SIGKILL, the OOM killer) never terminates the pool: each worker
-    # waited forever on a task queue whose write end it holds itself. Linux can send it SIGTERM
-    # (default action here) when the parent goes; elsewhere the worker stays, as before
+    # a parent killed outright (SIGKILL, the OOM killer) never terminates the pool: its workers
+    # went on with the chunks already queued (still there 20 s later in the test). Linux can
+    # send each SIGTERM (default action here) when the parent goes; elsewhere, as before
     if not sys.platform.startswith("linux"):
         return
     import ctypes
